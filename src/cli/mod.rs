@@ -1,0 +1,62 @@
+//! The `intuitor` command line: clap definitions and dispatch. Each subcommand lives in its own
+//! file; the library does the work.
+
+mod generate;
+mod info;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::model::{LoadedModel, ModelSource};
+
+/// intuitor: train language models to reason with their own self-certainty as the reward
+/// (INTUITOR, arXiv 2505.19590), plus the paper's baselines and evaluation.
+#[derive(Debug, Parser)]
+#[command(name = "intuitor", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Describe a model: architecture, sizes, vocabulary, special tokens, chat template, load time.
+    Info(info::InfoArgs),
+    /// Generate a completion for one prompt (chat-formatted unless --raw).
+    Generate(generate::GenerateArgs),
+}
+
+/// Which model to load, and where.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// An HF model directory (config.json, *.safetensors, tokenizer.json), a .gguf file, or
+    /// `default` (SmolLM2-135M-Instruct Q4_1; fetch it with `bash scripts/fetch_model.sh`).
+    #[arg(long, short = 'm', default_value = "default")]
+    pub model: String,
+    /// Device: auto (CUDA if built with it and present, else CPU), cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Weight dtype: f32 (exact, the default on CPU), bf16 or f16 (GPU).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
+    pub dtype: String,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> anyhow::Result<LoadedModel> {
+        let device = crate::runtime::device(&self.device)?;
+        let dtype = match self.dtype.as_str() {
+            "bf16" => candle_core::DType::BF16,
+            "f16" => candle_core::DType::F16,
+            _ => candle_core::DType::F32,
+        };
+        let source = ModelSource::resolve(&self.model)?;
+        Ok(LoadedModel::load(&source, dtype, &device)?)
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Info(args) => info::run(&args),
+        Command::Generate(args) => generate::run(&args),
+    }
+}

@@ -1,0 +1,17 @@
+//! intuitor: INTUITOR (arXiv 2505.19590), GRPO whose reward is the policy's own self-certainty,
+//! in one Rust binary. The algorithm is specified in `docs/intuitor-spec.md` (shared docs).
+//!
+//! Module map:
+//! - [`model`]: loading (HF directory, GGUF, `default`) and the llama-family [`model::Decoder`].
+//! - [`tokenizer`]: tokenizers + special tokens; [`tokenizer::chat`] renders chat templates.
+//! - [`sampling`]: logits → next token (temperature, top-k, top-p, min-p).
+//! - [`generate`]: single-sequence KV-cache decoding.
+//! - [`cli`]: the `intuitor` command line.
+//! - [`runtime`]: process start-up (allocator tuning, device choice).
+
+pub mod cli;
+pub mod generate;
+pub mod model;
+pub mod runtime;
+pub mod sampling;
+pub mod tokenizer;

@@ -1,0 +1,413 @@
+//! The llama-family decoder (Llama 2/3.x, SmolLM2, Qwen2/2.5, Mistral), with logits at every
+//! position, a key mask for left-padded batches and the KV cache kept outside the weights.
+//!
+//! Every op on the path from the weights to the logits has a backward pass when gradients are
+//! tracked (stack-notes: candle's fused `rms_norm`, `softmax_last_dim` and `rope` have none and
+//! silently cut the graph). The fused ops are used only when no tensor in the call tracks a
+//! gradient (rollout, scoring), where they are faster and give the same values.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+
+use super::config::ModelConfig;
+
+/// Additive attention bias for masked keys. Finite (not -inf) so that a query row whose keys are
+/// all masked (a left-padding position) gives a harmless uniform row instead of NaN.
+const MASKED: f64 = -1e30;
+
+/// Per-layer cached keys and values, `[batch, kv_heads, seen, head_dim]` each.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    pub fn new(num_layers: usize) -> Self {
+        Self {
+            layers: vec![None; num_layers],
+        }
+    }
+
+    /// Number of positions already cached.
+    pub fn seen(&self) -> usize {
+        match self.layers.first() {
+            Some(Some((k, _))) => k.dim(2).unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// Keeps only the given batch rows (for retiring finished rows or expanding a shared prefix).
+    pub fn index_rows(&self, rows: &Tensor) -> Result<Self> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| match l {
+                Some((k, v)) => Ok(Some((k.index_select(rows, 0)?, v.index_select(rows, 0)?))),
+                None => Ok(None),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { layers })
+    }
+}
+
+struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        let y = x.reshape((b * t, d))?.matmul(&self.weight.t()?)?;
+        let y = match &self.bias {
+            Some(bias) => y.broadcast_add(bias)?,
+            None => y,
+        };
+        y.reshape((b, t, ()))
+    }
+}
+
+struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.track_op() || self.weight.track_op() {
+            let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+            let inv = (ms + self.eps)?.sqrt()?.recip()?;
+            x.broadcast_mul(&inv)?.broadcast_mul(&self.weight)
+        } else {
+            candle_nn::ops::rms_norm(x, &self.weight, self.eps as f32)
+        }
+    }
+}
+
+struct Layer {
+    input_layernorm: RmsNorm,
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    post_attention_layernorm: RmsNorm,
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+/// Rotary tables for one forward: `[batch, 1, seq, head_dim]`, the halves duplicated (HF layout).
+struct Rotary {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rotary {
+    /// HF rotate-half RoPE: `x·cos + rotate_half(x)·sin`, with `x` `[batch, heads, seq, head_dim]`.
+    fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        let half = x.dim(D::Minus1)? / 2;
+        let x1 = x.narrow(D::Minus1, 0, half)?;
+        let x2 = x.narrow(D::Minus1, half, half)?;
+        let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+        x.broadcast_mul(&self.cos)? + rotated.broadcast_mul(&self.sin)?
+    }
+}
+
+/// The decoder's weights, held as tensors named like the HF checkpoint.
+pub struct Decoder {
+    cfg: ModelConfig,
+    embed_tokens: Tensor,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    lm_head: Tensor,
+    inv_freq: Tensor,
+    params: Vec<(String, Tensor)>,
+}
+
+impl Decoder {
+    /// Builds the decoder from HF-named tensors (`model.layers.0.self_attn.q_proj.weight`, …).
+    /// Missing or mis-shaped tensors are errors naming the tensor. Pass `Var`-backed tensors to
+    /// train, plain tensors to run inference.
+    pub fn new(cfg: &ModelConfig, tensors: &HashMap<String, Tensor>) -> Result<Self> {
+        let mut params = Vec::new();
+        let mut take = |name: String, shape: &[usize]| -> Result<Tensor> {
+            let t = tensors
+                .get(&name)
+                .ok_or_else(|| candle_core::Error::Msg(format!("missing tensor `{name}`")))?;
+            if t.dims() != shape {
+                candle_core::bail!(
+                    "tensor `{name}` has shape {:?}, expected {shape:?}",
+                    t.dims()
+                );
+            }
+            params.push((name, t.clone()));
+            Ok(t.clone())
+        };
+        let (h, hd) = (cfg.hidden_size, cfg.head_dim);
+        let (q_out, kv_out) = (cfg.num_attention_heads * hd, cfg.num_key_value_heads * hd);
+        let embed_tokens = take("model.embed_tokens.weight".into(), &[cfg.vocab_size, h])?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("model.layers.{i}");
+            let mut linear = |name: &str, out: usize, inp: usize, bias: bool| -> Result<Linear> {
+                Ok(Linear {
+                    weight: take(format!("{p}.{name}.weight"), &[out, inp])?,
+                    bias: if bias {
+                        Some(take(format!("{p}.{name}.bias"), &[out])?)
+                    } else {
+                        None
+                    },
+                })
+            };
+            let bias = cfg.attention_bias;
+            let q_proj = linear("self_attn.q_proj", q_out, h, bias)?;
+            let k_proj = linear("self_attn.k_proj", kv_out, h, bias)?;
+            let v_proj = linear("self_attn.v_proj", kv_out, h, bias)?;
+            let o_proj = linear("self_attn.o_proj", h, q_out, false)?;
+            let gate_proj = linear("mlp.gate_proj", cfg.intermediate_size, h, false)?;
+            let up_proj = linear("mlp.up_proj", cfg.intermediate_size, h, false)?;
+            let down_proj = linear("mlp.down_proj", h, cfg.intermediate_size, false)?;
+            let norm = |t: Tensor| RmsNorm {
+                weight: t,
+                eps: cfg.rms_norm_eps,
+            };
+            layers.push(Layer {
+                input_layernorm: norm(take(format!("{p}.input_layernorm.weight"), &[h])?),
+                post_attention_layernorm: norm(take(
+                    format!("{p}.post_attention_layernorm.weight"),
+                    &[h],
+                )?),
+                q_proj,
+                k_proj,
+                v_proj,
+                o_proj,
+                gate_proj,
+                up_proj,
+                down_proj,
+            });
+        }
+        let norm = RmsNorm {
+            weight: take("model.norm.weight".into(), &[h])?,
+            eps: cfg.rms_norm_eps,
+        };
+        let lm_head = if cfg.tie_word_embeddings {
+            embed_tokens.clone()
+        } else {
+            take("lm_head.weight".into(), &[cfg.vocab_size, h])?
+        };
+        let device = embed_tokens.device().clone();
+        let inv_freq = Tensor::new(cfg.rope_inv_freq(), &device)?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            inv_freq,
+            params,
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    pub fn device(&self) -> &Device {
+        self.embed_tokens.device()
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.embed_tokens.dtype()
+    }
+
+    /// The trainable tensors with their HF names (a tied head appears once, as the embedding).
+    pub fn parameters(&self) -> &[(String, Tensor)] {
+        &self.params
+    }
+
+    /// Total number of parameters.
+    pub fn num_parameters(&self) -> usize {
+        self.params.iter().map(|(_, t)| t.elem_count()).sum()
+    }
+
+    /// Final hidden states `[batch, seq, hidden]`.
+    ///
+    /// * `input_ids`: `[batch, seq]` u32.
+    /// * `positions`: `[batch, seq]` u32 RoPE positions (for left padding: cumsum(mask) − 1).
+    /// * `key_mask`: `[batch, cache.seen() + seq]`, 1 for real tokens, 0 for padding; `None`
+    ///   means every key is real.
+    /// * `cache`: appended to in place when given.
+    pub fn hidden_states(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        key_mask: Option<&Tensor>,
+        mut cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
+        let past = cache.as_ref().map_or(0, |c| c.seen());
+        let rotary = self.rotary(positions)?;
+        let bias = self.attention_bias(b, t, past, key_mask)?;
+        let mut x = self.embed_tokens.embedding(&input_ids.flatten_all()?)?;
+        x = x.reshape((b, t, self.cfg.hidden_size))?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| {
+                if c.layers.len() < self.layers.len() {
+                    c.layers.resize(self.layers.len(), None);
+                }
+                &mut c.layers[i]
+            });
+            let residual = x.clone();
+            let h = layer.input_layernorm.forward(&x)?;
+            let h = self.attention(layer, &h, &rotary, bias.as_ref(), slot)?;
+            x = (residual + h)?;
+            let residual = x.clone();
+            let h = layer.post_attention_layernorm.forward(&x)?;
+            let gate = candle_nn::Activation::Silu.forward(&layer.gate_proj.forward(&h)?)?;
+            let h = layer.down_proj.forward(&(gate * layer.up_proj.forward(&h)?)?)?;
+            x = (residual + h)?;
+        }
+        self.norm.forward(&x)
+    }
+
+    /// Logits `[batch, seq, vocab]` from hidden states `[batch, seq, hidden]`.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let (b, t, h) = hidden.dims3()?;
+        hidden
+            .reshape((b * t, h))?
+            .matmul(&self.lm_head.t()?)?
+            .reshape((b, t, self.cfg.vocab_size))
+    }
+
+    /// Logits at every position, `[batch, seq, vocab]`; see [`Decoder::hidden_states`].
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        key_mask: Option<&Tensor>,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let hidden = self.hidden_states(input_ids, positions, key_mask, cache)?;
+        self.logits(&hidden)
+    }
+
+    fn rotary(&self, positions: &Tensor) -> Result<Rotary> {
+        let (b, t) = positions.dims2()?;
+        let half = self.inv_freq.dim(0)?;
+        let pos = positions.to_dtype(DType::F32)?.reshape((b, t, 1))?;
+        let freqs = pos.broadcast_mul(&self.inv_freq.reshape((1, 1, half))?)?;
+        let emb = Tensor::cat(&[&freqs, &freqs], D::Minus1)?.unsqueeze(1)?;
+        Ok(Rotary {
+            cos: emb.cos()?.to_dtype(self.dtype())?,
+            sin: emb.sin()?.to_dtype(self.dtype())?,
+        })
+    }
+
+    /// Additive bias `[batch, 1, seq, past + seq]`: causal, plus masked padding keys. `None` when
+    /// nothing is masked (a single new token and no padding).
+    fn attention_bias(
+        &self,
+        b: usize,
+        t: usize,
+        past: usize,
+        key_mask: Option<&Tensor>,
+    ) -> Result<Option<Tensor>> {
+        let total = past + t;
+        let keys: Option<Vec<Vec<u32>>> = match key_mask {
+            Some(m) => {
+                let dims = m.dims2()?;
+                if dims != (b, total) {
+                    candle_core::bail!("key_mask has shape {dims:?}, expected ({b}, {total})");
+                }
+                Some(m.to_dtype(DType::U32)?.to_vec2()?)
+            }
+            None => None,
+        };
+        let any_pad = keys
+            .as_ref()
+            .is_some_and(|k| k.iter().flatten().any(|&v| v == 0));
+        if t == 1 && !any_pad {
+            return Ok(None);
+        }
+        let mut bias = vec![0f32; b * t * total];
+        for r in 0..b {
+            for i in 0..t {
+                for j in 0..total {
+                    let causal = j > past + i;
+                    let pad = keys.as_ref().is_some_and(|k| k[r][j] == 0);
+                    if causal || pad {
+                        bias[(r * t + i) * total + j] = MASKED as f32;
+                    }
+                }
+            }
+        }
+        Tensor::from_vec(bias, (b, 1, t, total), self.device())?
+            .to_dtype(self.dtype())
+            .map(Some)
+    }
+
+    fn attention(
+        &self,
+        layer: &Layer,
+        x: &Tensor,
+        rotary: &Rotary,
+        bias: Option<&Tensor>,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let (b, t, _) = x.dims3()?;
+        let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
+        let heads = |y: Tensor, n: usize| -> Result<Tensor> {
+            y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()
+        };
+        let q = rotary.apply(&heads(layer.q_proj.forward(x)?, nh)?)?;
+        let mut k = rotary.apply(&heads(layer.k_proj.forward(x)?, nkv)?)?;
+        let mut v = heads(layer.v_proj.forward(x)?, nkv)?;
+        if let Some(slot) = cache {
+            if let Some((pk, pv)) = slot.as_ref() {
+                k = Tensor::cat(&[pk, &k], 2)?;
+                v = Tensor::cat(&[pv, &v], 2)?;
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        let total = k.dim(2)?;
+        // Grouped-query attention without copying K/V: fold the query heads of each KV group into
+        // the sequence axis, so one KV head serves its group in a single matmul (HF `repeat_kv`
+        // semantics: query head h reads KV head h / groups).
+        let groups = cfg.kv_groups();
+        let q = q.reshape((b, nkv, groups * t, hd))?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?.reshape((b, nh, t, total))?;
+        let scores = match bias {
+            Some(bias) => scores.broadcast_add(bias)?,
+            None => scores,
+        };
+        let probs = if scores.track_op() {
+            candle_nn::ops::softmax(&scores, D::Minus1)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        };
+        let out = probs
+            .reshape((b, nkv, groups * t, total))?
+            .matmul(&v)?
+            .reshape((b, nh, t, hd))?;
+        let out = out.transpose(1, 2)?.reshape((b, t, nh * hd))?;
+        layer.o_proj.forward(&out)
+    }
+}
+
+/// RoPE positions for a left-padded batch, as HF computes them: `cumsum(mask) − 1`, clamped at 0.
+pub fn positions_from_mask(mask: &[Vec<u32>]) -> Vec<Vec<u32>> {
+    mask.iter()
+        .map(|row| {
+            let mut seen = 0u32;
+            row.iter()
+                .map(|&m| {
+                    seen += m;
+                    seen.saturating_sub(1)
+                })
+                .collect()
+        })
+        .collect()
+}

@@ -1,0 +1,237 @@
+//! Logits → next token: repetition penalty, temperature, top-k, top-p, min-p (in HF
+//! `generate`'s order), then a draw from the kept distribution; greedy when temperature is 0.
+//! The RNG is passed in, so each sequence can own its stream.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// User-facing sampling settings. Neutral values switch a filter off.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SamplingParams {
+    /// 0 means greedy.
+    pub temperature: f32,
+    /// 0 disables top-k.
+    pub top_k: usize,
+    /// 1.0 disables top-p.
+    pub top_p: f32,
+    /// 0.0 disables min-p.
+    pub min_p: f32,
+    /// 1.0 disables the penalty (HF `repetition_penalty`).
+    pub repetition_penalty: f32,
+}
+
+impl Default for SamplingParams {
+    /// The reference rollout settings (spec §4.3 step 4): T 0.9, top-k 50, top-p 1, min-p 0.
+    fn default() -> Self {
+        Self {
+            temperature: 0.9,
+            top_k: 50,
+            top_p: 1.0,
+            min_p: 0.0,
+            repetition_penalty: 1.0,
+        }
+    }
+}
+
+impl SamplingParams {
+    pub fn greedy() -> Self {
+        Self {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repetition_penalty: 1.0,
+        }
+    }
+
+    pub fn is_greedy(&self) -> bool {
+        self.temperature <= 0.0
+    }
+}
+
+/// HF `RepetitionPenaltyLogitsProcessor`: logits of tokens already in the sequence are divided by
+/// `penalty` when positive and multiplied when negative.
+pub fn apply_repetition_penalty(logits: &mut [f32], previous: &[u32], penalty: f32) {
+    if penalty == 1.0 {
+        return;
+    }
+    let mut seen = vec![false; logits.len()];
+    for &t in previous {
+        if let Some(s) = seen.get_mut(t as usize) {
+            *s = true;
+        }
+    }
+    for (z, &s) in logits.iter_mut().zip(&seen) {
+        if s {
+            *z = if *z < 0.0 { *z * penalty } else { *z / penalty };
+        }
+    }
+}
+
+/// Index of the largest value (the first one on ties, as `torch.argmax`).
+pub fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Applies temperature, top-k, top-p and min-p to `logits` in place: removed entries become
+/// −∞, the rest are `logits / T`. At least one token is always kept.
+pub fn warp(logits: &mut [f32], p: &SamplingParams) {
+    if p.temperature > 0.0 && p.temperature != 1.0 {
+        for z in logits.iter_mut() {
+            *z /= p.temperature;
+        }
+    }
+    // Indices by descending logit (stable, so ties keep vocabulary order).
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    // top-k (HF TopKLogitsWarper): remove values strictly below the k-th largest.
+    if p.top_k > 0 && p.top_k < logits.len() {
+        let kth = logits[order[p.top_k - 1]];
+        for z in logits.iter_mut() {
+            if *z < kth {
+                *z = f32::NEG_INFINITY;
+            }
+        }
+    }
+    // top-p (HF TopPLogitsWarper): in ascending order, remove tokens while the cumulative
+    // probability is ≤ 1 − top_p; the most likely token always stays.
+    if p.top_p < 1.0 {
+        let probs = softmax(logits);
+        let mut cum = 0.0f64;
+        for &i in order.iter().rev().take(order.len() - 1) {
+            cum += probs[i] as f64;
+            if cum <= 1.0 - p.top_p as f64 {
+                logits[i] = f32::NEG_INFINITY;
+            } else {
+                break;
+            }
+        }
+    }
+    // min-p (HF MinPLogitsWarper): remove tokens with p < min_p · p_max; the top token stays.
+    if p.min_p > 0.0 {
+        let probs = softmax(logits);
+        let threshold = p.min_p * probs[order[0]];
+        for &i in order.iter().skip(1) {
+            if probs[i] < threshold {
+                logits[i] = f32::NEG_INFINITY;
+            }
+        }
+    }
+}
+
+/// Softmax of `logits` (−∞ entries get probability 0).
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = logits.iter().map(|&z| (z - max).exp()).collect();
+    let sum: f32 = exps.iter().sum();
+    exps.into_iter().map(|e| e / sum).collect()
+}
+
+/// Picks the next token from one row of raw logits. `previous` feeds the repetition penalty.
+pub fn sample<R: Rng>(logits: &[f32], previous: &[u32], p: &SamplingParams, rng: &mut R) -> u32 {
+    let mut z = logits.to_vec();
+    apply_repetition_penalty(&mut z, previous, p.repetition_penalty);
+    if p.is_greedy() {
+        return argmax(&z) as u32;
+    }
+    warp(&mut z, p);
+    let probs = softmax(&z);
+    let u: f64 = rng.random();
+    let mut cum = 0.0f64;
+    let mut last_kept = 0;
+    for (i, &q) in probs.iter().enumerate() {
+        if q > 0.0 {
+            cum += q as f64;
+            last_kept = i;
+            if u < cum {
+                return i as u32;
+            }
+        }
+    }
+    last_kept as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn kept(logits: &[f32], p: SamplingParams) -> Vec<usize> {
+        let mut z = logits.to_vec();
+        warp(&mut z, &p);
+        (0..z.len()).filter(|&i| z[i].is_finite()).collect()
+    }
+
+    fn params() -> SamplingParams {
+        SamplingParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repetition_penalty: 1.0,
+        }
+    }
+
+    // Probabilities 0.1, 0.2, 0.3, 0.4 (logits are their logs).
+    fn probs_1234() -> Vec<f32> {
+        [0.1f32, 0.2, 0.3, 0.4].iter().map(|p| p.ln()).collect()
+    }
+
+    #[test]
+    fn top_k_keeps_exactly_the_k_largest_and_ties_at_the_boundary() {
+        let z = [1.0, 5.0, 3.0, 3.0, 0.0];
+        assert_eq!(kept(&z, SamplingParams { top_k: 2, ..params() }), vec![1, 2, 3]);
+        assert_eq!(kept(&z, SamplingParams { top_k: 1, ..params() }), vec![1]);
+    }
+
+    #[test]
+    fn top_p_keeps_the_smallest_prefix_reaching_p() {
+        let z = probs_1234();
+        // 0.4 < 0.5 so 0.4 + 0.3 is needed.
+        assert_eq!(kept(&z, SamplingParams { top_p: 0.5, ..params() }), vec![2, 3]);
+        // 0.4 + 0.3 + 0.2 = 0.9 ≥ 0.85; 0.1 ≤ 0.15 is removed.
+        assert_eq!(kept(&z, SamplingParams { top_p: 0.85, ..params() }), vec![1, 2, 3]);
+        assert_eq!(kept(&z, SamplingParams { top_p: 0.01, ..params() }), vec![3]);
+    }
+
+    #[test]
+    fn min_p_removes_tokens_below_the_scaled_maximum() {
+        let z = probs_1234();
+        // threshold 0.5 · 0.4 = 0.2: 0.1 goes, 0.2 stays (not strictly below).
+        assert_eq!(kept(&z, SamplingParams { min_p: 0.5, ..params() }), vec![1, 2, 3]);
+        assert_eq!(kept(&z, SamplingParams { min_p: 0.9, ..params() }), vec![3]);
+    }
+
+    #[test]
+    fn greedy_takes_the_first_maximum() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        assert_eq!(sample(&[0.0, 2.0, 2.0], &[], &SamplingParams::greedy(), &mut rng), 1);
+    }
+
+    #[test]
+    fn repetition_penalty_follows_hf_sign_rule() {
+        let mut z = vec![2.0, -2.0, 1.0];
+        apply_repetition_penalty(&mut z, &[0, 1], 2.0);
+        assert_eq!(z, vec![1.0, -4.0, 1.0]);
+    }
+
+    #[test]
+    fn sampling_frequencies_follow_the_distribution() {
+        let z = probs_1234();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut counts = [0usize; 4];
+        for _ in 0..20_000 {
+            counts[sample(&z, &[], &params(), &mut rng) as usize] += 1;
+        }
+        for (i, &c) in counts.iter().enumerate() {
+            let f = c as f64 / 20_000.0;
+            assert!((f - 0.1 * (i + 1) as f64).abs() < 0.015, "token {i}: {f}");
+        }
+    }
+}
