@@ -168,6 +168,7 @@ def chat_cases(fast_tokenizers):
                 cases.append(
                     {
                         "template": tname,
+                        "template_source": template,
                         "conversation": cname,
                         "messages": msgs,
                         "add_generation_prompt": agp,

@@ -1,14 +1,11 @@
 //! `intuitor generate`: one prompt, one completion, with timings.
 
-use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 
 use super::ModelArgs;
 use crate::generate::generate;
-use crate::model::LoadedModel;
 use crate::sampling::SamplingParams;
-use crate::tokenizer::chat::Message;
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -50,36 +47,9 @@ pub struct GenerateArgs {
     pub json: bool,
 }
 
-/// Token ids of the prompt: chat-formatted (with the generation prompt) unless `raw`.
-pub fn prompt_ids(
-    m: &LoadedModel,
-    prompt: &str,
-    system: Option<&str>,
-    raw: bool,
-) -> anyhow::Result<Vec<u32>> {
-    if raw {
-        return m.tokenizer.encode(prompt, true);
-    }
-    let template = m.chat_template.as_ref().with_context(|| {
-        format!(
-            "{} has no chat template; pass --raw to use the prompt as is",
-            m.source.path().display()
-        )
-    })?;
-    let mut messages = Vec::new();
-    if let Some(s) = system {
-        messages.push(Message::new("system", s));
-    }
-    messages.push(Message::new("user", prompt));
-    let text = template
-        .render(&messages, true)
-        .context("rendering the chat template")?;
-    m.tokenizer.encode(&text, false)
-}
-
 pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     let m = args.model.load()?;
-    let ids = prompt_ids(&m, &args.prompt, args.system.as_deref(), args.raw)?;
+    let ids = m.prompt_ids(&args.prompt, args.system.as_deref(), args.raw)?;
     let params = SamplingParams {
         temperature: args.temperature,
         top_k: args.top_k,

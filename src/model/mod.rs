@@ -15,7 +15,7 @@ use candle_core::{DType, Device};
 pub use config::ModelConfig;
 pub use decoder::{Decoder, KvCache};
 
-use crate::tokenizer::chat::ChatTemplate;
+use crate::tokenizer::chat::{ChatTemplate, Message};
 use crate::tokenizer::TextTokenizer;
 
 /// File name of the default model inside `models/smollm2/`.
@@ -160,6 +160,31 @@ impl LoadedModel {
 
     pub fn config(&self) -> &ModelConfig {
         self.decoder.config()
+    }
+
+    /// Token ids of a prompt: the user message (after an optional system message) rendered with
+    /// the chat template and its generation prompt, as HF `apply_chat_template(...,
+    /// add_generation_prompt=True)` then `encode(add_special_tokens=False)`; with `raw`, the
+    /// text is tokenized as is (with the tokenizer's own special-token post-processing).
+    pub fn prompt_ids(&self, user: &str, system: Option<&str>, raw: bool) -> anyhow::Result<Vec<u32>> {
+        if raw {
+            return self.tokenizer.encode(user, true);
+        }
+        let template = self.chat_template.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} has no chat template; pass --raw to use the prompt as is",
+                self.source.path().display()
+            )
+        })?;
+        let mut messages = Vec::new();
+        if let Some(s) = system {
+            messages.push(Message::new("system", s));
+        }
+        messages.push(Message::new("user", user));
+        let text = template
+            .render(&messages, true)
+            .map_err(|e| anyhow::anyhow!("rendering the chat template: {e}"))?;
+        self.tokenizer.encode(&text, false)
     }
 }
 

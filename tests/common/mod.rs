@@ -1,0 +1,52 @@
+//! Shared helpers for the integration tests: fixture paths, golden tensors, model loading.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor};
+use intuitor::model::{LoadedModel, ModelSource};
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join(name)
+}
+
+pub fn golden(name: &str) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(fixture(name), &Device::Cpu).expect("golden fixture loads")
+}
+
+pub fn load_tiny(name: &str) -> LoadedModel {
+    LoadedModel::load(&ModelSource::HfDir(fixture(name)), DType::F32, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+/// The default model; the test command fetches it first (`bash scripts/fetch_model.sh`).
+pub fn load_default() -> LoadedModel {
+    let source = ModelSource::resolve("default")
+        .unwrap_or_else(|e| panic!("{e} (the README's test command fetches it)"));
+    LoadedModel::load(&source, DType::F32, &Device::Cpu).expect("default model loads")
+}
+
+pub fn ids_u32(t: &Tensor) -> Tensor {
+    t.to_dtype(DType::U32).unwrap()
+}
+
+/// Largest |a − b| over the rows of `[batch, seq, vocab]` logits whose mask is 1.
+pub fn max_abs_diff_masked(a: &Tensor, b: &Tensor, mask: &[Vec<u32>]) -> f32 {
+    let a = a.to_vec3::<f32>().unwrap();
+    let b = b.to_vec3::<f32>().unwrap();
+    let mut worst = 0f32;
+    for (r, row) in mask.iter().enumerate() {
+        for (t, &m) in row.iter().enumerate() {
+            if m == 1 {
+                for (x, y) in a[r][t].iter().zip(&b[r][t]) {
+                    worst = worst.max((x - y).abs());
+                }
+            }
+        }
+    }
+    worst
+}

@@ -1,0 +1,95 @@
+//! Tokenizer ids and chat-template renderings against HF (fixtures from scripts/make_fixtures.py).
+
+mod common;
+
+use common::*;
+use intuitor::tokenizer::chat::{ChatTemplate, Message};
+
+fn cases(which: &str) -> Vec<(String, Vec<u32>)> {
+    let all: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("tokenizer_cases.json")).unwrap())
+            .unwrap();
+    all[which]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["text"].as_str().unwrap().to_string(),
+                serde_json::from_value(c["ids"].clone()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn tokenizer_json_ids_equal_hf() {
+    let m = load_tiny("tiny-qwen2");
+    for (text, ids) in cases("tiny") {
+        assert_eq!(m.tokenizer.encode(&text, false).unwrap(), ids, "{text:?}");
+    }
+}
+
+#[test]
+fn gguf_tokenizer_ids_equal_hf_and_the_stack_notes() {
+    let m = load_default();
+    for (text, ids) in cases("smollm2") {
+        assert_eq!(m.tokenizer.encode(&text, false).unwrap(), ids, "{text:?}");
+        let back = m.tokenizer.decode(&ids, false).unwrap();
+        assert_eq!(back, text, "decode(encode(x)) == x");
+    }
+    // stack-notes: the expected ids, independent of the fixture script.
+    let tok = &m.tokenizer;
+    assert_eq!(
+        tok.encode("Hello world 12345", false).unwrap(),
+        vec![19556, 905, 216, 33, 34, 35, 36, 37]
+    );
+    assert_eq!(
+        tok.encode("<|im_start|>user\nHi<|im_end|>", false).unwrap(),
+        vec![1, 4093, 198, 26843, 2]
+    );
+    assert_eq!((tok.bos_id, tok.eos_id, tok.pad_id), (Some(1), Some(2), Some(2)));
+    assert!(!tok.add_bos);
+}
+
+#[test]
+fn special_tokens_come_from_tokenizer_config() {
+    let m = load_tiny("tiny-qwen2");
+    let t = &m.tokenizer;
+    assert_eq!(t.eos_token.as_deref(), Some("<|im_end|>"));
+    assert_eq!(t.pad_token.as_deref(), Some("<|endoftext|>"));
+    assert_eq!(t.eos_id, t.token_to_id("<|im_end|>"));
+    assert_eq!(t.pad_id, t.token_to_id("<|endoftext|>"));
+    assert!(t.stop_ids().contains(&t.eos_id.unwrap()));
+}
+
+#[test]
+fn chat_templates_render_like_apply_chat_template() {
+    let cases: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fixture("chat_cases.json")).unwrap()).unwrap();
+    assert!(cases.len() >= 18);
+    for c in cases {
+        let template = ChatTemplate::new(c["template_source"].as_str().unwrap(), None, None).unwrap();
+        let messages: Vec<Message> = serde_json::from_value(c["messages"].clone()).unwrap();
+        let agp = c["add_generation_prompt"].as_bool().unwrap();
+        let got = template.render(&messages, agp).unwrap();
+        assert_eq!(
+            got,
+            c["rendered"].as_str().unwrap(),
+            "{} / {} / add_generation_prompt={agp}",
+            c["template"],
+            c["conversation"]
+        );
+    }
+}
+
+#[test]
+fn model_directories_carry_their_chat_template() {
+    let m = load_tiny("tiny-qwen2");
+    let ids = m.prompt_ids("What is 2+3?", Some("Be brief."), false).unwrap();
+    let text = m.tokenizer.decode(&ids, false).unwrap();
+    assert_eq!(
+        text,
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n"
+    );
+}
