@@ -81,7 +81,12 @@ pub fn generate(
 }
 
 /// Logits of the last position of a one-row batch, as f32 on the host.
-fn last_logits(decoder: &Decoder, ids: &Tensor, pos: &Tensor, cache: &mut KvCache) -> Result<Vec<f32>> {
+fn last_logits(
+    decoder: &Decoder,
+    ids: &Tensor,
+    pos: &Tensor,
+    cache: &mut KvCache,
+) -> Result<Vec<f32>> {
     let hidden = decoder.hidden_states(ids, pos, None, Some(cache))?;
     let t = hidden.dim(1)?;
     let logits = decoder.logits(&hidden.narrow(1, t - 1, 1)?)?;

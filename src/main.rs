@@ -8,7 +8,11 @@ fn main() -> std::process::ExitCode {
     match intuitor::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // candle errors append a backtrace when RUST_BACKTRACE is set; the user gets the
+            // message only.
+            let text = format!("{e:#}");
+            let message = text.split("\n   0: ").next().unwrap_or_default();
+            eprintln!("error: {}", message.trim_end());
             std::process::ExitCode::FAILURE
         }
     }

@@ -13,9 +13,13 @@ use candle_core::Device;
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let user_set = ["MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"]
-            .iter()
-            .any(|k| std::env::var_os(k).is_some());
+        let user_set = [
+            "MALLOC_MMAP_MAX_",
+            "MALLOC_TRIM_THRESHOLD_",
+            "MALLOC_TOP_PAD_",
+        ]
+        .iter()
+        .any(|k| std::env::var_os(k).is_some());
         if !user_set {
             // SAFETY: mallopt only changes allocator parameters; it is called before any thread
             // is started.

@@ -186,32 +186,98 @@ mod tests {
     #[test]
     fn top_k_keeps_exactly_the_k_largest_and_ties_at_the_boundary() {
         let z = [1.0, 5.0, 3.0, 3.0, 0.0];
-        assert_eq!(kept(&z, SamplingParams { top_k: 2, ..params() }), vec![1, 2, 3]);
-        assert_eq!(kept(&z, SamplingParams { top_k: 1, ..params() }), vec![1]);
+        assert_eq!(
+            kept(
+                &z,
+                SamplingParams {
+                    top_k: 2,
+                    ..params()
+                }
+            ),
+            vec![1, 2, 3]
+        );
+        assert_eq!(
+            kept(
+                &z,
+                SamplingParams {
+                    top_k: 1,
+                    ..params()
+                }
+            ),
+            vec![1]
+        );
     }
 
     #[test]
     fn top_p_keeps_the_smallest_prefix_reaching_p() {
         let z = probs_1234();
         // 0.4 < 0.5 so 0.4 + 0.3 is needed.
-        assert_eq!(kept(&z, SamplingParams { top_p: 0.5, ..params() }), vec![2, 3]);
+        assert_eq!(
+            kept(
+                &z,
+                SamplingParams {
+                    top_p: 0.5,
+                    ..params()
+                }
+            ),
+            vec![2, 3]
+        );
         // 0.4 + 0.3 + 0.2 = 0.9 ≥ 0.85; 0.1 ≤ 0.15 is removed.
-        assert_eq!(kept(&z, SamplingParams { top_p: 0.85, ..params() }), vec![1, 2, 3]);
-        assert_eq!(kept(&z, SamplingParams { top_p: 0.01, ..params() }), vec![3]);
+        assert_eq!(
+            kept(
+                &z,
+                SamplingParams {
+                    top_p: 0.85,
+                    ..params()
+                }
+            ),
+            vec![1, 2, 3]
+        );
+        assert_eq!(
+            kept(
+                &z,
+                SamplingParams {
+                    top_p: 0.01,
+                    ..params()
+                }
+            ),
+            vec![3]
+        );
     }
 
     #[test]
     fn min_p_removes_tokens_below_the_scaled_maximum() {
         let z = probs_1234();
         // threshold 0.45 · 0.4 = 0.18: 0.1 goes, 0.2 stays.
-        assert_eq!(kept(&z, SamplingParams { min_p: 0.45, ..params() }), vec![1, 2, 3]);
-        assert_eq!(kept(&z, SamplingParams { min_p: 0.9, ..params() }), vec![3]);
+        assert_eq!(
+            kept(
+                &z,
+                SamplingParams {
+                    min_p: 0.45,
+                    ..params()
+                }
+            ),
+            vec![1, 2, 3]
+        );
+        assert_eq!(
+            kept(
+                &z,
+                SamplingParams {
+                    min_p: 0.9,
+                    ..params()
+                }
+            ),
+            vec![3]
+        );
     }
 
     #[test]
     fn greedy_takes_the_first_maximum() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        assert_eq!(sample(&[0.0, 2.0, 2.0], &[], &SamplingParams::greedy(), &mut rng), 1);
+        assert_eq!(
+            sample(&[0.0, 2.0, 2.0], &[], &SamplingParams::greedy(), &mut rng),
+            1
+        );
     }
 
     #[test]

@@ -66,7 +66,10 @@ fn kv_cache_decoding_equals_full_forward_on_a_left_padded_batch() {
     let mask = mask_rows(&g["b_mask"]);
     let key_mask = Tensor::new(mask.clone(), &Device::Cpu).unwrap();
     let pos = positions(&mask);
-    let full = m.decoder.forward(&ids, &pos, Some(&key_mask), None).unwrap();
+    let full = m
+        .decoder
+        .forward(&ids, &pos, Some(&key_mask), None)
+        .unwrap();
     let t = ids.dim(1).unwrap();
     let prefix = 8;
     let mut cache = KvCache::new(m.config().num_hidden_layers);
@@ -130,8 +133,17 @@ fn every_parameter_gets_a_nonzero_gradient() {
             let grad = grads
                 .get(v.as_tensor())
                 .unwrap_or_else(|| panic!("{name}: no gradient for {n}"));
-            let norm = grad.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(norm > 0.0 && norm.is_finite(), "{name}: gradient of {n} is {norm}");
+            let norm = grad
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(
+                norm > 0.0 && norm.is_finite(),
+                "{name}: gradient of {n} is {norm}"
+            );
         }
     }
 }
@@ -153,7 +165,12 @@ fn smollm2_logits_equal_transformers_gguf_loader() {
             .unwrap()
             .unsqueeze(0)
             .unwrap();
-        let logits = m.decoder.forward(&ids, &pos, None, None).unwrap().squeeze(0).unwrap();
+        let logits = m
+            .decoder
+            .forward(&ids, &pos, None, None)
+            .unwrap()
+            .squeeze(0)
+            .unwrap();
         let strided = logits.index_select(&stride, 1).unwrap();
         let d1 = (strided - &g[&format!("p{p}_strided_logits")])
             .unwrap()
@@ -172,7 +189,10 @@ fn smollm2_logits_equal_transformers_gguf_loader() {
             .unwrap()
             .to_scalar::<f32>()
             .unwrap();
-        assert!(d1 <= 1e-3 && d2 <= 1e-3, "prompt {p}: strided Δ {d1}, last-row Δ {d2}");
+        assert!(
+            d1 <= 1e-3 && d2 <= 1e-3,
+            "prompt {p}: strided Δ {d1}, last-row Δ {d2}"
+        );
         let top1: Vec<u32> = logits.argmax(1).unwrap().to_vec1().unwrap();
         let hf_top: Vec<Vec<i64>> = g[&format!("p{p}_top5_ids")].to_vec2().unwrap();
         let hf_top1: Vec<u32> = hf_top.iter().map(|r| r[0] as u32).collect();
@@ -201,6 +221,9 @@ fn smollm2_greedy_completions_equal_transformers_token_for_token() {
         )
         .unwrap();
         let expected: Vec<u32> = serde_json::from_value(case["completion_ids"].clone()).unwrap();
-        assert_eq!(out.completion_ids, expected, "greedy completion for {prompt:?}");
+        assert_eq!(
+            out.completion_ids, expected,
+            "greedy completion for {prompt:?}"
+        );
     }
 }

@@ -48,7 +48,10 @@ fn gguf_tokenizer_ids_equal_hf_and_the_stack_notes() {
         tok.encode("<|im_start|>user\nHi<|im_end|>", false).unwrap(),
         vec![1, 4093, 198, 26843, 2]
     );
-    assert_eq!((tok.bos_id, tok.eos_id, tok.pad_id), (Some(1), Some(2), Some(2)));
+    assert_eq!(
+        (tok.bos_id, tok.eos_id, tok.pad_id),
+        (Some(1), Some(2), Some(2))
+    );
     assert!(!tok.add_bos);
 }
 
@@ -66,10 +69,12 @@ fn special_tokens_come_from_tokenizer_config() {
 #[test]
 fn chat_templates_render_like_apply_chat_template() {
     let cases: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(fixture("chat_cases.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixture("chat_cases.json")).unwrap())
+            .unwrap();
     assert!(cases.len() >= 18);
     for c in cases {
-        let template = ChatTemplate::new(c["template_source"].as_str().unwrap(), None, None).unwrap();
+        let template =
+            ChatTemplate::new(c["template_source"].as_str().unwrap(), None, None).unwrap();
         let messages: Vec<Message> = serde_json::from_value(c["messages"].clone()).unwrap();
         let agp = c["add_generation_prompt"].as_bool().unwrap();
         let got = template.render(&messages, agp).unwrap();
@@ -86,7 +91,9 @@ fn chat_templates_render_like_apply_chat_template() {
 #[test]
 fn model_directories_carry_their_chat_template() {
     let m = load_tiny("tiny-qwen2");
-    let ids = m.prompt_ids("What is 2+3?", Some("Be brief."), false).unwrap();
+    let ids = m
+        .prompt_ids("What is 2+3?", Some("Be brief."), false)
+        .unwrap();
     let text = m.tokenizer.decode(&ids, false).unwrap();
     assert_eq!(
         text,

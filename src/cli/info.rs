@@ -87,8 +87,16 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     println!("stop tokens   {}", stop.join(", "));
     println!(
         "chat template {}",
-        if m.chat_template.is_some() { "yes" } else { "no" }
+        if m.chat_template.is_some() {
+            "yes"
+        } else {
+            "no"
+        }
     );
-    println!("loaded in     {:.2} s on {:?}", m.load_time.as_secs_f64(), m.decoder.device());
+    println!(
+        "loaded in     {:.2} s on {:?}",
+        m.load_time.as_secs_f64(),
+        m.decoder.device()
+    );
     Ok(())
 }

@@ -131,13 +131,13 @@ impl ModelConfig {
         if c.num_attention_heads == 0 || c.num_key_value_heads == 0 || c.hidden_size == 0 {
             return Err("hidden_size and head counts must be positive".into());
         }
-        if c.num_attention_heads % c.num_key_value_heads != 0 {
+        if !c.num_attention_heads.is_multiple_of(c.num_key_value_heads) {
             return Err(format!(
                 "num_attention_heads ({}) is not a multiple of num_key_value_heads ({})",
                 c.num_attention_heads, c.num_key_value_heads
             ));
         }
-        if c.head_dim % 2 != 0 {
+        if !c.head_dim.is_multiple_of(2) {
             return Err(format!("head_dim ({}) must be even for RoPE", c.head_dim));
         }
         Ok(self)
@@ -178,7 +178,7 @@ impl ModelConfig {
                     .map(|&f| {
                         let wavelen = 2.0 * std::f32::consts::PI / f;
                         let scaled = if wavelen > low_wavelen { f / factor } else { f };
-                        let medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+                        let medium = wavelen >= high_wavelen && wavelen <= low_wavelen;
                         if medium {
                             let smooth = (old_ctx / wavelen - low) / (high - low);
                             (1.0 - smooth) * scaled / factor + smooth * scaled
@@ -239,7 +239,10 @@ mod tests {
                 "num_attention_heads":2,"vocab_size":10}"#,
         )
         .unwrap_err();
-        assert!(err.contains("\"gpt2\"") && err.contains("llama, qwen2, mistral"), "{err}");
+        assert!(
+            err.contains("\"gpt2\"") && err.contains("llama, qwen2, mistral"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -265,7 +265,9 @@ impl Decoder {
             let residual = x.clone();
             let h = layer.post_attention_layernorm.forward(&x)?;
             let gate = candle_nn::Activation::Silu.forward(&layer.gate_proj.forward(&h)?)?;
-            let h = layer.down_proj.forward(&(gate * layer.up_proj.forward(&h)?)?)?;
+            let h = layer
+                .down_proj
+                .forward(&(gate * layer.up_proj.forward(&h)?)?)?;
             x = (residual + h)?;
         }
         self.norm.forward(&x)
@@ -357,7 +359,11 @@ impl Decoder {
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let (b, t, _) = x.dims3()?;
-        let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
+        let (nh, nkv, hd) = (
+            cfg.num_attention_heads,
+            cfg.num_key_value_heads,
+            cfg.head_dim,
+        );
         let heads = |y: Tensor, n: usize| -> Result<Tensor> {
             y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()
         };

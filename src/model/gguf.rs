@@ -44,7 +44,9 @@ impl GgufFile {
     fn need_usize(&self, key: &str) -> Result<usize, LoadError> {
         value_to_f64(self.need(key)?)
             .map(|v| v as usize)
-            .ok_or_else(|| LoadError::invalid(&self.path, format!("metadata `{key}` is not a number")))
+            .ok_or_else(|| {
+                LoadError::invalid(&self.path, format!("metadata `{key}` is not a number"))
+            })
     }
 
     fn opt_f64(&self, key: &str) -> Option<f64> {
@@ -69,10 +71,16 @@ impl GgufFile {
                 .iter()
                 .map(|v| match v {
                     Value::String(s) => Ok(s.clone()),
-                    _ => Err(LoadError::invalid(&self.path, format!("`{key}` holds a non-string"))),
+                    _ => Err(LoadError::invalid(
+                        &self.path,
+                        format!("`{key}` holds a non-string"),
+                    )),
                 })
                 .collect(),
-            _ => Err(LoadError::invalid(&self.path, format!("`{key}` is not an array"))),
+            _ => Err(LoadError::invalid(
+                &self.path,
+                format!("`{key}` is not an array"),
+            )),
         }
     }
 
@@ -83,14 +91,19 @@ impl GgufFile {
                 .iter()
                 .map(|v| value_to_f64(v).unwrap_or(0.0) as i64)
                 .collect()),
-            _ => Err(LoadError::invalid(&self.path, format!("`{key}` is not an array"))),
+            _ => Err(LoadError::invalid(
+                &self.path,
+                format!("`{key}` is not an array"),
+            )),
         }
     }
 
     pub fn architecture(&self) -> Result<String, LoadError> {
         self.string("general.architecture")
             .map(str::to_owned)
-            .ok_or_else(|| LoadError::invalid(&self.path, "metadata `general.architecture` is missing"))
+            .ok_or_else(|| {
+                LoadError::invalid(&self.path, "metadata `general.architecture` is missing")
+            })
     }
 
     /// The decoder configuration from `<arch>.*` metadata.
@@ -103,9 +116,13 @@ impl GgufFile {
         let kv_heads = self
             .opt_f64(&key("attention.head_count_kv"))
             .map_or(heads, |v| v as usize);
-        let embd = self.content.tensor_infos.get("token_embd.weight").ok_or_else(|| {
-            LoadError::invalid(&self.path, "tensor `token_embd.weight` is missing")
-        })?;
+        let embd = self
+            .content
+            .tensor_infos
+            .get("token_embd.weight")
+            .ok_or_else(|| {
+                LoadError::invalid(&self.path, "tensor `token_embd.weight` is missing")
+            })?;
         let vocab_size = self
             .opt_f64(&key("vocab_size"))
             .map_or(embd.shape.dims()[0], |v| v as usize);
@@ -134,7 +151,9 @@ impl GgufFile {
             rope_scaling,
             attention_bias: self.content.tensor_infos.contains_key("blk.0.attn_q.bias"),
             tie_word_embeddings: !self.content.tensor_infos.contains_key("output.weight"),
-            max_position_embeddings: self.opt_f64(&key("context_length")).map_or(4096, |v| v as usize),
+            max_position_embeddings: self
+                .opt_f64(&key("context_length"))
+                .map_or(4096, |v| v as usize),
         }
         .validated()
         .map_err(|m| LoadError::invalid(&self.path, m))
@@ -156,7 +175,10 @@ impl GgufFile {
                 LoadError::invalid(&self.path, format!("tensor `{name}`: {e}"))
             };
             // Dequantize on the CPU (every ggml type is supported there), then move.
-            let q = self.content.tensor(&mut f, name, &Device::Cpu).map_err(bad)?;
+            let q = self
+                .content
+                .tensor(&mut f, name, &Device::Cpu)
+                .map_err(bad)?;
             let mut t = q.dequantize(&Device::Cpu).map_err(bad)?;
             if permuted && (name.ends_with("attn_q.weight") || name.ends_with("attn_k.weight")) {
                 let heads = if name.ends_with("attn_q.weight") {
@@ -166,7 +188,10 @@ impl GgufFile {
                 };
                 t = unpermute_qk(&t, heads).map_err(bad)?;
             }
-            let t = t.to_dtype(dtype).and_then(|t| t.to_device(device)).map_err(bad)?;
+            let t = t
+                .to_dtype(dtype)
+                .and_then(|t| t.to_device(device))
+                .map_err(bad)?;
             out.insert(hf, t);
         }
         Ok(out)
@@ -235,8 +260,14 @@ mod tests {
 
     #[test]
     fn gguf_names_map_to_hf_names() {
-        assert_eq!(hf_name("blk.3.attn_q.bias").unwrap(), "model.layers.3.self_attn.q_proj.bias");
-        assert_eq!(hf_name("blk.0.ffn_down.weight").unwrap(), "model.layers.0.mlp.down_proj.weight");
+        assert_eq!(
+            hf_name("blk.3.attn_q.bias").unwrap(),
+            "model.layers.3.self_attn.q_proj.bias"
+        );
+        assert_eq!(
+            hf_name("blk.0.ffn_down.weight").unwrap(),
+            "model.layers.0.mlp.down_proj.weight"
+        );
         assert_eq!(hf_name("output.weight").unwrap(), "lm_head.weight");
         assert_eq!(hf_name("rope_freqs.weight"), None);
     }

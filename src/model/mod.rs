@@ -48,10 +48,13 @@ impl LoadError {
         }
     }
 
+    /// A file that exists but is wrong. Only the first line of `message` is kept: candle errors
+    /// carry a backtrace after it when `RUST_BACKTRACE` is set.
     pub fn invalid(path: &Path, message: impl Into<String>) -> Self {
+        let message: String = message.into();
         Self::Invalid {
             path: path.to_path_buf(),
-            message: message.into(),
+            message: message.lines().next().unwrap_or_default().to_string(),
         }
     }
 }
@@ -133,19 +136,25 @@ impl LoadedModel {
                 (cfg, tensors, tok, template)
             }
         };
-        let decoder =
-            Decoder::new(&cfg, &tensors).map_err(|e| LoadError::invalid(source.path(), e.to_string()))?;
+        let decoder = Decoder::new(&cfg, &tensors)
+            .map_err(|e| LoadError::invalid(source.path(), e.to_string()))?;
         let chat_template = match &template {
             Some(t) => Some(
-                ChatTemplate::new(t, tokenizer.bos_token.as_deref(), tokenizer.eos_token.as_deref())
-                    .map_err(|e| LoadError::invalid(source.path(), format!("chat template: {e}")))?,
+                ChatTemplate::new(
+                    t,
+                    tokenizer.bos_token.as_deref(),
+                    tokenizer.eos_token.as_deref(),
+                )
+                .map_err(|e| LoadError::invalid(source.path(), format!("chat template: {e}")))?,
             ),
             None => None,
         };
         // The chat template's end-of-turn token also ends a completion (issue 3 default).
         for end_of_turn in ["<|im_end|>", "<|eot_id|>", "<|end|>"] {
             if template.as_deref().is_some_and(|t| t.contains(end_of_turn)) {
-                tokenizer.extra_eos_ids.extend(tokenizer.token_to_id(end_of_turn));
+                tokenizer
+                    .extra_eos_ids
+                    .extend(tokenizer.token_to_id(end_of_turn));
             }
         }
         Ok(Self {
@@ -166,7 +175,12 @@ impl LoadedModel {
     /// the chat template and its generation prompt, as HF `apply_chat_template(...,
     /// add_generation_prompt=True)` then `encode(add_special_tokens=False)`; with `raw`, the
     /// text is tokenized as is (with the tokenizer's own special-token post-processing).
-    pub fn prompt_ids(&self, user: &str, system: Option<&str>, raw: bool) -> anyhow::Result<Vec<u32>> {
+    pub fn prompt_ids(
+        &self,
+        user: &str,
+        system: Option<&str>,
+        raw: bool,
+    ) -> anyhow::Result<Vec<u32>> {
         if raw {
             return self.tokenizer.encode(user, true);
         }
@@ -210,8 +224,8 @@ fn load_hf_dir(dir: &Path, dtype: DType, device: &Device) -> Result<Parts, LoadE
     let gen_path = dir.join("generation_config.json");
     if gen_path.exists() {
         let text = std::fs::read_to_string(&gen_path).map_err(|e| LoadError::io(&gen_path, e))?;
-        let gen: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| LoadError::invalid(&gen_path, e.to_string()))?;
+        let gen: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| LoadError::invalid(&gen_path, e.to_string()))?;
         match gen.get("eos_token_id") {
             Some(serde_json::Value::Number(n)) => {
                 tokenizer.extra_eos_ids.extend(n.as_u64().map(|v| v as u32))

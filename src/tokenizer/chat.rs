@@ -31,7 +31,11 @@ pub struct ChatTemplate {
 
 impl ChatTemplate {
     /// Compiles `source`; a syntax error names the line.
-    pub fn new(source: &str, bos_token: Option<&str>, eos_token: Option<&str>) -> Result<Self, Error> {
+    pub fn new(
+        source: &str,
+        bos_token: Option<&str>,
+        eos_token: Option<&str>,
+    ) -> Result<Self, Error> {
         let mut env = Environment::new();
         env.set_syntax(
             minijinja::syntax::SyntaxConfig::builder()
@@ -55,7 +59,11 @@ impl ChatTemplate {
     }
 
     /// Renders a conversation, as `apply_chat_template(messages, tokenize=False, …)`.
-    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, Error> {
+    pub fn render(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<String, Error> {
         let tmpl = self.env.get_template("chat")?;
         tmpl.render(context! {
             messages => minijinja::Value::from(minijinja::value::Serde(messages)),
@@ -75,8 +83,18 @@ fn strftime_now(fmt: &str) -> String {
         .unwrap_or(0);
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
     fmt.replace("%d", &format!("{d:02}"))
         .replace("%B", MONTHS[(m - 1) as usize])
@@ -105,7 +123,8 @@ mod tests {
 
     #[test]
     fn raise_exception_becomes_an_error_with_its_message() {
-        let t = ChatTemplate::new("{{ raise_exception('roles must alternate') }}", None, None).unwrap();
+        let t =
+            ChatTemplate::new("{{ raise_exception('roles must alternate') }}", None, None).unwrap();
         let err = t.render(&[], true).unwrap_err();
         assert!(err.to_string().contains("roles must alternate"), "{err}");
     }
@@ -118,7 +137,10 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(t.render(&[Message::new("user", "  hi ")], false).unwrap(), "HI");
+        assert_eq!(
+            t.render(&[Message::new("user", "  hi ")], false).unwrap(),
+            "HI"
+        );
     }
 
     #[test]

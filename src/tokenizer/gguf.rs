@@ -91,5 +91,9 @@ fn split_then_bytes(pattern: &str) -> Result<PreTokenizerWrapper, String> {
         false,
     )
     .map_err(|e| format!("bad split regex: {e}"))?;
-    Ok(Sequence::new(vec![split.into(), ByteLevel::new(false, true, false).into()]).into())
+    Ok(Sequence::new(vec![
+        split.into(),
+        ByteLevel::new(false, true, false).into(),
+    ])
+    .into())
 }

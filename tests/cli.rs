@@ -1,0 +1,193 @@
+//! The built binary: help, JSON output, and bad input that must give a one-line error naming the
+//! file and the problem, a non-zero exit code, and no panic.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::fixture;
+
+fn intuitor(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_intuitor"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+/// Copies a fixture model directory into a fresh temp dir.
+fn copy_model(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixture(name)).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+/// Asserts a clean failure: exit ≠ 0, no panic, a single `error:` line mentioning every needle.
+fn assert_clean_error(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "stderr lacks {n:?}: {stderr}");
+    }
+}
+
+fn truncate(path: &Path, keep: f64) {
+    let bytes = std::fs::read(path).unwrap();
+    std::fs::write(path, &bytes[..(bytes.len() as f64 * keep) as usize]).unwrap();
+}
+
+#[test]
+fn help_lists_subcommands_and_option_defaults() {
+    let out = intuitor(&["--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("info") && text.contains("generate"), "{text}");
+    let gen = String::from_utf8_lossy(&intuitor(&["generate", "--help"]).stdout).to_string();
+    for opt in [
+        "--max-new-tokens",
+        "--temperature",
+        "--top-k",
+        "--top-p",
+        "--seed",
+        "--raw",
+        "--json",
+    ] {
+        assert!(gen.contains(opt), "generate --help lacks {opt}");
+    }
+    assert!(gen.contains("[default: 128]"), "{gen}");
+}
+
+#[test]
+fn generate_json_reports_ids_text_and_finish_reason() {
+    let dir = fixture("tiny-qwen2");
+    let out = intuitor(&[
+        "generate",
+        "--model",
+        dir.to_str().unwrap(),
+        "--prompt",
+        "What is 2+3?",
+        "--max-new-tokens",
+        "5",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let completion = v["completion_ids"].as_array().unwrap();
+    assert!(!completion.is_empty() && completion.len() <= 5);
+    assert!(v["prompt_ids"].as_array().unwrap().len() > 5);
+    assert!(v["text"].is_string());
+    let reason = v["finish_reason"].as_str().unwrap();
+    assert!(reason == "eos" || reason == "length");
+    assert_eq!(reason == "length", completion.len() == 5);
+}
+
+#[test]
+fn info_describes_the_model() {
+    let dir = fixture("tiny-llama");
+    let out = intuitor(&["info", dir.to_str().unwrap(), "--device", "cpu", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["architecture"], "llama");
+    assert_eq!(v["layers"], 2);
+    assert_eq!(v["kv_heads"], 2);
+    assert_eq!(v["logits_width"], 360);
+    assert_eq!(v["tied_embeddings"], true);
+    assert_eq!(v["chat_template"], true);
+}
+
+#[test]
+fn missing_config_json_is_named() {
+    let dir = copy_model("tiny-qwen2");
+    std::fs::remove_file(dir.path().join("config.json")).unwrap();
+    let out = intuitor(&["info", dir.path().to_str().unwrap()]);
+    assert_clean_error(&out, &["config.json", "missing"]);
+}
+
+#[test]
+fn truncated_safetensors_is_named() {
+    let dir = copy_model("tiny-qwen2");
+    truncate(&dir.path().join("model.safetensors"), 0.5);
+    let out = intuitor(&["info", dir.path().to_str().unwrap()]);
+    assert_clean_error(&out, &["model.safetensors", "not a valid safetensors file"]);
+}
+
+#[test]
+fn truncated_shard_is_named() {
+    let dir = copy_model("tiny-llama");
+    truncate(&dir.path().join("model-00002-of-00002.safetensors"), 0.9);
+    let out = intuitor(&["info", dir.path().to_str().unwrap()]);
+    assert_clean_error(&out, &["model-00002-of-00002.safetensors"]);
+}
+
+#[test]
+fn directory_without_tokenizer_is_named() {
+    let dir = copy_model("tiny-qwen2");
+    std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
+    let out = intuitor(&["info", dir.path().to_str().unwrap()]);
+    assert_clean_error(&out, &["tokenizer.json", "missing"]);
+}
+
+#[test]
+fn unknown_architecture_lists_supported_ones() {
+    let dir = copy_model("tiny-qwen2");
+    let cfg = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        cfg.replace("\"qwen2\"", "\"gpt_neox\""),
+    )
+    .unwrap();
+    let out = intuitor(&["info", dir.path().to_str().unwrap()]);
+    assert_clean_error(&out, &["config.json", "gpt_neox", "llama, qwen2, mistral"]);
+}
+
+#[test]
+fn truncated_gguf_is_named() {
+    let src = intuitor::model::default_model_path();
+    let bytes = std::fs::read(&src).expect("the test command fetches the default model");
+    let dir = tempfile::tempdir().unwrap();
+    for (name, keep) in [("head.gguf", 4096), ("half.gguf", bytes.len() / 2)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes[..keep]).unwrap();
+        let out = intuitor(&["info", path.to_str().unwrap()]);
+        assert_clean_error(&out, &[name]);
+    }
+}
+
+#[test]
+fn a_missing_model_path_is_named() {
+    let out = intuitor(&["info", "/nonexistent/model-dir"]);
+    assert_clean_error(&out, &["/nonexistent/model-dir", "missing model"]);
+}
+
+#[test]
+fn a_missing_default_model_says_how_to_fetch_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_intuitor"))
+        .args(["info", "default"])
+        .env("INTUITOR_DEFAULT_MODEL", "/nonexistent/smollm2.gguf")
+        .output()
+        .unwrap();
+    assert_clean_error(
+        &out,
+        &["/nonexistent/smollm2.gguf", "bash scripts/fetch_model.sh"],
+    );
+}
