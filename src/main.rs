@@ -4,6 +4,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     intuitor::runtime::tune_allocator();
+    intuitor::runtime::pin_thread_count();
     let cli = intuitor::cli::Cli::parse();
     match intuitor::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
