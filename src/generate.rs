@@ -19,6 +19,8 @@ pub enum FinishReason {
     Eos,
     /// `max_new_tokens` was reached.
     Length,
+    /// A stop string appeared in the text.
+    Stop,
 }
 
 /// One generated completion with timings.

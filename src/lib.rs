@@ -6,12 +6,18 @@
 //! - [`tokenizer`]: tokenizers + special tokens; [`tokenizer::chat`] renders chat templates.
 //! - [`sampling`]: logits → next token (temperature, top-k, top-p, min-p).
 //! - [`generate`]: single-sequence KV-cache decoding.
+//! - [`rollout`]: batched group sampling (B prompts × G) with fused per-token statistics.
+//! - [`self_certainty`]: KL(U‖p) per token and per sequence, paper / open-r1 alignment (spec §2).
+//! - [`score`]: one no-grad forward over given prompt ⊕ completion pairs.
 //! - [`cli`]: the `intuitor` command line.
 //! - [`runtime`]: process start-up (allocator tuning, device choice).
 
 pub mod cli;
 pub mod generate;
 pub mod model;
+pub mod rollout;
 pub mod runtime;
 pub mod sampling;
+pub mod score;
+pub mod self_certainty;
 pub mod tokenizer;

@@ -79,82 +79,94 @@ pub fn argmax(values: &[f32]) -> usize {
     best
 }
 
-/// Applies temperature, top-k, top-p and min-p to `logits` in place: removed entries become
-/// −∞, the rest are `logits / T`. At least one token is always kept.
-pub fn warp(logits: &mut [f32], p: &SamplingParams) {
-    if p.temperature > 0.0 && p.temperature != 1.0 {
-        for z in logits.iter_mut() {
-            *z /= p.temperature;
+/// The distribution a token is drawn from: temperature, then top-k, top-p and min-p (HF
+/// `generate`'s warper order). Returns `(token, probability)` pairs sorted by descending
+/// probability; probabilities are renormalised over the kept set, which always holds at least
+/// the most likely token.
+///
+/// Top-k uses a linear-time selection instead of a full sort, so a 49k-token vocabulary costs
+/// about as much as one pass over the row.
+pub fn kept_distribution(logits: &[f32], p: &SamplingParams) -> Vec<(u32, f32)> {
+    let t = if p.temperature > 0.0 {
+        p.temperature
+    } else {
+        1.0
+    };
+    // top-k (HF TopKLogitsWarper): values strictly below the k-th largest are removed.
+    let threshold = if p.top_k > 0 && p.top_k < logits.len() {
+        let mut v = logits.to_vec();
+        let (_, kth, _) = v.select_nth_unstable_by(p.top_k - 1, |a, b| b.total_cmp(a));
+        *kth
+    } else {
+        f32::NEG_INFINITY
+    };
+    let mut kept: Vec<(u32, f32)> = logits
+        .iter()
+        .enumerate()
+        .filter(|(_, &z)| z >= threshold && !z.is_nan())
+        .map(|(i, &z)| (i as u32, z / t))
+        .collect();
+    // Stable sort: ties keep vocabulary order.
+    kept.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let normalise = |kept: &mut Vec<(u32, f32)>| {
+        let max = kept[0].1;
+        let sum: f32 = kept.iter().map(|&(_, z)| (z - max).exp()).sum();
+        for e in kept.iter_mut() {
+            e.1 = (e.1 - max).exp() / sum;
         }
-    }
-    // Indices by descending logit (stable, so ties keep vocabulary order).
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
-    // top-k (HF TopKLogitsWarper): remove values strictly below the k-th largest.
-    if p.top_k > 0 && p.top_k < logits.len() {
-        let kth = logits[order[p.top_k - 1]];
-        for z in logits.iter_mut() {
-            if *z < kth {
-                *z = f32::NEG_INFINITY;
-            }
-        }
-    }
-    // top-p (HF TopPLogitsWarper): in ascending order, remove tokens while the cumulative
+    };
+    normalise(&mut kept);
+    // top-p (HF TopPLogitsWarper): from the least likely, remove tokens while the cumulative
     // probability is ≤ 1 − top_p; the most likely token always stays.
     if p.top_p < 1.0 {
-        let probs = softmax(logits);
         let mut cum = 0.0f64;
-        for &i in order.iter().rev().take(order.len() - 1) {
-            cum += probs[i] as f64;
+        let mut keep = kept.len();
+        for i in (1..kept.len()).rev() {
+            cum += kept[i].1 as f64;
             if cum <= 1.0 - p.top_p as f64 {
-                logits[i] = f32::NEG_INFINITY;
+                keep = i;
             } else {
                 break;
             }
         }
+        kept.truncate(keep);
     }
-    // min-p (HF MinPLogitsWarper): remove tokens with p < min_p · p_max; the top token stays.
+    // min-p (HF MinPLogitsWarper): remove tokens with p < min_p · p_max.
     if p.min_p > 0.0 {
-        let probs = softmax(logits);
-        let threshold = p.min_p * probs[order[0]];
-        for &i in order.iter().skip(1) {
-            if probs[i] < threshold {
-                logits[i] = f32::NEG_INFINITY;
-            }
-        }
+        let threshold = p.min_p * kept[0].1;
+        kept.retain(|&(_, q)| q >= threshold);
     }
-}
-
-/// Softmax of `logits` (−∞ entries get probability 0).
-pub fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = logits.iter().map(|&z| (z - max).exp()).collect();
-    let sum: f32 = exps.iter().sum();
-    exps.into_iter().map(|e| e / sum).collect()
+    let sum: f32 = kept.iter().map(|&(_, q)| q).sum();
+    for e in kept.iter_mut() {
+        e.1 /= sum;
+    }
+    kept
 }
 
 /// Picks the next token from one row of raw logits. `previous` feeds the repetition penalty.
 pub fn sample<R: Rng>(logits: &[f32], previous: &[u32], p: &SamplingParams, rng: &mut R) -> u32 {
-    let mut z = logits.to_vec();
-    apply_repetition_penalty(&mut z, previous, p.repetition_penalty);
+    let penalised;
+    let z = if p.repetition_penalty != 1.0 {
+        let mut v = logits.to_vec();
+        apply_repetition_penalty(&mut v, previous, p.repetition_penalty);
+        penalised = v;
+        &penalised[..]
+    } else {
+        logits
+    };
     if p.is_greedy() {
-        return argmax(&z) as u32;
+        return argmax(z) as u32;
     }
-    warp(&mut z, p);
-    let probs = softmax(&z);
+    let kept = kept_distribution(z, p);
     let u: f64 = rng.random();
     let mut cum = 0.0f64;
-    let mut last_kept = 0;
-    for (i, &q) in probs.iter().enumerate() {
-        if q > 0.0 {
-            cum += q as f64;
-            last_kept = i;
-            if u < cum {
-                return i as u32;
-            }
+    for &(token, q) in &kept {
+        cum += q as f64;
+        if u < cum {
+            return token;
         }
     }
-    last_kept as u32
+    kept[kept.len() - 1].0
 }
 
 #[cfg(test)]
@@ -163,9 +175,12 @@ mod tests {
     use rand::SeedableRng;
 
     fn kept(logits: &[f32], p: SamplingParams) -> Vec<usize> {
-        let mut z = logits.to_vec();
-        warp(&mut z, &p);
-        (0..z.len()).filter(|&i| z[i].is_finite()).collect()
+        let mut ids: Vec<usize> = kept_distribution(logits, &p)
+            .iter()
+            .map(|&(i, _)| i as usize)
+            .collect();
+        ids.sort();
+        ids
     }
 
     fn params() -> SamplingParams {
@@ -269,6 +284,30 @@ mod tests {
             ),
             vec![3]
         );
+    }
+
+    #[test]
+    fn kept_probabilities_are_renormalised_and_tempered() {
+        let z = probs_1234();
+        let d = kept_distribution(
+            &z,
+            &SamplingParams {
+                top_k: 2,
+                ..params()
+            },
+        );
+        assert_eq!(d.iter().map(|e| e.0).collect::<Vec<_>>(), vec![3, 2]);
+        assert!((d[0].1 - 4.0 / 7.0).abs() < 1e-6 && (d[1].1 - 3.0 / 7.0).abs() < 1e-6);
+        // T = 0.5 squares the odds: 0.4² : 0.3² = 16 : 9.
+        let d = kept_distribution(
+            &z,
+            &SamplingParams {
+                top_k: 2,
+                temperature: 0.5,
+                ..params()
+            },
+        );
+        assert!((d[0].1 - 16.0 / 25.0).abs() < 1e-5, "{d:?}");
     }
 
     #[test]

@@ -37,6 +37,43 @@ impl KvCache {
         }
     }
 
+    /// Stacks single-row caches of different lengths into one batch: each is left-padded with
+    /// zeros to the longest (the caller masks those keys) and repeated `copies` times, in
+    /// prompt-major order (rows `p·copies .. (p+1)·copies` share prompt `p`'s prefix).
+    pub fn stack_left_padded(caches: &[KvCache], copies: usize) -> Result<Self> {
+        let longest = caches.iter().map(|c| c.seen()).max().unwrap_or(0);
+        let num_layers = caches.first().map_or(0, |c| c.layers.len());
+        let mut layers = Vec::with_capacity(num_layers);
+        for l in 0..num_layers {
+            let mut ks = Vec::with_capacity(caches.len());
+            let mut vs = Vec::with_capacity(caches.len());
+            for c in caches {
+                let Some((k, v)) = c.layers.get(l).and_then(|x| x.as_ref()) else {
+                    candle_core::bail!("stack_left_padded: layer {l} is empty in one cache");
+                };
+                let pad = longest - k.dim(2)?;
+                let left = |t: &Tensor| -> Result<Tensor> {
+                    if pad == 0 {
+                        return Ok(t.clone());
+                    }
+                    let (b, h, _, d) = t.dims4()?;
+                    let zeros = Tensor::zeros((b, h, pad, d), t.dtype(), t.device())?;
+                    Tensor::cat(&[&zeros, t], 2)
+                };
+                ks.push(left(k)?);
+                vs.push(left(v)?);
+            }
+            let k = Tensor::cat(&ks, 0)?;
+            let v = Tensor::cat(&vs, 0)?;
+            let rows: Vec<u32> = (0..caches.len() as u32)
+                .flat_map(|p| std::iter::repeat_n(p, copies))
+                .collect();
+            let rows = Tensor::new(rows, k.device())?;
+            layers.push(Some((k.index_select(&rows, 0)?, v.index_select(&rows, 0)?)));
+        }
+        Ok(Self { layers })
+    }
+
     /// Keeps only the given batch rows (for retiring finished rows or expanding a shared prefix).
     pub fn index_rows(&self, rows: &Tensor) -> Result<Self> {
         let layers = self

@@ -1,0 +1,307 @@
+//! Group sampling for GRPO: B prompts × G samples with a shared-prefix KV cache, batched decode,
+//! finished rows retired, and per-token log-probs, entropy and self-certainty recorded from the
+//! logits row that produced each token (no second forward; spec §2.2, §4.3 step 4).
+//!
+//! Each prompt is prefilled once; its cache is left-padded to the longest prompt and copied to
+//! its G rows. Every row owns a ChaCha8 stream (`seed`, stream = sample index), so its samples
+//! do not depend on which other rows share the batch. After a row's last token, the row is fed
+//! once more so the distribution *after* the last token is known (open-r1 alignment, spec §2.2);
+//! then it is retired and the batch compacted.
+
+pub mod stats;
+
+use std::collections::BTreeSet;
+
+use candle_core::{Result, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::generate::FinishReason;
+use crate::model::{Decoder, KvCache};
+use crate::sampling::{sample, SamplingParams};
+use crate::self_certainty::{sequence_mean, Alignment};
+use crate::tokenizer::TextTokenizer;
+use stats::token_stats;
+
+/// How to sample a group.
+#[derive(Debug, Clone)]
+pub struct RolloutConfig {
+    /// G, completions per prompt.
+    pub num_generations: usize,
+    pub max_new_tokens: usize,
+    pub sampling: SamplingParams,
+    /// A completion ends after any of these ids (included in the completion and its mask).
+    pub stop_ids: BTreeSet<u32>,
+    /// A completion also ends once its text contains one of these strings.
+    pub stop_strings: Vec<String>,
+    /// Feed each finished row once more to record the distribution after its last token
+    /// (needed for the open-r1 alignment).
+    pub keep_after_last: bool,
+}
+
+/// One prompt to sample from.
+#[derive(Debug, Clone)]
+pub struct PromptRequest {
+    pub ids: Vec<u32>,
+    /// Seed of this prompt's G streams (row g uses stream g).
+    pub seed: u64,
+}
+
+/// A sampled or scored completion with its per-token statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub prompt_index: usize,
+    pub sample_index: usize,
+    pub ids: Vec<u32>,
+    pub finish_reason: FinishReason,
+    /// Tokens in the completion mask: up to and including the first stop id.
+    pub mask_len: usize,
+    /// log p(token_k) under softmax(z/T).
+    pub logprobs: Vec<f32>,
+    /// log p(token_k) under softmax(z).
+    pub logprobs_t1: Vec<f32>,
+    /// Entropy of softmax(z/T) at each generating row.
+    pub entropy: Vec<f32>,
+    /// logsumexp − mean of the row that generated token k (paper rows, without − ln V).
+    pub lse_minus_mean: Vec<f32>,
+    /// logsumexp − mean of the row after the last token, if it was computed.
+    pub lse_minus_mean_after: Option<f32>,
+    /// V, the logits width (padded vocabulary included).
+    pub vocab_width: usize,
+}
+
+impl Completion {
+    /// Per-token KL(U‖p) (nats, with − ln V) over the mask, for the chosen alignment.
+    pub fn token_self_certainty(&self, alignment: Alignment) -> Vec<f32> {
+        let ln_v = (self.vocab_width as f64).ln() as f32;
+        let n = self.mask_len;
+        let rows: Vec<f32> = match alignment {
+            Alignment::Paper => self.lse_minus_mean[..n].to_vec(),
+            Alignment::Openr1 => {
+                // Rows after tokens 1..n: the generating rows of tokens 2..n, then the row after
+                // token n (the next generating row when the mask stops before the end).
+                let mut rows: Vec<f32> = self
+                    .lse_minus_mean
+                    .iter()
+                    .skip(1)
+                    .take(n)
+                    .copied()
+                    .collect();
+                if rows.len() < n {
+                    rows.extend(self.lse_minus_mean_after);
+                }
+                rows
+            }
+        };
+        rows.iter().map(|x| x - ln_v).collect()
+    }
+
+    /// Sequence self-certainty, KL(U‖p) averaged over the mask (0 for an empty completion).
+    pub fn self_certainty(&self, alignment: Alignment) -> f32 {
+        let per = self.token_self_certainty(alignment);
+        sequence_mean(&per, per.len())
+    }
+
+    /// The value open-r1-intuitor logs: open-r1 rows, without − ln V.
+    pub fn self_certainty_openr1_logged(&self) -> f32 {
+        if self.mask_len == 0 {
+            return 0.0;
+        }
+        self.self_certainty(Alignment::Openr1) + (self.vocab_width as f64).ln() as f32
+    }
+
+    /// Mean log-prob (T = 1) over the mask.
+    pub fn mean_logprob(&self) -> f32 {
+        sequence_mean(&self.logprobs_t1, self.mask_len)
+    }
+}
+
+/// Per-row decoding state.
+struct Row {
+    prompt_len: usize,
+    rng: ChaCha8Rng,
+    history: Vec<u32>,
+    out: Completion,
+    /// The last token is sampled; the next logits row is the distribution after it.
+    finishing: bool,
+}
+
+/// Samples `cfg.num_generations` completions for every prompt; the result is prompt-major
+/// (the G completions of prompt p are adjacent, sample index 0..G).
+pub fn rollout(
+    decoder: &Decoder,
+    prompts: &[PromptRequest],
+    cfg: &RolloutConfig,
+    tokenizer: Option<&TextTokenizer>,
+) -> Result<Vec<Completion>> {
+    let g = cfg.num_generations;
+    if prompts.is_empty() || g == 0 {
+        return Ok(Vec::new());
+    }
+    if let Some(p) = prompts.iter().position(|p| p.ids.is_empty()) {
+        candle_core::bail!("prompt {p} is empty: at least one token is needed to generate from");
+    }
+    let device = decoder.device();
+    let vocab = decoder.config().vocab_size;
+    let layers = decoder.config().num_hidden_layers;
+
+    // 1. Prefill each prompt once.
+    let mut caches = Vec::with_capacity(prompts.len());
+    let mut first_logits = Vec::with_capacity(prompts.len());
+    for p in prompts {
+        let n = p.ids.len();
+        let mut cache = KvCache::new(layers);
+        let ids = Tensor::new(p.ids.as_slice(), device)?.unsqueeze(0)?;
+        let pos = Tensor::arange(0u32, n as u32, device)?.unsqueeze(0)?;
+        let hidden = decoder.hidden_states(&ids, &pos, None, Some(&mut cache))?;
+        first_logits.push(decoder.logits(&hidden.narrow(1, n - 1, 1)?)?.squeeze(1)?);
+        caches.push(cache);
+    }
+    // 2. One row per (prompt, sample), sharing the prompt's prefix.
+    let longest = prompts.iter().map(|p| p.ids.len()).max().unwrap_or(0);
+    let mut cache = KvCache::stack_left_padded(&caches, g)?;
+    drop(caches);
+    let mut rows: Vec<Row> = Vec::with_capacity(prompts.len() * g);
+    let mut key_mask: Vec<Vec<u32>> = Vec::with_capacity(prompts.len() * g);
+    for (pi, p) in prompts.iter().enumerate() {
+        for si in 0..g {
+            let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+            rng.set_stream(si as u64);
+            rows.push(Row {
+                prompt_len: p.ids.len(),
+                rng,
+                history: p.ids.clone(),
+                out: empty_completion(pi, si, vocab),
+                finishing: false,
+            });
+            let pad = longest - p.ids.len();
+            key_mask.push([vec![0; pad], vec![1; p.ids.len()]].concat());
+        }
+    }
+    let first_rows: Vec<u32> = (0..prompts.len() as u32)
+        .flat_map(|p| std::iter::repeat_n(p, g))
+        .collect();
+    let mut logits =
+        Tensor::cat(&first_logits, 0)?.index_select(&Tensor::new(first_rows, device)?, 0)?;
+    let mut done: Vec<Completion> = Vec::with_capacity(rows.len());
+
+    // 3. Decode: sample, record, retire, feed.
+    loop {
+        let host: Vec<Vec<f32>> = logits.to_dtype(candle_core::DType::F32)?.to_vec2()?;
+        let mut tokens = Vec::with_capacity(rows.len());
+        for (row, z) in rows.iter_mut().zip(&host) {
+            let t = if row.finishing {
+                0
+            } else {
+                sample(z, &row.history, &cfg.sampling, &mut row.rng)
+            };
+            tokens.push(t);
+        }
+        let st = token_stats(&logits, &tokens, cfg.sampling.temperature)?;
+        let mut keep = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter_mut().enumerate() {
+            if row.finishing {
+                row.out.lse_minus_mean_after = Some(st.lse_minus_mean[i]);
+                continue;
+            }
+            let t = tokens[i];
+            let o = &mut row.out;
+            o.ids.push(t);
+            o.logprobs.push(st.logprob[i]);
+            o.logprobs_t1.push(st.logprob_t1[i]);
+            o.entropy.push(st.entropy[i]);
+            o.lse_minus_mean.push(st.lse_minus_mean[i]);
+            row.history.push(t);
+            let stop = if cfg.stop_ids.contains(&t) {
+                Some(FinishReason::Eos)
+            } else if hits_stop_string(tokenizer, &cfg.stop_strings, &o.ids) {
+                Some(FinishReason::Stop)
+            } else if o.ids.len() >= cfg.max_new_tokens {
+                Some(FinishReason::Length)
+            } else {
+                None
+            };
+            if let Some(reason) = stop {
+                o.finish_reason = reason;
+                o.mask_len = o.ids.len();
+                row.finishing = true;
+                if !cfg.keep_after_last {
+                    continue;
+                }
+            }
+            keep.push(i);
+        }
+        // Retire finished rows (those not in `keep`), preserving order.
+        if keep.len() < rows.len() {
+            let mut kept_rows = Vec::with_capacity(keep.len());
+            let mut kept_mask = Vec::with_capacity(keep.len());
+            let mut next = keep.iter().peekable();
+            for (i, (row, mask)) in rows.drain(..).zip(key_mask.drain(..)).enumerate() {
+                if next.peek() == Some(&&i) {
+                    next.next();
+                    kept_rows.push(row);
+                    kept_mask.push(mask);
+                } else {
+                    done.push(row.out);
+                }
+            }
+            rows = kept_rows;
+            key_mask = kept_mask;
+            if rows.is_empty() {
+                break;
+            }
+            let idx: Vec<u32> = keep.iter().map(|&i| i as u32).collect();
+            cache = cache.index_rows(&Tensor::new(idx, device)?)?;
+        }
+        // Feed each row's last token.
+        let ids: Vec<u32> = rows
+            .iter()
+            .map(|r| *r.history.last().unwrap_or(&0))
+            .collect();
+        let pos: Vec<u32> = rows
+            .iter()
+            .map(|r| (r.prompt_len + r.out.ids.len() - 1) as u32)
+            .collect();
+        for m in key_mask.iter_mut() {
+            m.push(1);
+        }
+        let n = rows.len();
+        let ids = Tensor::new(ids, device)?.reshape((n, 1))?;
+        let pos = Tensor::new(pos, device)?.reshape((n, 1))?;
+        let mask = Tensor::new(key_mask.clone(), device)?;
+        logits = decoder
+            .forward(&ids, &pos, Some(&mask), Some(&mut cache))?
+            .squeeze(1)?;
+    }
+    done.sort_by_key(|c| (c.prompt_index, c.sample_index));
+    Ok(done)
+}
+
+fn empty_completion(prompt_index: usize, sample_index: usize, vocab_width: usize) -> Completion {
+    Completion {
+        prompt_index,
+        sample_index,
+        ids: Vec::new(),
+        finish_reason: FinishReason::Length,
+        mask_len: 0,
+        logprobs: Vec::new(),
+        logprobs_t1: Vec::new(),
+        entropy: Vec::new(),
+        lse_minus_mean: Vec::new(),
+        lse_minus_mean_after: None,
+        vocab_width,
+    }
+}
+
+fn hits_stop_string(tok: Option<&TextTokenizer>, stops: &[String], ids: &[u32]) -> bool {
+    let Some(tok) = tok else { return false };
+    if stops.is_empty() {
+        return false;
+    }
+    // Only the tail can contain a new match; decode a window that covers the longest stop string.
+    let longest = stops.iter().map(|s| s.len()).max().unwrap_or(0);
+    let window = &ids[ids.len().saturating_sub(longest + 2)..];
+    tok.decode(window, false)
+        .map(|text| stops.iter().any(|s| text.contains(s.as_str())))
+        .unwrap_or(false)
+}

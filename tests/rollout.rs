@@ -1,0 +1,229 @@
+//! The rollout engine against a full no-cache forward, its determinism, masking, and the
+//! self-certainty alignments.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use intuitor::generate::FinishReason;
+use intuitor::model::LoadedModel;
+use intuitor::rollout::{rollout, Completion, PromptRequest, RolloutConfig};
+use intuitor::sampling::SamplingParams;
+use intuitor::score::score_completion;
+use intuitor::self_certainty::Alignment;
+
+fn config(g: usize, max_new: usize, stop: BTreeSet<u32>) -> RolloutConfig {
+    RolloutConfig {
+        num_generations: g,
+        max_new_tokens: max_new,
+        sampling: SamplingParams {
+            temperature: 0.9,
+            top_k: 50,
+            ..SamplingParams::default()
+        },
+        stop_ids: stop,
+        stop_strings: Vec::new(),
+        keep_after_last: true,
+    }
+}
+
+fn prompts(m: &LoadedModel, texts: &[&str]) -> Vec<PromptRequest> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| PromptRequest {
+            ids: m.prompt_ids(t, None, false).unwrap(),
+            seed: 100 + i as u64,
+        })
+        .collect()
+}
+
+fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= tol, "{what}[{i}]: {x} vs {y}");
+    }
+}
+
+fn check_against_forward(
+    m: &LoadedModel,
+    reqs: &[PromptRequest],
+    outs: &[Completion],
+    cfg: &RolloutConfig,
+) {
+    for c in outs {
+        let prompt = &reqs[c.prompt_index].ids;
+        let s = score_completion(
+            &m.decoder,
+            prompt,
+            &c.ids,
+            cfg.sampling.temperature,
+            &cfg.stop_ids,
+        )
+        .unwrap();
+        close(&c.logprobs, &s.logprobs, 1e-4, "logprob (T)");
+        close(&c.logprobs_t1, &s.logprobs_t1, 1e-4, "logprob (T=1)");
+        close(&c.entropy, &s.entropy, 1e-4, "entropy");
+        close(
+            &c.lse_minus_mean,
+            &s.lse_minus_mean,
+            1e-4,
+            "self-certainty rows",
+        );
+        assert!((c.lse_minus_mean_after.unwrap() - s.lse_minus_mean_after.unwrap()).abs() <= 1e-4);
+        assert_eq!(c.mask_len, s.mask_len);
+        for a in [Alignment::Paper, Alignment::Openr1] {
+            let (x, y) = (c.self_certainty(a), s.self_certainty(a));
+            assert!((x - y).abs() <= 1e-4, "{a:?}: {x} vs {y}");
+        }
+    }
+}
+
+#[test]
+fn engine_statistics_equal_a_full_forward_with_mixed_prompt_lengths() {
+    let m = load_tiny("tiny-qwen2");
+    let reqs = prompts(
+        &m,
+        &["Hi", "What is 17 plus 25, in words?", "Count to three."],
+    );
+    assert!(reqs[0].ids.len() != reqs[1].ids.len());
+    // Many stop ids so that rows finish at different steps (tests retirement + compaction).
+    let stop: BTreeSet<u32> = (40..60).collect();
+    let cfg = config(3, 12, stop);
+    let outs = rollout(&m.decoder, &reqs, &cfg, None).unwrap();
+    assert_eq!(outs.len(), 9);
+    let lens: BTreeSet<usize> = outs.iter().map(|c| c.ids.len()).collect();
+    assert!(lens.len() > 1, "rows finished at different steps: {lens:?}");
+    for (i, c) in outs.iter().enumerate() {
+        assert_eq!(
+            (c.prompt_index, c.sample_index),
+            (i / 3, i % 3),
+            "prompt-major order"
+        );
+    }
+    check_against_forward(&m, &reqs, &outs, &cfg);
+}
+
+#[test]
+fn smollm2_engine_statistics_equal_a_full_forward() {
+    let m = load_default();
+    let reqs = prompts(&m, &["What is 2+3?", "Name a color."]);
+    let cfg = config(2, 16, m.tokenizer.stop_ids());
+    let outs = rollout(&m.decoder, &reqs, &cfg, None).unwrap();
+    check_against_forward(&m, &reqs, &outs, &cfg);
+}
+
+#[test]
+fn same_seed_same_samples_and_rows_do_not_depend_on_their_batch() {
+    let m = load_tiny("tiny-qwen2");
+    let texts = [
+        "Hi",
+        "What is 17 plus 25?",
+        "Count to three.",
+        "A longer prompt about apples and pears.",
+    ];
+    let reqs = prompts(&m, &texts);
+    let cfg = config(7, 10, BTreeSet::new());
+    let big = rollout(&m.decoder, &reqs, &cfg, None).unwrap();
+    assert_eq!(big.len(), 28);
+    assert_eq!(
+        big,
+        rollout(&m.decoder, &reqs, &cfg, None).unwrap(),
+        "same seed, same output"
+    );
+    // Prompt 2 alone, with all 7 rows, and its row 0 alone.
+    let alone = rollout(&m.decoder, &reqs[2..3], &cfg, None).unwrap();
+    let single = rollout(
+        &m.decoder,
+        &reqs[2..3],
+        &config(1, 10, BTreeSet::new()),
+        None,
+    )
+    .unwrap();
+    for (a, b) in alone.iter().zip(&big[14..21]) {
+        assert_eq!(
+            a.ids, b.ids,
+            "row {} alone vs in a batch of 28",
+            a.sample_index
+        );
+        close(&a.logprobs, &b.logprobs, 1e-4, "logprob alone vs batch");
+    }
+    assert_eq!(single[0].ids, big[14].ids);
+    let different: BTreeSet<&Vec<u32>> = big[14..21].iter().map(|c| &c.ids).collect();
+    assert!(
+        different.len() > 1,
+        "the G rows of a prompt use different streams"
+    );
+}
+
+#[test]
+fn masking_eos_length_and_empty_completions() {
+    let m = load_tiny("tiny-qwen2");
+    let reqs = prompts(&m, &["Hi there"]);
+    let stop: BTreeSet<u32> = (0..200).collect();
+    let outs = rollout(&m.decoder, &reqs, &config(4, 6, stop.clone()), None).unwrap();
+    for c in &outs {
+        match c.finish_reason {
+            FinishReason::Eos => {
+                assert!(stop.contains(c.ids.last().unwrap()));
+                assert!(c.ids[..c.ids.len() - 1].iter().all(|t| !stop.contains(t)));
+            }
+            FinishReason::Length => assert_eq!(c.ids.len(), 6),
+            FinishReason::Stop => unreachable!(),
+        }
+        assert_eq!(
+            c.mask_len,
+            c.ids.len(),
+            "the whole completion, EOS included, is masked in"
+        );
+    }
+    // Tokens after the first EOS never count.
+    let prompt = &reqs[0].ids;
+    let eos = m.tokenizer.eos_id.unwrap();
+    let stops = m.tokenizer.stop_ids();
+    let with_tail =
+        score_completion(&m.decoder, prompt, &[300, 301, eos, 302, 303], 0.9, &stops).unwrap();
+    let cut = score_completion(&m.decoder, prompt, &[300, 301, eos], 0.9, &stops).unwrap();
+    assert_eq!(with_tail.mask_len, 3);
+    for a in [Alignment::Paper, Alignment::Openr1] {
+        assert!(
+            (with_tail.self_certainty(a) - cut.self_certainty(a)).abs() < 1e-5,
+            "{a:?}"
+        );
+    }
+    // A completion that hits the length limit counts fully.
+    let full = score_completion(&m.decoder, prompt, &[300, 301, 302], 0.9, &stops).unwrap();
+    assert_eq!(full.mask_len, 3);
+    assert_eq!(full.finish_reason, FinishReason::Length);
+    // An empty completion: no NaN, self-certainty 0.
+    let empty = score_completion(&m.decoder, prompt, &[], 0.9, &stops).unwrap();
+    assert_eq!(empty.mask_len, 0);
+    assert_eq!(empty.self_certainty(Alignment::Paper), 0.0);
+    assert_eq!(empty.self_certainty(Alignment::Openr1), 0.0);
+    assert_eq!(empty.mean_logprob(), 0.0);
+}
+
+#[test]
+fn openr1_logged_value_is_the_openr1_kl_plus_ln_v() {
+    let m = load_tiny("tiny-qwen2");
+    let reqs = prompts(&m, &["Hi"]);
+    let c = score_completion(
+        &m.decoder,
+        &reqs[0].ids,
+        &[300, 301, 302],
+        1.0,
+        &BTreeSet::new(),
+    )
+    .unwrap();
+    let ln_v = (384f32).ln();
+    assert!(
+        (c.self_certainty_openr1_logged() - c.self_certainty(Alignment::Openr1) - ln_v).abs()
+            < 1e-5
+    );
+    // open-r1 rows are the paper rows shifted by one, ending with the row after the last token.
+    let paper = c.token_self_certainty(Alignment::Paper);
+    let openr1 = c.token_self_certainty(Alignment::Openr1);
+    assert_eq!(&openr1[..2], &paper[1..]);
+    assert!((openr1[2] + ln_v - c.lse_minus_mean_after.unwrap()).abs() < 1e-6);
+}
