@@ -20,7 +20,7 @@ import json, sys
 o, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 n = len(o["completion_ids"])
 print(f"{'':14}{'load s':>8}{'new tokens':>12}{'tokens/s':>10}")
-print(f"{'intuitor':14}{o['load_seconds']:8.2f}{n:12d}{o['decode_tokens_per_second']:10.1f}")
+print(f"{'intuitor':14}{o['load_seconds']:8.2f}{n:12d}{o['tokens_per_second']:10.1f}")
 print(f"{'transformers':14}{t['load_seconds']:8.2f}{t['new_tokens']:12d}{t['tokens_per_second']:10.1f}")
-print(f"ratio (intuitor / transformers): {o['decode_tokens_per_second'] / t['tokens_per_second']:.2f}x")
+print(f"ratio (intuitor / transformers): {o['tokens_per_second'] / t['tokens_per_second']:.2f}x")
 PY

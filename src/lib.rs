@@ -5,7 +5,6 @@
 //! - [`model`]: loading (HF directory, GGUF, `default`) and the llama-family [`model::Decoder`].
 //! - [`tokenizer`]: tokenizers + special tokens; [`tokenizer::chat`] renders chat templates.
 //! - [`sampling`]: logits → next token (temperature, top-k, top-p, min-p).
-//! - [`generate`]: single-sequence KV-cache decoding.
 //! - [`rollout`]: batched group sampling (B prompts × G) with fused per-token statistics.
 //! - [`self_certainty`]: KL(U‖p) per token and per sequence, paper / open-r1 alignment (spec §2).
 //! - [`score`]: one no-grad forward over given prompt ⊕ completion pairs.
@@ -13,7 +12,7 @@
 //! - [`runtime`]: process start-up (allocator tuning, device choice).
 
 pub mod cli;
-pub mod generate;
+pub mod io;
 pub mod model;
 pub mod rollout;
 pub mod runtime;

@@ -6,10 +6,9 @@ use std::collections::BTreeSet;
 
 use candle_core::{Result, Tensor};
 
-use crate::generate::FinishReason;
 use crate::model::Decoder;
 use crate::rollout::stats::token_stats;
-use crate::rollout::Completion;
+use crate::rollout::{Completion, FinishReason};
 use crate::self_certainty::completion_mask_len;
 
 /// Scores `completion_ids` after `prompt_ids` with a single forward pass.

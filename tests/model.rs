@@ -211,19 +211,17 @@ fn smollm2_greedy_completions_equal_transformers_token_for_token() {
         let ids = m.prompt_ids(prompt, None, false).unwrap();
         let expected_prompt: Vec<u32> = serde_json::from_value(case["prompt_ids"].clone()).unwrap();
         assert_eq!(ids, expected_prompt, "prompt ids for {prompt:?}");
-        let out = intuitor::generate::generate(
-            &m.decoder,
-            &ids,
-            &intuitor::sampling::SamplingParams::greedy(),
-            32,
-            &m.tokenizer.stop_ids(),
-            0,
-        )
-        .unwrap();
+        let cfg = intuitor::rollout::RolloutConfig {
+            num_generations: 1,
+            max_new_tokens: 32,
+            sampling: intuitor::sampling::SamplingParams::greedy(),
+            stop_ids: m.tokenizer.stop_ids(),
+            stop_strings: Vec::new(),
+            keep_after_last: false,
+        };
+        let request = intuitor::rollout::PromptRequest { ids, seed: 0 };
+        let out = intuitor::rollout::rollout(&m.decoder, &[request], &cfg, None).unwrap();
         let expected: Vec<u32> = serde_json::from_value(case["completion_ids"].clone()).unwrap();
-        assert_eq!(
-            out.completion_ids, expected,
-            "greedy completion for {prompt:?}"
-        );
+        assert_eq!(out[0].ids, expected, "greedy completion for {prompt:?}");
     }
 }

@@ -6,9 +6,8 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::*;
-use intuitor::generate::FinishReason;
 use intuitor::model::LoadedModel;
-use intuitor::rollout::{rollout, Completion, PromptRequest, RolloutConfig};
+use intuitor::rollout::{rollout, Completion, FinishReason, PromptRequest, RolloutConfig};
 use intuitor::sampling::SamplingParams;
 use intuitor::score::score_completion;
 use intuitor::self_certainty::Alignment;

@@ -1,10 +1,13 @@
-//! `intuitor generate`: one prompt, one completion, with timings.
+//! `intuitor generate`: one prompt, one or more completions from the rollout engine, with timings.
 
 use clap::Args;
 use serde_json::json;
 
+use std::time::Instant;
+
 use super::ModelArgs;
-use crate::generate::generate;
+use crate::rollout::{rollout, PromptRequest, RolloutConfig};
+use crate::self_certainty::Alignment;
 use crate::sampling::SamplingParams;
 
 #[derive(Debug, Args)]
@@ -42,60 +45,90 @@ pub struct GenerateArgs {
     /// Random seed: the same seed gives the same sample.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// Print one JSON object (prompt_ids, completion_ids, text, finish_reason, timings).
+    /// Number of completions to sample for the prompt (batched, sharing the prompt's KV cache).
+    #[arg(long, short = 'n', default_value_t = 1)]
+    pub n: usize,
+    /// Stop when the text contains this string (repeatable).
+    #[arg(long = "stop")]
+    pub stop_strings: Vec<String>,
+    /// Print JSON (prompt_ids, completion_ids, text, finish_reason, self_certainty, timings):
+    /// one object for -n 1, else one object with a `completions` list.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
+    if args.n == 0 {
+        anyhow::bail!("--n must be at least 1");
+    }
     let m = args.model.load()?;
     let ids = m.prompt_ids(&args.prompt, args.system.as_deref(), args.raw)?;
-    let params = SamplingParams {
-        temperature: args.temperature,
-        top_k: args.top_k,
-        top_p: args.top_p,
-        min_p: args.min_p,
-        repetition_penalty: args.repetition_penalty,
+    let cfg = RolloutConfig {
+        num_generations: args.n,
+        max_new_tokens: args.max_new_tokens,
+        sampling: SamplingParams {
+            temperature: args.temperature,
+            top_k: args.top_k,
+            top_p: args.top_p,
+            min_p: args.min_p,
+            repetition_penalty: args.repetition_penalty,
+        },
+        stop_ids: m.tokenizer.stop_ids(),
+        stop_strings: args.stop_strings.clone(),
+        keep_after_last: false,
     };
-    let out = generate(
-        &m.decoder,
-        &ids,
-        &params,
-        args.max_new_tokens,
-        &m.tokenizer.stop_ids(),
-        args.seed,
-    )?;
-    let text = m.tokenizer.decode(&out.completion_ids, true)?;
-    let n = out.completion_ids.len();
-    let decode_s = out.decode_time.as_secs_f64();
-    // Decode speed counts the tokens produced by decode steps (the first comes from prefill).
-    let tps = if n > 1 && decode_s > 0.0 {
-        (n - 1) as f64 / decode_s
-    } else {
-        0.0
+    let request = PromptRequest {
+        ids: ids.clone(),
+        seed: args.seed,
     };
+    let start = Instant::now();
+    let outs = rollout(&m.decoder, &[request], &cfg, Some(&m.tokenizer))?;
+    let seconds = start.elapsed().as_secs_f64();
+    let generated: usize = outs.iter().map(|c| c.ids.len()).sum();
+    let tps = generated as f64 / seconds.max(1e-9);
+    let mut completions = Vec::with_capacity(outs.len());
+    for c in &outs {
+        let text = m.tokenizer.decode(&c.ids, true)?;
+        completions.push(json!({
+            "completion_ids": c.ids,
+            "text": text,
+            "finish_reason": c.finish_reason,
+            "self_certainty": c.self_certainty(Alignment::Paper),
+            "mean_logprob": c.mean_logprob(),
+        }));
+    }
     if args.json {
-        println!(
-            "{}",
-            json!({
-                "prompt_ids": ids,
-                "completion_ids": out.completion_ids,
-                "text": text,
-                "finish_reason": out.finish_reason,
-                "load_seconds": m.load_time.as_secs_f64(),
-                "prefill_seconds": out.prefill_time.as_secs_f64(),
-                "decode_seconds": decode_s,
-                "decode_tokens_per_second": tps,
-            })
-        );
+        let mut obj = json!({
+            "prompt_ids": ids,
+            "load_seconds": m.load_time.as_secs_f64(),
+            "generate_seconds": seconds,
+            "generated_tokens": generated,
+            "tokens_per_second": tps,
+        });
+        let map = obj.as_object_mut().expect("object");
+        if args.n == 1 {
+            for (k, v) in completions[0].as_object().expect("object") {
+                map.insert(k.clone(), v.clone());
+            }
+        } else {
+            map.insert("completions".into(), completions.into());
+        }
+        println!("{obj}");
     } else {
-        println!("{text}");
+        for (i, c) in completions.iter().enumerate() {
+            if args.n > 1 {
+                println!(
+                    "--- completion {i} (self-certainty {:.4}, finish {})",
+                    c["self_certainty"], c["finish_reason"]
+                );
+            }
+            println!("{}", c["text"].as_str().unwrap_or_default());
+        }
         eprintln!(
-            "[{} prompt + {n} new tokens, finish: {:?}; load {:.2} s, prefill {:.3} s, decode {:.1} tokens/s]",
+            "[{} prompt tokens, {generated} generated; load {:.2} s, generate {:.2} s, {:.1} tokens/s]",
             ids.len(),
-            out.finish_reason,
             m.load_time.as_secs_f64(),
-            out.prefill_time.as_secs_f64(),
+            seconds,
             tps
         );
     }

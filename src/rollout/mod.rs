@@ -16,12 +16,23 @@ use candle_core::{Result, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::generate::FinishReason;
 use crate::model::{Decoder, KvCache};
 use crate::sampling::{sample, SamplingParams};
 use crate::self_certainty::{sequence_mean, Alignment};
 use crate::tokenizer::TextTokenizer;
 use stats::token_stats;
+
+/// Why a completion ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishReason {
+    /// A stop id was generated (it is the last completion token).
+    Eos,
+    /// `max_new_tokens` was reached.
+    Length,
+    /// A stop string appeared in the text.
+    Stop,
+}
 
 /// How to sample a group.
 #[derive(Debug, Clone)]
@@ -159,7 +170,7 @@ pub fn rollout(
     }
     // 2. One row per (prompt, sample), sharing the prompt's prefix.
     let longest = prompts.iter().map(|p| p.ids.len()).max().unwrap_or(0);
-    let mut cache = KvCache::stack_left_padded(&caches, g)?;
+    let mut cache = KvCache::stack_left_padded(&caches, g, cfg.max_new_tokens + 1)?;
     drop(caches);
     let mut rows: Vec<Row> = Vec::with_capacity(prompts.len() * g);
     let mut key_mask: Vec<Vec<u32>> = Vec::with_capacity(prompts.len() * g);

@@ -1,0 +1,114 @@
+//! Inference-only scaled dot-product attention for the CPU.
+//!
+//! candle runs a batched matmul as one multi-threaded gemm call per batch entry; decoding 28
+//! rows × 3 KV heads makes that thousands of tiny gemm calls per step, each paying a thread-pool
+//! hand-off (the rollout profile was dominated by it). This kernel instead splits the work across
+//! (row, KV head) pairs with rayon and does each pair's small dot products in one thread. It is
+//! used only when no gradient is tracked and the tensors are f32 on the CPU; everything else
+//! takes the differentiable matmul path in `decoder.rs`. No crate offers a CPU attention kernel
+//! over candle tensors, hence the hand-written loop.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// `softmax(q·kᵀ·scale + bias)·v` for grouped queries.
+///
+/// * q: `[b, kv_heads, groups·t, d]`, row `g·t + i` is query position `i` of head `kv·groups + g`.
+/// * k, v: `[b, kv_heads, total, d]` (any strides with a unit last stride).
+/// * bias: `[b, t, total]` additive, shared by all heads; `None` = attend to everything.
+pub struct CachedAttention {
+    pub scale: f32,
+    pub t: usize,
+    pub bias: Option<Arc<Vec<f32>>>,
+}
+
+impl CachedAttention {
+    pub fn forward(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+        q.apply_op3_no_bwd(k, v, self)
+    }
+}
+
+struct View<'a> {
+    data: &'a [f32],
+    offset: usize,
+    stride: [usize; 3],
+}
+
+impl View<'_> {
+    fn new<'a>(s: &'a CpuStorage, l: &Layout) -> Result<View<'a>> {
+        let st = l.stride();
+        if st.len() != 4 || st[3] != 1 {
+            candle_core::bail!("cached-attention: expected rank-4 tensors with a unit last stride");
+        }
+        Ok(View {
+            data: s.as_slice::<f32>()?,
+            offset: l.start_offset(),
+            stride: [st[0], st[1], st[2]],
+        })
+    }
+
+    fn row(&self, b: usize, h: usize, j: usize, d: usize) -> &[f32] {
+        let o = self.offset + b * self.stride[0] + h * self.stride[1] + j * self.stride[2];
+        &self.data[o..o + d]
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl CustomOp3 for CachedAttention {
+    fn name(&self) -> &'static str {
+        "cached-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, nkv, rows, d) = l1.shape().dims4()?;
+        let total = l2.shape().dims4()?.2;
+        let (q, k, v) = (View::new(s1, l1)?, View::new(s2, l2)?, View::new(s3, l3)?);
+        let t = self.t;
+        let mut out = vec![0f32; b * nkv * rows * d];
+        out.par_chunks_mut(rows * d)
+            .enumerate()
+            .for_each(|(pair, dst)| {
+                let (bi, h) = (pair / nkv, pair % nkv);
+                let mut p = vec![0f32; total];
+                for r in 0..rows {
+                    let qr = q.row(bi, h, r, d);
+                    let bias = self
+                        .bias
+                        .as_ref()
+                        .map(|bias| &bias[(bi * t + r % t) * total..(bi * t + r % t + 1) * total]);
+                    let mut max = f32::NEG_INFINITY;
+                    for (j, pj) in p.iter_mut().enumerate() {
+                        let s = dot(qr, k.row(bi, h, j, d)) * self.scale + bias.map_or(0.0, |x| x[j]);
+                        *pj = s;
+                        max = max.max(s);
+                    }
+                    let mut sum = 0f32;
+                    for pj in p.iter_mut() {
+                        *pj = (*pj - max).exp();
+                        sum += *pj;
+                    }
+                    let o = &mut dst[r * d..(r + 1) * d];
+                    for (j, &pj) in p.iter().enumerate() {
+                        let w = pj / sum;
+                        for (oi, vi) in o.iter_mut().zip(v.row(bi, h, j, d)) {
+                            *oi += w * vi;
+                        }
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), Shape::from((b, nkv, rows, d))))
+    }
+}
