@@ -191,3 +191,110 @@ fn a_missing_default_model_says_how_to_fetch_it() {
         &["/nonexistent/smollm2.gguf", "bash scripts/fetch_model.sh"],
     );
 }
+
+#[test]
+fn score_writes_one_line_per_input_with_both_alignments() {
+    let dir = fixture("tiny-qwen2");
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        concat!(
+            "{\"prompt\": \"What is 2+3?\", \"completion\": \"5<|im_end|>\"}\n",
+            "\n",
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"completion\": \"Hello there\", \"id\": 7}\n"
+        ),
+    )
+    .unwrap();
+    let output = tmp.path().join("out.jsonl");
+    let out = intuitor(&[
+        "score",
+        "--model",
+        dir.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&output).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        let n = l["completion_ids"].as_array().unwrap().len();
+        assert_eq!(l["logprobs"].as_array().unwrap().len(), n);
+        assert_eq!(l["entropy"].as_array().unwrap().len(), n);
+        let sc = l["self_certainty"].as_f64().unwrap();
+        let sc_openr1 = l["self_certainty_openr1"].as_f64().unwrap();
+        assert!(sc.is_finite() && sc >= 0.0, "KL(U‖p) ≥ 0: {sc}");
+        assert!(sc_openr1 > sc, "the logged open-r1 value adds ln V");
+        assert!(l["mean_logprob"].as_f64().unwrap() < 0.0);
+    }
+    assert_eq!(lines[1]["id"], 7);
+    // The first completion ends with EOS: the mask stops there.
+    let ids = lines[0]["completion_ids"].as_array().unwrap();
+    assert_eq!(lines[0]["mask_len"].as_u64().unwrap() as usize, ids.len());
+}
+
+#[test]
+fn score_names_the_bad_line() {
+    let dir = fixture("tiny-qwen2");
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": \"a\"}\n",
+    )
+    .unwrap();
+    let out = intuitor(&[
+        "score",
+        "--model",
+        dir.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert_clean_error(&out, &["in.jsonl line 2"]);
+}
+
+#[test]
+fn generate_n_samples_a_group_with_self_certainty() {
+    let dir = fixture("tiny-qwen2");
+    let out = intuitor(&[
+        "generate",
+        "--model",
+        dir.to_str().unwrap(),
+        "-p",
+        "Hi",
+        "-n",
+        "4",
+        "--temperature",
+        "0.9",
+        "--top-k",
+        "50",
+        "--max-new-tokens",
+        "6",
+        "--json",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let comps = v["completions"].as_array().unwrap();
+    assert_eq!(comps.len(), 4);
+    for c in comps {
+        assert!(c["self_certainty"].as_f64().unwrap().is_finite());
+    }
+}

@@ -58,8 +58,12 @@ fn main() -> anyhow::Result<()> {
     intuitor::runtime::pin_thread_count();
     let cli = Cli::parse();
     let device = intuitor::runtime::device("auto")?;
-    let m = LoadedModel::load(&ModelSource::resolve(&cli.model)?, candle_core::DType::F32, &device)
-        .context("loading the model")?;
+    let m = LoadedModel::load(
+        &ModelSource::resolve(&cli.model)?,
+        candle_core::DType::F32,
+        &device,
+    )
+    .context("loading the model")?;
     match cli.command {
         Command::Rollout { group, new_tokens } => {
             let requests: Vec<PromptRequest> = PROMPTS
@@ -84,7 +88,10 @@ fn main() -> anyhow::Result<()> {
             let outs = rollout(&m.decoder, &requests, &cfg, None)?;
             let seconds = start.elapsed().as_secs_f64();
             let tokens: usize = outs.iter().map(|c| c.ids.len()).sum();
-            let sc: f32 = outs.iter().map(|c| c.self_certainty(Alignment::Paper)).sum::<f32>()
+            let sc: f32 = outs
+                .iter()
+                .map(|c| c.self_certainty(Alignment::Paper))
+                .sum::<f32>()
                 / outs.len() as f32;
             println!(
                 "{}",

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use super::ModelArgs;
 use crate::rollout::{rollout, PromptRequest, RolloutConfig};
-use crate::self_certainty::Alignment;
 use crate::sampling::SamplingParams;
+use crate::self_certainty::Alignment;
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {

@@ -50,7 +50,8 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     let reader: Box<dyn BufRead> = if args.input == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
-        let f = std::fs::File::open(&args.input).with_context(|| format!("opening {}", args.input))?;
+        let f =
+            std::fs::File::open(&args.input).with_context(|| format!("opening {}", args.input))?;
         Box::new(std::io::BufReader::new(f))
     };
     let stop = m.tokenizer.stop_ids();
@@ -76,8 +77,14 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
             ),
         };
         let completion_ids = m.tokenizer.encode(&item.completion, false)?;
-        let c = score_completion(&m.decoder, &prompt_ids, &completion_ids, args.temperature, &stop)
-            .with_context(|| format!("{} line {lineno}: scoring", args.input))?;
+        let c = score_completion(
+            &m.decoder,
+            &prompt_ids,
+            &completion_ids,
+            args.temperature,
+            &stop,
+        )
+        .with_context(|| format!("{} line {lineno}: scoring", args.input))?;
         let record = json!({
             "id": item.id,
             "prompt_tokens": prompt_ids.len(),

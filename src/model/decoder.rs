@@ -18,6 +18,9 @@ use super::config::ModelConfig;
 /// all masked (a left-padding position) gives a harmless uniform row instead of NaN.
 const MASKED: f64 = -1e30;
 
+/// Up to this many rows, inference matmuls run as W·xᵀ (see [`matmul_wt`]).
+const SMALL_BATCH_ROWS: usize = 64;
+
 /// One layer's cached keys and values: buffers `[batch, kv_heads, capacity, head_dim]` of
 /// which the first `len` positions are filled. Appending writes in place (no copy of the past).
 #[derive(Debug, Clone)]
@@ -29,7 +32,10 @@ struct LayerCache {
 
 impl LayerCache {
     fn keys(&self) -> Result<(Tensor, Tensor)> {
-        Ok((self.k.narrow(2, 0, self.len)?, self.v.narrow(2, 0, self.len)?))
+        Ok((
+            self.k.narrow(2, 0, self.len)?,
+            self.v.narrow(2, 0, self.len)?,
+        ))
     }
 
     /// Appends `[batch, kv_heads, t, head_dim]` keys/values, growing the buffers when full.
@@ -148,12 +154,23 @@ struct Linear {
 impl Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
-        let y = x.reshape((b * t, d))?.matmul(&self.weight.t()?)?;
+        let y = matmul_wt(&x.reshape((b * t, d))?, &self.weight)?;
         let y = match &self.bias {
             Some(bias) => y.broadcast_add(bias)?,
             None => y,
         };
         y.reshape((b, t, ()))
+    }
+}
+
+/// `x·Wᵀ` for `x` `[rows, in]` and a weight `[out, in]`. For a few rows without gradient
+/// (decoding) gemm is faster as `W·xᵀ` than as `x·Wᵀ` with W transposed in place (measured
+/// 1.1–2.9× at 28 rows); the `[out, rows]` result is transposed back.
+fn matmul_wt(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if x.dim(0)? <= SMALL_BATCH_ROWS && !x.track_op() && !w.track_op() {
+        w.matmul(&x.t()?)?.t()
+    } else {
+        x.matmul(&w.t()?)
     }
 }
 
@@ -339,9 +356,8 @@ impl Decoder {
         let rotary = self.rotary(positions)?;
         let host_bias = self.attention_bias(b, t, past, key_mask)?;
         // The hand-written CPU kernel serves inference; training keeps the differentiable path.
-        let fast = self.device().is_cpu()
-            && self.dtype() == DType::F32
-            && !self.embed_tokens.track_op();
+        let fast =
+            self.device().is_cpu() && self.dtype() == DType::F32 && !self.embed_tokens.track_op();
         let bias = match (&host_bias, fast) {
             (Some(h), false) => Some(AttentionBias::Tensor(
                 Tensor::from_slice(h.as_slice(), (b, 1, t, past + t), self.device())?
@@ -377,6 +393,8 @@ impl Decoder {
     /// Logits `[batch, seq, vocab]` from hidden states `[batch, seq, hidden]`.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let (b, t, h) = hidden.dims3()?;
+        // The lm_head keeps x·Wᵀ: W·xᵀ measured slower here (the transposed [vocab, rows] result
+        // is read back column by column).
         hidden
             .reshape((b * t, h))?
             .matmul(&self.lm_head.t()?)?
@@ -460,7 +478,11 @@ impl Decoder {
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let (b, t, _) = x.dims3()?;
-        let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
+        let (nh, nkv, hd) = (
+            cfg.num_attention_heads,
+            cfg.num_key_value_heads,
+            cfg.head_dim,
+        );
         let heads = |y: Tensor, n: usize| -> Result<Tensor> {
             y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()
         };

@@ -176,7 +176,12 @@ impl LoadedModel {
     /// the chat template and its generation prompt, as HF `apply_chat_template(...,
     /// add_generation_prompt=True)` then `encode(add_special_tokens=False)`; with `raw`, the
     /// text is tokenized as is (with the tokenizer's own special-token post-processing).
-    pub fn prompt_ids(&self, user: &str, system: Option<&str>, raw: bool) -> anyhow::Result<Vec<u32>> {
+    pub fn prompt_ids(
+        &self,
+        user: &str,
+        system: Option<&str>,
+        raw: bool,
+    ) -> anyhow::Result<Vec<u32>> {
         if raw {
             return self.tokenizer.encode(user, true);
         }

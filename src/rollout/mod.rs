@@ -20,7 +20,8 @@ use crate::model::{Decoder, KvCache};
 use crate::sampling::{sample, SamplingParams};
 use crate::self_certainty::{sequence_mean, Alignment};
 use crate::tokenizer::TextTokenizer;
-use stats::token_stats;
+use rayon::prelude::*;
+use stats::token_stats_host;
 
 /// Why a completion ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -199,16 +200,18 @@ pub fn rollout(
     // 3. Decode: sample, record, retire, feed.
     loop {
         let host: Vec<Vec<f32>> = logits.to_dtype(candle_core::DType::F32)?.to_vec2()?;
-        let mut tokens = Vec::with_capacity(rows.len());
-        for (row, z) in rows.iter_mut().zip(&host) {
-            let t = if row.finishing {
-                0
-            } else {
-                sample(z, &row.history, &cfg.sampling, &mut row.rng)
-            };
-            tokens.push(t);
-        }
-        let st = token_stats(&logits, &tokens, cfg.sampling.temperature)?;
+        let tokens: Vec<u32> = rows
+            .par_iter_mut()
+            .zip(host.par_iter())
+            .map(|(row, z)| {
+                if row.finishing {
+                    0
+                } else {
+                    sample(z, &row.history, &cfg.sampling, &mut row.rng)
+                }
+            })
+            .collect();
+        let st = token_stats_host(&host, &tokens, cfg.sampling.temperature);
         let mut keep = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter_mut().enumerate() {
             if row.finishing {

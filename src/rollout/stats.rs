@@ -2,6 +2,7 @@
 //! per token, in the same pass that sampled it (no second forward; spec §2.2, §4.1).
 
 use candle_core::{DType, Result, Tensor, D};
+use rayon::prelude::*;
 
 use crate::self_certainty::lse_minus_mean;
 
@@ -55,4 +56,71 @@ pub fn token_stats(logits: &Tensor, tokens: &[u32], temperature: f32) -> Result<
         entropy: entropy.to_vec1()?,
         lse_minus_mean: lse_minus_mean(&z)?.to_vec1()?,
     })
+}
+
+/// [`token_stats`] on logits rows already on the host (the rollout copies them there to
+/// sample), one row per token, rows in parallel. Sums run in f64.
+pub fn token_stats_host(rows: &[Vec<f32>], tokens: &[u32], temperature: f32) -> TokenStats {
+    let t = if temperature > 0.0 {
+        temperature as f64
+    } else {
+        1.0
+    };
+    let per_row: Vec<[f32; 4]> = rows
+        .par_iter()
+        .zip(tokens.par_iter())
+        .map(|(z, &tok)| {
+            let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let (mut sum1, mut sumt, mut sumt_z, mut total) = (0f64, 0f64, 0f64, 0f64);
+            for &x in z {
+                let x = x as f64;
+                sum1 += (x - max).exp();
+                let e = ((x - max) / t).exp();
+                sumt += e;
+                sumt_z += e * x / t;
+                total += x;
+            }
+            let lse1 = max + sum1.ln();
+            let lset = max / t + sumt.ln();
+            let picked = z.get(tok as usize).copied().unwrap_or(0.0) as f64;
+            [
+                (picked / t - lset) as f32,
+                (picked - lse1) as f32,
+                (lset - sumt_z / sumt) as f32,
+                (lse1 - total / z.len() as f64) as f32,
+            ]
+        })
+        .collect();
+    TokenStats {
+        logprob: per_row.iter().map(|r| r[0]).collect(),
+        logprob_t1: per_row.iter().map(|r| r[1]).collect(),
+        entropy: per_row.iter().map(|r| r[2]).collect(),
+        lse_minus_mean: per_row.iter().map(|r| r[3]).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn host_and_device_statistics_agree() {
+        let logits = Tensor::randn(0f32, 3.0, (5, 1000), &Device::Cpu).unwrap();
+        let tokens = [0u32, 17, 999, 500, 3];
+        for t in [0.0f32, 0.7, 1.0] {
+            let a = token_stats(&logits, &tokens, t).unwrap();
+            let b = token_stats_host(&logits.to_vec2().unwrap(), &tokens, t);
+            for (x, y) in [
+                (&a.logprob, &b.logprob),
+                (&a.logprob_t1, &b.logprob_t1),
+                (&a.entropy, &b.entropy),
+                (&a.lse_minus_mean, &b.lse_minus_mean),
+            ] {
+                for (u, v) in x.iter().zip(y) {
+                    assert!((u - v).abs() < 1e-4, "T={t}: {u} vs {v}");
+                }
+            }
+        }
+    }
 }
