@@ -8,15 +8,25 @@
 //! - [`rollout`]: batched group sampling (B prompts × G) with fused per-token statistics.
 //! - [`self_certainty`]: KL(U‖p) per token and per sequence, paper / open-r1 alignment (spec §2).
 //! - [`score`]: one no-grad forward over given prompt ⊕ completion pairs.
+//! - [`logprob`]: chunked per-token log-probs of completions under logits / T (spec §4.1).
+//! - [`loss`]: clipped surrogate + k3 KL, TRL's grpo / bnpo / dr_grpo / dapo aggregation (§4.2).
+//! - [`policy`]: the trainable weights (`Var`s) and detached copies for rollout and reference.
+//! - [`update`]: one micro-batch forward/backward with bounded memory.
+//! - [`optim`]: AdamW (PyTorch semantics), grad-norm clipping, LR schedules (spec §4.4).
 //! - [`cli`]: the `intuitor` command line.
 //! - [`runtime`]: process start-up (allocator tuning, device choice).
 
 pub mod cli;
 pub mod io;
+pub mod logprob;
+pub mod loss;
 pub mod model;
+pub mod optim;
+pub mod policy;
 pub mod rollout;
 pub mod runtime;
 pub mod sampling;
 pub mod score;
 pub mod self_certainty;
 pub mod tokenizer;
+pub mod update;

@@ -319,6 +319,11 @@ impl Decoder {
         &self.cfg
     }
 
+    /// The output projection `[vocab, hidden]` (the embedding itself when tied).
+    pub fn lm_head(&self) -> &Tensor {
+        &self.lm_head
+    }
+
     pub fn device(&self) -> &Device {
         self.embed_tokens.device()
     }
