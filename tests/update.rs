@@ -8,7 +8,7 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use common::*;
 use intuitor::logprob::{completion_logprobs, Sequence};
-use intuitor::loss::{sequence_weights, LossConfig, LossType};
+use intuitor::loss::{sequence_weights, LossConfig};
 use intuitor::model::{LoadedModel, ModelSource};
 use intuitor::optim::schedule::{lr_at, Schedule};
 use intuitor::optim::{AdamW, AdamWConfig, GradAccumulator};
