@@ -13,16 +13,22 @@
 //! - [`policy`]: the trainable weights (`Var`s) and detached copies for rollout and reference.
 //! - [`update`]: one micro-batch forward/backward with bounded memory.
 //! - [`optim`]: AdamW (PyTorch semantics), grad-norm clipping, LR schedules (spec §4.4).
+//! - [`advantage`]: group z-scored advantages (spec §3).
+//! - [`reward`]: self_certainty, accuracy, plurality_vote, format, neg_entropy, random.
+//! - [`eval`]: answer extraction and checking.
 //! - [`cli`]: the `intuitor` command line.
 //! - [`runtime`]: process start-up (allocator tuning, device choice).
 
+pub mod advantage;
 pub mod cli;
+pub mod eval;
 pub mod io;
 pub mod logprob;
 pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod policy;
+pub mod reward;
 pub mod rollout;
 pub mod runtime;
 pub mod sampling;

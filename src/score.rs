@@ -54,6 +54,7 @@ pub fn score_completion(
         logprobs: st.logprob[..c].to_vec(),
         logprobs_t1: st.logprob_t1[..c].to_vec(),
         entropy: st.entropy[..c].to_vec(),
+        entropy_t1: st.entropy_t1[..c].to_vec(),
         lse_minus_mean: st.lse_minus_mean[..c].to_vec(),
         lse_minus_mean_after: Some(st.lse_minus_mean[c]),
         vocab_width: decoder.config().vocab_size,

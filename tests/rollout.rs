@@ -64,6 +64,7 @@ fn check_against_forward(
         close(&c.logprobs, &s.logprobs, 1e-4, "logprob (T)");
         close(&c.logprobs_t1, &s.logprobs_t1, 1e-4, "logprob (T=1)");
         close(&c.entropy, &s.entropy, 1e-4, "entropy");
+        close(&c.entropy_t1, &s.entropy_t1, 1e-4, "entropy (T=1)");
         close(
             &c.lse_minus_mean,
             &s.lse_minus_mean,

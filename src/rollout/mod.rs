@@ -74,6 +74,8 @@ pub struct Completion {
     pub logprobs_t1: Vec<f32>,
     /// Entropy of softmax(z/T) at each generating row.
     pub entropy: Vec<f32>,
+    /// Entropy of softmax(z) (untempered) at each generating row.
+    pub entropy_t1: Vec<f32>,
     /// logsumexp − mean of the row that generated token k (paper rows, without − ln V).
     pub lse_minus_mean: Vec<f32>,
     /// logsumexp − mean of the row after the last token, if it was computed.
@@ -224,6 +226,7 @@ pub fn rollout(
             o.logprobs.push(st.logprob[i]);
             o.logprobs_t1.push(st.logprob_t1[i]);
             o.entropy.push(st.entropy[i]);
+            o.entropy_t1.push(st.entropy_t1[i]);
             o.lse_minus_mean.push(st.lse_minus_mean[i]);
             row.history.push(t);
             let stop = if cfg.stop_ids.contains(&t) {
@@ -301,6 +304,7 @@ fn empty_completion(prompt_index: usize, sample_index: usize, vocab_width: usize
         logprobs: Vec::new(),
         logprobs_t1: Vec::new(),
         entropy: Vec::new(),
+        entropy_t1: Vec::new(),
         lse_minus_mean: Vec::new(),
         lse_minus_mean_after: None,
         vocab_width,

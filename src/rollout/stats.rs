@@ -15,6 +15,8 @@ pub struct TokenStats {
     pub logprob_t1: Vec<f32>,
     /// Entropy of softmax(z / T), as TRL's `entropy` metric.
     pub entropy: Vec<f32>,
+    /// Entropy of softmax(z), untempered.
+    pub entropy_t1: Vec<f32>,
     /// logsumexp(z) − mean(z) of the untempered row (self-certainty without − ln V).
     pub lse_minus_mean: Vec<f32>,
 }
@@ -50,10 +52,13 @@ pub fn token_stats(logits: &Tensor, tokens: &[u32], temperature: f32) -> Result<
     let lset = lse(&zt)?;
     let logp_t = zt.broadcast_sub(&lset.unsqueeze(1)?)?;
     let entropy = (logp_t.exp()? * &logp_t)?.sum(D::Minus1)?.neg()?;
+    let logp_1 = z.broadcast_sub(&lse1.unsqueeze(1)?)?;
+    let entropy_t1 = (logp_1.exp()? * &logp_1)?.sum(D::Minus1)?.neg()?;
     Ok(TokenStats {
         logprob: ((&picked / t)? - &lset)?.to_vec1()?,
         logprob_t1: (&picked - &lse1)?.to_vec1()?,
         entropy: entropy.to_vec1()?,
+        entropy_t1: entropy_t1.to_vec1()?,
         lse_minus_mean: lse_minus_mean(&z)?.to_vec1()?,
     })
 }
@@ -66,15 +71,18 @@ pub fn token_stats_host(rows: &[Vec<f32>], tokens: &[u32], temperature: f32) -> 
     } else {
         1.0
     };
-    let per_row: Vec<[f32; 4]> = rows
+    let per_row: Vec<[f32; 5]> = rows
         .par_iter()
         .zip(tokens.par_iter())
         .map(|(z, &tok)| {
             let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
             let (mut sum1, mut sumt, mut sumt_z, mut total) = (0f64, 0f64, 0f64, 0f64);
+            let mut sum1_z = 0f64;
             for &x in z {
                 let x = x as f64;
-                sum1 += (x - max).exp();
+                let e1 = (x - max).exp();
+                sum1 += e1;
+                sum1_z += e1 * x;
                 let e = ((x - max) / t).exp();
                 sumt += e;
                 sumt_z += e * x / t;
@@ -88,6 +96,7 @@ pub fn token_stats_host(rows: &[Vec<f32>], tokens: &[u32], temperature: f32) -> 
                 (picked - lse1) as f32,
                 (lset - sumt_z / sumt) as f32,
                 (lse1 - total / z.len() as f64) as f32,
+                (lse1 - sum1_z / sum1) as f32,
             ]
         })
         .collect();
@@ -95,6 +104,7 @@ pub fn token_stats_host(rows: &[Vec<f32>], tokens: &[u32], temperature: f32) -> 
         logprob: per_row.iter().map(|r| r[0]).collect(),
         logprob_t1: per_row.iter().map(|r| r[1]).collect(),
         entropy: per_row.iter().map(|r| r[2]).collect(),
+        entropy_t1: per_row.iter().map(|r| r[4]).collect(),
         lse_minus_mean: per_row.iter().map(|r| r[3]).collect(),
     }
 }
@@ -115,6 +125,7 @@ mod tests {
                 (&a.logprob, &b.logprob),
                 (&a.logprob_t1, &b.logprob_t1),
                 (&a.entropy, &b.entropy),
+                (&a.entropy_t1, &b.entropy_t1),
                 (&a.lse_minus_mean, &b.lse_minus_mean),
             ] {
                 for (u, v) in x.iter().zip(y) {

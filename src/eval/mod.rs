@@ -1,0 +1,3 @@
+//! Evaluation: answer extraction and checking.
+
+pub mod answer;

@@ -1,0 +1,71 @@
+//! Rewards, each in its own module, selected by name and combined with weights. Each reward is
+//! normalised within its group separately and the weighted advantages are summed (spec §3).
+
+pub mod accuracy;
+pub mod format;
+pub mod neg_entropy;
+pub mod plurality_vote;
+pub mod random;
+pub mod self_certainty;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rollout::Completion;
+
+/// The reward functions, spelled as in configs and metric names (`rewards/<name>/mean`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum RewardKind {
+    /// INTUITOR: the policy's own self-certainty (spec §2).
+    SelfCertainty,
+    /// GRPO: 1 if the extracted answer equals the dataset's gold answer (spec §6.1).
+    Accuracy,
+    /// GRPO-PV: 1 if the answer equals the group's most common answer (spec §6.2).
+    PluralityVote,
+    /// 1 if a non-empty `\boxed{}` answer is present.
+    Format,
+    /// EM-RL: mean token entropy / V, negated (spec §6.3).
+    NegEntropy,
+    /// Bernoulli(0.5) noise (spec §6.3).
+    Random,
+}
+
+impl RewardKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::SelfCertainty => "self_certainty",
+            Self::Accuracy => "accuracy",
+            Self::PluralityVote => "plurality_vote",
+            Self::Format => "format",
+            Self::NegEntropy => "neg_entropy",
+            Self::Random => "random",
+        }
+    }
+}
+
+/// What a reward may look at for one prompt-major batch of completions.
+pub struct RewardInput<'a> {
+    pub completions: &'a [Completion],
+    /// Decoded completion texts (special tokens skipped).
+    pub texts: &'a [String],
+    /// Gold answer of each completion's prompt, if the dataset has one.
+    pub golds: &'a [Option<String>],
+    /// Group size G.
+    pub group: usize,
+    /// Sequence self-certainty of each completion from the configured scorer.
+    pub self_certainty: &'a [f64],
+    /// Seed for the random reward (the step's seed).
+    pub seed: u64,
+}
+
+/// One reward value per completion; `None` where the reward cannot judge it.
+pub fn compute(kind: RewardKind, input: &RewardInput) -> Vec<Option<f64>> {
+    match kind {
+        RewardKind::SelfCertainty => input.self_certainty.iter().map(|&s| Some(s)).collect(),
+        RewardKind::Accuracy => accuracy::rewards(input.texts, input.golds),
+        RewardKind::PluralityVote => plurality_vote::rewards(input.texts, input.group),
+        RewardKind::Format => format::rewards(input.texts),
+        RewardKind::NegEntropy => neg_entropy::rewards(input.completions),
+        RewardKind::Random => random::rewards(input.completions.len(), input.seed),
+    }
+}
