@@ -16,11 +16,14 @@
 //! - [`advantage`]: group z-scored advantages (spec §3).
 //! - [`reward`]: self_certainty, accuracy, plurality_vote, format, neg_entropy, random.
 //! - [`eval`]: answer extraction and checking.
+//! - [`data`]: JSONL/CSV/Parquet problems, the built-in demo set, the seeded prompt sampler.
 //! - [`cli`]: the `intuitor` command line.
 //! - [`runtime`]: process start-up (allocator tuning, device choice).
 
 pub mod advantage;
 pub mod cli;
+pub mod config;
+pub mod data;
 pub mod eval;
 pub mod io;
 pub mod logprob;

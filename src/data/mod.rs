@@ -1,0 +1,269 @@
+//! Training and evaluation problems: JSONL, Parquet and CSV files, or the built-in demo set.
+//!
+//! A record's prompt comes from `prompt_field` (default `problem`, falling back to `question`
+//! and `prompt`) or from a `messages` list; its gold answer (optional) from `answer_field`.
+//! GSM8K-style answers (`… #### 42`) are reduced to the part after `####`.
+
+pub mod batches;
+pub mod demo;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::tokenizer::chat::Message;
+
+/// One problem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    pub id: String,
+    /// The user message (when the record has a plain prompt).
+    pub prompt: Option<String>,
+    /// A full conversation (when the record has `messages`).
+    pub messages: Option<Vec<Message>>,
+    /// Gold answer, if known.
+    pub answer: Option<String>,
+}
+
+/// Which fields hold what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fields {
+    pub prompt_field: String,
+    pub answer_field: Option<String>,
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Self {
+            prompt_field: "problem".into(),
+            answer_field: None,
+        }
+    }
+}
+
+/// A data error naming the file and the record.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} record {record}: {message}")]
+    Record {
+        path: PathBuf,
+        record: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+}
+
+/// Loads every problem of a `.jsonl`/`.json`, `.csv` or `.parquet` file.
+pub fn load(path: &Path, fields: &Fields) -> Result<Vec<Problem>, DataError> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_lowercase();
+    let records: Vec<serde_json::Map<String, serde_json::Value>> = match ext.as_str() {
+        "jsonl" | "json" => read_jsonl(path)?,
+        "csv" => read_csv(path)?,
+        "parquet" => read_parquet(path)?,
+        other => {
+            return Err(DataError::File {
+                path: path.into(),
+                message: format!("unsupported extension {other:?}; expected .jsonl, .csv or .parquet"),
+            })
+        }
+    };
+    if records.is_empty() {
+        return Err(DataError::File {
+            path: path.into(),
+            message: "no records".into(),
+        });
+    }
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| to_problem(path, i + 1, r, fields))
+        .collect()
+}
+
+fn to_problem(
+    path: &Path,
+    record: usize,
+    r: &serde_json::Map<String, serde_json::Value>,
+    fields: &Fields,
+) -> Result<Problem, DataError> {
+    let err = |message: String| DataError::Record {
+        path: path.into(),
+        record,
+        message,
+    };
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let messages = match r.get("messages") {
+        Some(m) => Some(
+            serde_json::from_value::<Vec<Message>>(m.clone())
+                .map_err(|e| err(format!("field `messages`: {e}")))?,
+        ),
+        None => None,
+    };
+    let prompt = [fields.prompt_field.as_str(), "problem", "question", "prompt"]
+        .iter()
+        .find_map(|k| r.get(*k))
+        .map(text);
+    if prompt.is_none() && messages.is_none() {
+        return Err(err(format!(
+            "no prompt: expected field `{}` (or `problem`, `question`, `prompt`, `messages`)",
+            fields.prompt_field
+        )));
+    }
+    let answer = match &fields.answer_field {
+        Some(f) => Some(gold_answer(&text(r.get(f).ok_or_else(|| {
+            err(format!("field `{f}` (answer_field) is missing"))
+        })?))),
+        None => None,
+    };
+    let id = r
+        .get("id")
+        .or_else(|| r.get("unique_id"))
+        .map(text)
+        .unwrap_or_else(|| record.to_string());
+    Ok(Problem {
+        id,
+        prompt: if messages.is_some() { None } else { prompt },
+        messages,
+        answer,
+    })
+}
+
+/// The gold answer of a dataset field: the part after `####` (GSM8K), else the last `\boxed{}`
+/// (MATH solutions), else the text.
+pub fn gold_answer(field: &str) -> String {
+    if let Some(i) = field.rfind("####") {
+        return field[i + 4..].trim().replace(',', "");
+    }
+    crate::eval::answer::last_boxed(field).unwrap_or_else(|| field.trim().to_string())
+}
+
+type Record = serde_json::Map<String, serde_json::Value>;
+
+fn read_jsonl(path: &Path) -> Result<Vec<Record>, DataError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
+        path: path.into(),
+        source,
+    })?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str::<Record>(l).map_err(|e| DataError::Record {
+                path: path.into(),
+                record: i + 1,
+                message: format!("line {} is not a JSON object: {e}", i + 1),
+            })
+        })
+        .collect()
+}
+
+fn read_csv(path: &Path) -> Result<Vec<Record>, DataError> {
+    let mut rdr = csv::Reader::from_path(path).map_err(|e| DataError::File {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    let headers = rdr
+        .headers()
+        .map_err(|e| DataError::File {
+            path: path.into(),
+            message: format!("header: {e}"),
+        })?
+        .clone();
+    rdr.records()
+        .enumerate()
+        .map(|(i, row)| {
+            let row = row.map_err(|e| DataError::Record {
+                path: path.into(),
+                record: i + 1,
+                message: e.to_string(),
+            })?;
+            Ok(headers
+                .iter()
+                .zip(row.iter())
+                .map(|(h, v)| (h.to_string(), serde_json::Value::String(v.to_string())))
+                .collect())
+        })
+        .collect()
+}
+
+fn read_parquet(path: &Path) -> Result<Vec<Record>, DataError> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let bad = |message: String| DataError::File {
+        path: path.into(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|source| DataError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let reader = SerializedFileReader::new(file).map_err(|e| bad(format!("not a valid Parquet file: {e}")))?;
+    let rows = reader.get_row_iter(None).map_err(|e| bad(e.to_string()))?;
+    rows.enumerate()
+        .map(|(i, row)| {
+            let row = row.map_err(|e| DataError::Record {
+                path: path.into(),
+                record: i + 1,
+                message: e.to_string(),
+            })?;
+            match row.to_json_value() {
+                serde_json::Value::Object(o) => Ok(o),
+                other => Err(DataError::Record {
+                    path: path.into(),
+                    record: i + 1,
+                    message: format!("expected a record, got {other}"),
+                }),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gold_answers_from_gsm8k_and_math_fields() {
+        assert_eq!(gold_answer("so 3+4=7\n#### 1,007"), "1007");
+        assert_eq!(gold_answer("thus $\\boxed{\\frac{1}{2}}$."), "\\frac{1}{2}");
+        assert_eq!(gold_answer(" 12 "), "12");
+    }
+
+    #[test]
+    fn jsonl_and_csv_load_with_field_fallbacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = dir.path().join("d.jsonl");
+        std::fs::write(&j, "{\"question\": \"q1\", \"answer\": \"x #### 5\"}\n\n{\"question\": \"q2\", \"answer\": \"6\"}\n").unwrap();
+        let f = Fields { prompt_field: "problem".into(), answer_field: Some("answer".into()) };
+        let p = load(&j, &f).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].prompt.as_deref(), Some("q1"));
+        assert_eq!(p[0].answer.as_deref(), Some("5"));
+        let c = dir.path().join("d.csv");
+        std::fs::write(&c, "prompt,answer\n\"What is 1+1?\",2\n").unwrap();
+        let p = load(&c, &f).unwrap();
+        assert_eq!(p[0].prompt.as_deref(), Some("What is 1+1?"));
+        assert_eq!(p[0].answer.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn bad_records_name_file_and_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = dir.path().join("bad.jsonl");
+        std::fs::write(&j, "{\"problem\": \"ok\"}\n{\"text\": \"no prompt\"}\n").unwrap();
+        let e = load(&j, &Fields::default()).unwrap_err().to_string();
+        assert!(e.contains("bad.jsonl record 2") && e.contains("no prompt"), "{e}");
+        std::fs::write(&j, "not json\n").unwrap();
+        let e = load(&j, &Fields::default()).unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+}
