@@ -77,7 +77,9 @@ mod tests {
         assert_eq!(m, 23.0);
         assert!((s - 2.160247).abs() < 1e-6);
         let a = group_advantages(&r, 7, ScaleRewards::Group);
-        let expect = [-1.388666, -0.925777, -0.462889, 0.0, 0.462889, 0.925777, 1.388666];
+        let expect = [
+            -1.388666, -0.925777, -0.462889, 0.0, 0.462889, 0.925777, 1.388666,
+        ];
         for (x, y) in a.iter().zip(expect) {
             assert!((x - y).abs() < 1e-6, "{x} vs {y}");
         }

@@ -178,7 +178,8 @@ impl TrainConfig {
     pub fn load(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<Self> {
         let mut table = match file {
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
                 text.parse::<toml::Table>()
                     .with_context(|| format!("{}: not valid TOML", p.display()))?
             }
@@ -211,7 +212,7 @@ impl TrainConfig {
         if self.prompts_per_step == 0 || self.per_device_train_batch_size == 0 {
             bail!("prompts_per_step and per_device_train_batch_size must be positive");
         }
-        if completions % self.per_device_train_batch_size != 0 {
+        if !completions.is_multiple_of(self.per_device_train_batch_size) {
             bail!(
                 "prompts_per_step × num_generations ({} × {} = {completions}) must be divisible by per_device_train_batch_size ({})",
                 self.prompts_per_step, self.num_generations, self.per_device_train_batch_size
@@ -230,7 +231,8 @@ impl TrainConfig {
         if self.max_completion_length == 0 || self.max_prompt_length == 0 {
             bail!("max_completion_length and max_prompt_length must be positive");
         }
-        if !(self.temperature >= 0.0) || !(0.0..=1.0).contains(&self.top_p) {
+        if self.temperature.is_nan() || self.temperature < 0.0 || !(0.0..=1.0).contains(&self.top_p)
+        {
             bail!("temperature must be ≥ 0 and top_p in [0, 1]");
         }
         if self.num_iterations == 0 {
@@ -243,7 +245,9 @@ impl TrainConfig {
             && self.dataset != "demo"
             && self.answer_field.is_none()
         {
-            bail!("the accuracy reward needs answer_field (the dataset field with the gold answer)");
+            bail!(
+                "the accuracy reward needs answer_field (the dataset field with the gold answer)"
+            );
         }
         Ok(())
     }
@@ -265,25 +269,54 @@ mod tests {
     #[test]
     fn defaults_are_the_reference_run() {
         let c = TrainConfig::default();
-        assert_eq!((c.learning_rate, c.beta, c.num_generations, c.top_k), (3e-6, 0.005, 7, 50));
-        assert_eq!((c.loss_type, c.lr_scheduler_type, c.seed), (LossType::Bnpo, Schedule::Cosine, 7));
+        assert_eq!(
+            (c.learning_rate, c.beta, c.num_generations, c.top_k),
+            (3e-6, 0.005, 7, 50)
+        );
+        assert_eq!(
+            (c.loss_type, c.lr_scheduler_type, c.seed),
+            (LossType::Bnpo, Schedule::Cosine, 7)
+        );
         assert_eq!(c.grad_accum(), 224);
         c.validate().unwrap();
     }
 
     #[test]
     fn overrides_and_errors_name_the_key() {
-        let c = TrainConfig::load(None, &["beta=0.0".into(), "loss_type=\"dr_grpo\"".into(), "model=foo".into()]).unwrap();
-        assert_eq!((c.beta, c.loss_type, c.model.as_str()), (0.0, LossType::DrGrpo, "foo"));
-        let e = TrainConfig::load(None, &["learning_rat=1".into()]).unwrap_err().to_string();
-        assert!(e.contains("learning_rat"), "{e}");
-        let e = TrainConfig::load(None, &["beta=\"high\"".into()]).unwrap_err().to_string();
-        assert!(e.contains("beta") || e.contains("invalid type"), "{e}");
-        let e = TrainConfig::load(None, &["num_generations=1".into()]).unwrap_err().to_string();
-        assert!(e.contains("num_generations"), "{e}");
-        let e = TrainConfig::load(None, &["prompts_per_step=3".into(), "per_device_train_batch_size=5".into()])
+        let c = TrainConfig::load(
+            None,
+            &[
+                "beta=0.0".into(),
+                "loss_type=\"dr_grpo\"".into(),
+                "model=foo".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (c.beta, c.loss_type, c.model.as_str()),
+            (0.0, LossType::DrGrpo, "foo")
+        );
+        let e = TrainConfig::load(None, &["learning_rat=1".into()])
             .unwrap_err()
             .to_string();
+        assert!(e.contains("learning_rat"), "{e}");
+        let e = TrainConfig::load(None, &["beta=\"high\"".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("beta") || e.contains("invalid type"), "{e}");
+        let e = TrainConfig::load(None, &["num_generations=1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("num_generations"), "{e}");
+        let e = TrainConfig::load(
+            None,
+            &[
+                "prompts_per_step=3".into(),
+                "per_device_train_batch_size=5".into(),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("divisible"), "{e}");
     }
 

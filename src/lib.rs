@@ -17,6 +17,8 @@
 //! - [`reward`]: self_certainty, accuracy, plurality_vote, format, neg_entropy, random.
 //! - [`eval`]: answer extraction and checking.
 //! - [`data`]: JSONL/CSV/Parquet problems, the built-in demo set, the seeded prompt sampler.
+//! - [`train`]: the training loop, metrics, checkpoints, plots; `train::step` is one step.
+//! - [`config`]: the train configuration (TOML + `--set`).
 //! - [`cli`]: the `intuitor` command line.
 //! - [`runtime`]: process start-up (allocator tuning, device choice).
 
@@ -38,4 +40,5 @@ pub mod sampling;
 pub mod score;
 pub mod self_certainty;
 pub mod tokenizer;
+pub mod train;
 pub mod update;

@@ -4,6 +4,7 @@
 mod generate;
 mod info;
 mod score;
+mod train;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -26,6 +27,10 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Score given completions: per-token log-probs, entropy and self-certainty (JSONL in/out).
     Score(score::ScoreArgs),
+    /// Train with GRPO: INTUITOR (self-certainty reward) by default, or the baselines.
+    Train(train::TrainArgs),
+    /// Draw PNG charts (self-certainty, accuracy, KL, length, lr) of a run directory.
+    Plot(train::PlotArgs),
 }
 
 /// Which model to load, and where.
@@ -62,5 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(args) => info::run(&args),
         Command::Generate(args) => generate::run(&args),
         Command::Score(args) => score::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Plot(args) => train::plot(&args),
     }
 }

@@ -18,7 +18,8 @@ pub struct Cursor {
 pub fn epoch_order(n: usize, seed: u64, epoch: usize, shuffle: bool) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..n).collect();
     if shuffle {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_add(epoch as u64 * 0x9e37_79b9));
+        let mut rng =
+            rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_add(epoch as u64 * 0x9e37_79b9));
         idx.shuffle(&mut rng);
     }
     idx
@@ -63,7 +64,10 @@ mod tests {
         s.dedup();
         assert_eq!(s.len(), 9, "3 chunks of 3 from 10, no repeats");
         next_chunk(&mut c, 10, 3, 7, true);
-        assert_eq!(c.epoch, 1, "the partial chunk is dropped; a new epoch starts");
+        assert_eq!(
+            c.epoch, 1,
+            "the partial chunk is dropped; a new epoch starts"
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@ use rand::{Rng, SeedableRng};
 use super::Problem;
 
 const NAMES: [&str; 8] = ["Tom", "Mia", "Sam", "Ana", "Leo", "Zoe", "Max", "Ivy"];
-const ITEMS: [&str; 8] = ["apples", "pencils", "marbles", "cards", "stickers", "books", "coins", "shells"];
+const ITEMS: [&str; 8] = [
+    "apples", "pencils", "marbles", "cards", "stickers", "books", "coins", "shells",
+];
 
 /// Which part of the demo distribution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +24,8 @@ pub fn problem(split: Split, index: usize) -> Problem {
         Split::Train => 0x7e41_u64,
         Split::Test => 0x7e57_u64,
     };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(salt.wrapping_mul(1_000_003) ^ index as u64);
+    let mut rng =
+        rand_chacha::ChaCha8Rng::seed_from_u64(salt.wrapping_mul(1_000_003) ^ index as u64);
     let name = NAMES[rng.random_range(0..NAMES.len())];
     let item = ITEMS[rng.random_range(0..ITEMS.len())];
     let a: i64 = rng.random_range(2..60);
@@ -30,7 +33,9 @@ pub fn problem(split: Split, index: usize) -> Problem {
     let (text, answer) = match rng.random_range(0..4) {
         0 => (format!("What is {a} + {b}?"), a + b),
         1 => (
-            format!("{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?"),
+            format!(
+                "{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?"
+            ),
             a + b,
         ),
         2 => {
@@ -49,7 +54,14 @@ pub fn problem(split: Split, index: usize) -> Problem {
         }
     };
     Problem {
-        id: format!("demo-{}-{index}", if split == Split::Train { "train" } else { "test" }),
+        id: format!(
+            "demo-{}-{index}",
+            if split == Split::Train {
+                "train"
+            } else {
+                "test"
+            }
+        ),
         prompt: Some(text),
         messages: None,
         answer: Some(answer.to_string()),
@@ -68,8 +80,10 @@ mod tests {
     #[test]
     fn deterministic_with_answers_and_disjoint_splits() {
         assert_eq!(problems(Split::Train, 50), problems(Split::Train, 50));
-        let train: std::collections::HashSet<_> =
-            problems(Split::Train, 2000).into_iter().map(|p| p.prompt).collect();
+        let train: std::collections::HashSet<_> = problems(Split::Train, 2000)
+            .into_iter()
+            .map(|p| p.prompt)
+            .collect();
         let test = problems(Split::Test, 200);
         let overlap = test.iter().filter(|p| train.contains(&p.prompt)).count();
         assert!(overlap < 20, "{overlap} test prompts also in train");

@@ -62,7 +62,11 @@ pub enum DataError {
 
 /// Loads every problem of a `.jsonl`/`.json`, `.csv` or `.parquet` file.
 pub fn load(path: &Path, fields: &Fields) -> Result<Vec<Problem>, DataError> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_lowercase();
     let records: Vec<serde_json::Map<String, serde_json::Value>> = match ext.as_str() {
         "jsonl" | "json" => read_jsonl(path)?,
         "csv" => read_csv(path)?,
@@ -70,7 +74,9 @@ pub fn load(path: &Path, fields: &Fields) -> Result<Vec<Problem>, DataError> {
         other => {
             return Err(DataError::File {
                 path: path.into(),
-                message: format!("unsupported extension {other:?}; expected .jsonl, .csv or .parquet"),
+                message: format!(
+                    "unsupported extension {other:?}; expected .jsonl, .csv or .parquet"
+                ),
             })
         }
     };
@@ -109,10 +115,15 @@ fn to_problem(
         ),
         None => None,
     };
-    let prompt = [fields.prompt_field.as_str(), "problem", "question", "prompt"]
-        .iter()
-        .find_map(|k| r.get(*k))
-        .map(text);
+    let prompt = [
+        fields.prompt_field.as_str(),
+        "problem",
+        "question",
+        "prompt",
+    ]
+    .iter()
+    .find_map(|k| r.get(*k))
+    .map(text);
     if prompt.is_none() && messages.is_none() {
         return Err(err(format!(
             "no prompt: expected field `{}` (or `problem`, `question`, `prompt`, `messages`)",
@@ -206,7 +217,8 @@ fn read_parquet(path: &Path) -> Result<Vec<Record>, DataError> {
         path: path.into(),
         source,
     })?;
-    let reader = SerializedFileReader::new(file).map_err(|e| bad(format!("not a valid Parquet file: {e}")))?;
+    let reader = SerializedFileReader::new(file)
+        .map_err(|e| bad(format!("not a valid Parquet file: {e}")))?;
     let rows = reader.get_row_iter(None).map_err(|e| bad(e.to_string()))?;
     rows.enumerate()
         .map(|(i, row)| {
@@ -243,7 +255,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = dir.path().join("d.jsonl");
         std::fs::write(&j, "{\"question\": \"q1\", \"answer\": \"x #### 5\"}\n\n{\"question\": \"q2\", \"answer\": \"6\"}\n").unwrap();
-        let f = Fields { prompt_field: "problem".into(), answer_field: Some("answer".into()) };
+        let f = Fields {
+            prompt_field: "problem".into(),
+            answer_field: Some("answer".into()),
+        };
         let p = load(&j, &f).unwrap();
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].prompt.as_deref(), Some("q1"));
@@ -261,7 +276,10 @@ mod tests {
         let j = dir.path().join("bad.jsonl");
         std::fs::write(&j, "{\"problem\": \"ok\"}\n{\"text\": \"no prompt\"}\n").unwrap();
         let e = load(&j, &Fields::default()).unwrap_err().to_string();
-        assert!(e.contains("bad.jsonl record 2") && e.contains("no prompt"), "{e}");
+        assert!(
+            e.contains("bad.jsonl record 2") && e.contains("no prompt"),
+            "{e}"
+        );
         std::fs::write(&j, "not json\n").unwrap();
         let e = load(&j, &Fields::default()).unwrap_err().to_string();
         assert!(e.contains("line 1"), "{e}");

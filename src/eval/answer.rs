@@ -51,7 +51,13 @@ pub fn extract_answer(text: &str) -> Option<String> {
         }
     }
     if let Some(i) = text.rfind("####") {
-        let ans = text[i + 4..].trim().lines().next().unwrap_or("").trim().to_string();
+        let ans = text[i + 4..]
+            .trim()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
         if !ans.is_empty() {
             return Some(ans);
         }
@@ -66,7 +72,9 @@ pub fn last_number(text: &str) -> Option<String> {
     while end > 0 {
         if chars[end - 1].is_ascii_digit() {
             let mut start = end;
-            while start > 0 && (chars[start - 1].is_ascii_digit() || matches!(chars[start - 1], '.' | ',')) {
+            while start > 0
+                && (chars[start - 1].is_ascii_digit() || matches!(chars[start - 1], '.' | ','))
+            {
                 start -= 1;
             }
             if start > 0 && chars[start - 1] == '-' {
@@ -82,7 +90,11 @@ pub fn last_number(text: &str) -> Option<String> {
 
 /// A number written in one of the common forms, as f64.
 pub fn parse_number(s: &str) -> Option<f64> {
-    let mut t = s.trim().replace("\\!", "").replace("\\,", "").replace(['$', ' '], "");
+    let mut t = s
+        .trim()
+        .replace("\\!", "")
+        .replace("\\,", "")
+        .replace(['$', ' '], "");
     t = t.trim_end_matches('.').to_string();
     if let Some(inner) = t.strip_prefix("\\text{").and_then(|x| x.strip_suffix('}')) {
         t = inner.to_string();
@@ -167,7 +179,10 @@ pub fn answers_match(prediction: &str, gold: &str) -> Option<bool> {
     if prediction.trim().is_empty() {
         return None;
     }
-    match (parse_number(&normalize(prediction)), parse_number(&normalize(gold))) {
+    match (
+        parse_number(&normalize(prediction)),
+        parse_number(&normalize(gold)),
+    ) {
         (Some(a), Some(b)) => Some((a - b).abs() <= 1e-6 * b.abs().max(1.0)),
         _ => Some(normalize(prediction) == normalize(gold)),
     }
@@ -179,7 +194,10 @@ mod tests {
 
     #[test]
     fn boxed_extraction_handles_nesting_and_takes_the_last() {
-        assert_eq!(last_boxed("so \\boxed{1} then \\boxed{\\frac{1}{2}}").unwrap(), "\\frac{1}{2}");
+        assert_eq!(
+            last_boxed("so \\boxed{1} then \\boxed{\\frac{1}{2}}").unwrap(),
+            "\\frac{1}{2}"
+        );
         assert_eq!(last_boxed("\\fbox{7}").unwrap(), "7");
         assert_eq!(last_boxed("\\boxed{unclosed"), None);
     }
@@ -194,12 +212,25 @@ mod tests {
 
     #[test]
     fn numeric_forms_compare_equal() {
-        for (p, g) in [("1,000", "1000"), ("$18", "18"), ("0.5", "\\frac{1}{2}"), ("\\frac12", "0.5"),
-                       ("3/4", "0.75"), ("50\\%", "0.5"), ("x = 5", "5"), ("\\text{5}", "5"), ("7.", "7")] {
+        for (p, g) in [
+            ("1,000", "1000"),
+            ("$18", "18"),
+            ("0.5", "\\frac{1}{2}"),
+            ("\\frac12", "0.5"),
+            ("3/4", "0.75"),
+            ("50\\%", "0.5"),
+            ("x = 5", "5"),
+            ("\\text{5}", "5"),
+            ("7.", "7"),
+        ] {
             assert_eq!(answers_match(p, g), Some(true), "{p} vs {g}");
         }
         assert_eq!(answers_match("12", "13"), Some(false));
-        assert_eq!(answers_match("1,00", "100"), Some(false), "not a thousands separator");
+        assert_eq!(
+            answers_match("1,00", "100"),
+            Some(false),
+            "not a thousands separator"
+        );
         assert_eq!(answers_match("", "1"), None);
     }
 }

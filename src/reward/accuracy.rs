@@ -29,7 +29,15 @@ mod tests {
             "I think 41".to_string(),
             "anything".to_string(),
         ];
-        let golds = vec![Some("42".into()), Some("42".into()), Some("42".into()), None];
-        assert_eq!(rewards(&texts, &golds), vec![Some(1.0), Some(1.0), Some(0.0), None]);
+        let golds = vec![
+            Some("42".into()),
+            Some("42".into()),
+            Some("42".into()),
+            None,
+        ];
+        assert_eq!(
+            rewards(&texts, &golds),
+            vec![Some(1.0), Some(1.0), Some(0.0), None]
+        );
     }
 }

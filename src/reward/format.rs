@@ -5,7 +5,13 @@ use crate::eval::answer::last_boxed;
 pub fn rewards(texts: &[String]) -> Vec<Option<f64>> {
     texts
         .iter()
-        .map(|t| Some(if last_boxed(t).is_some_and(|b| !b.is_empty()) { 1.0 } else { 0.0 }))
+        .map(|t| {
+            Some(if last_boxed(t).is_some_and(|b| !b.is_empty()) {
+                1.0
+            } else {
+                0.0
+            })
+        })
         .collect()
 }
 
@@ -13,7 +19,11 @@ pub fn rewards(texts: &[String]) -> Vec<Option<f64>> {
 mod tests {
     #[test]
     fn empty_boxes_do_not_count() {
-        let t = vec!["\\boxed{}".to_string(), "\\boxed{2}".to_string(), "2".to_string()];
+        let t = vec![
+            "\\boxed{}".to_string(),
+            "\\boxed{2}".to_string(),
+            "2".to_string(),
+        ];
         assert_eq!(super::rewards(&t), vec![Some(0.0), Some(1.0), Some(0.0)]);
     }
 }

@@ -12,7 +12,10 @@ pub fn rewards(texts: &[String], group: usize) -> Vec<Option<f64>> {
         let mut votes: Vec<(String, String, usize)> = Vec::new();
         for a in answers.iter().flatten() {
             let key = normalize(a);
-            match votes.iter_mut().find(|(k, raw, _)| *k == key || answers_match(raw, a) == Some(true)) {
+            match votes
+                .iter_mut()
+                .find(|(k, raw, _)| *k == key || answers_match(raw, a) == Some(true))
+            {
                 Some(v) => v.2 += 1,
                 None => votes.push((key, a.clone(), 1)),
             }
@@ -45,19 +48,28 @@ mod tests {
 
     #[test]
     fn the_majority_answer_is_the_label() {
-        let r = rewards(&s(&["\\boxed{3}", "\\boxed{4}", "\\boxed{3.0}", "no answer here"]), 4);
+        let r = rewards(
+            &s(&["\\boxed{3}", "\\boxed{4}", "\\boxed{3.0}", "no answer here"]),
+            4,
+        );
         assert_eq!(r, vec![Some(1.0), Some(0.0), Some(1.0), Some(0.0)]);
     }
 
     #[test]
     fn ties_go_to_the_answer_seen_first() {
-        let r = rewards(&s(&["\\boxed{5}", "\\boxed{6}", "\\boxed{6}", "\\boxed{5}"]), 4);
+        let r = rewards(
+            &s(&["\\boxed{5}", "\\boxed{6}", "\\boxed{6}", "\\boxed{5}"]),
+            4,
+        );
         assert_eq!(r, vec![Some(1.0), Some(0.0), Some(0.0), Some(1.0)]);
     }
 
     #[test]
     fn groups_vote_separately() {
-        let r = rewards(&s(&["\\boxed{1}", "\\boxed{1}", "\\boxed{2}", "\\boxed{2}"]), 2);
+        let r = rewards(
+            &s(&["\\boxed{1}", "\\boxed{1}", "\\boxed{2}", "\\boxed{2}"]),
+            2,
+        );
         assert_eq!(r, vec![Some(1.0); 4]);
     }
 }

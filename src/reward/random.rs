@@ -3,7 +3,7 @@
 use rand::{Rng, SeedableRng};
 
 pub fn rewards(n: usize, seed: u64) -> Vec<Option<f64>> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_7a5d);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_7a5d);
     (0..n)
         .map(|_| Some(if rng.random_bool(0.5) { 1.0 } else { 0.0 }))
         .collect()

@@ -111,6 +111,30 @@ impl TextTokenizer {
             .map_err(|e| anyhow::anyhow!("detokenizing failed: {e}"))
     }
 
+    /// Writes `tokenizer.json` and `tokenizer_config.json` (special tokens, chat template) into
+    /// `dir`, as an HF directory carries them.
+    pub fn save_hf(&self, dir: &Path, chat_template: Option<&str>) -> anyhow::Result<()> {
+        self.inner
+            .save(dir.join("tokenizer.json"), false)
+            .map_err(|e| anyhow::anyhow!("writing tokenizer.json: {e}"))?;
+        let mut cfg = serde_json::json!({
+            "bos_token": self.bos_token,
+            "eos_token": self.eos_token,
+            "pad_token": self.pad_token,
+            "add_bos_token": self.add_bos,
+            "tokenizer_class": "PreTrainedTokenizerFast",
+        });
+        if let Some(t) = chat_template {
+            cfg["chat_template"] = serde_json::Value::String(t.to_string());
+            std::fs::write(dir.join("chat_template.jinja"), t)?;
+        }
+        std::fs::write(
+            dir.join("tokenizer_config.json"),
+            serde_json::to_string_pretty(&cfg)?,
+        )?;
+        Ok(())
+    }
+
     /// Every id that ends a completion: EOS plus the extra stop ids.
     pub fn stop_ids(&self) -> BTreeSet<u32> {
         let mut ids = self.extra_eos_ids.clone();

@@ -1,0 +1,63 @@
+//! `intuitor train` and `intuitor plot`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::config::TrainConfig;
+
+/// The shipped CPU demo configuration, used when no --config is given.
+pub const DEMO_CONFIG: &str = include_str!("../../configs/demo.toml");
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// TOML config (keys: see README "Configuration"); default: the CPU demo (configs/demo.toml).
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// Override a config key, e.g. --set beta=0.0 --set 'reward_funcs=["accuracy"]' (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Run directory (default: a new folder under runs/).
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Continue the run in this directory from its latest checkpoint, exactly.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "output_dir")]
+    pub resume: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// A run directory with metrics.jsonl.
+    pub run_dir: PathBuf,
+}
+
+pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    let mut overrides = args.overrides.clone();
+    if let Some(o) = &args.output_dir {
+        overrides.push(format!(
+            "output_dir={}",
+            toml::Value::String(o.display().to_string())
+        ));
+    }
+    let cfg = match (&args.resume, &args.config) {
+        (Some(dir), None) => TrainConfig::load(Some(&dir.join("config.toml")), &overrides)?,
+        (_, Some(path)) => TrainConfig::load(Some(path), &overrides)?,
+        (None, None) => {
+            let tmp =
+                std::env::temp_dir().join(format!("intuitor-demo-{}.toml", std::process::id()));
+            std::fs::write(&tmp, DEMO_CONFIG)?;
+            let cfg = TrainConfig::load(Some(&tmp), &overrides);
+            let _ = std::fs::remove_file(&tmp);
+            cfg?
+        }
+    };
+    crate::train::run(cfg, args.resume.as_deref())?;
+    Ok(())
+}
+
+pub fn plot(args: &PlotArgs) -> anyhow::Result<()> {
+    for p in crate::train::plot::plot_run(&args.run_dir)? {
+        println!("{}", p.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,500 @@
+//! `intuitor train`: load → preflight → for each step { step::train_step → log → checkpoint }
+//! → final checkpoint, plots and a short report (nanoGPT-style loop, TRL's phases).
+
+pub mod checkpoint;
+pub mod metrics;
+pub mod plot;
+pub mod step;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use candle_core::DType;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::{PromptOverflow, TrainConfig};
+use crate::data::batches::steps_per_epoch;
+use crate::data::demo::{self, Split};
+use crate::data::{self, Fields, Problem};
+use crate::eval::answer::{answers_match, extract_answer};
+use crate::loss::LossConfig;
+use crate::model::{Decoder, LoadedModel, ModelSource};
+use crate::optim::schedule::warmup_steps;
+use crate::optim::{AdamW, AdamWConfig};
+use crate::policy::Policy;
+use crate::rollout::{rollout, PromptRequest, RolloutConfig};
+use crate::sampling::SamplingParams;
+use crate::self_certainty::Alignment;
+use checkpoint::TrainerState;
+use metrics::MetricsWriter;
+
+/// Size of the built-in demo training split.
+const DEMO_TRAIN_SIZE: usize = 2000;
+
+pub struct Trainer {
+    pub cfg: TrainConfig,
+    /// The initial model: tokenizer, chat template, and the source of the policy's weights.
+    pub base: LoadedModel,
+    pub policy: Policy,
+    /// Frozen initial weights: the KL reference (β > 0) and the offline self-certainty scorer.
+    pub initial: Option<Decoder>,
+    pub opt: AdamW,
+    pub problems: Vec<Problem>,
+    pub prompts: Vec<Vec<u32>>,
+    pub state: TrainerState,
+    pub total_steps: usize,
+    pub warmup: usize,
+    pub output: PathBuf,
+    pub num_tokens: usize,
+}
+
+impl Trainer {
+    /// Sets up a run (or resumes the latest checkpoint of `resume`).
+    pub fn new(cfg: TrainConfig, resume: Option<&Path>) -> anyhow::Result<Self> {
+        let device = crate::runtime::device(&cfg.device)?;
+        let base = LoadedModel::load(&ModelSource::resolve(&cfg.model)?, DType::F32, &device)?;
+        let (problems, prompts, dropped) = load_prompts(&cfg, &base)?;
+        if dropped > 0 {
+            eprintln!(
+                "dropped {dropped} prompts longer than max_prompt_length = {}",
+                cfg.max_prompt_length
+            );
+        }
+        if prompts.len() < cfg.prompts_per_step {
+            bail!(
+                "the dataset has {} usable prompts, fewer than prompts_per_step = {}",
+                prompts.len(),
+                cfg.prompts_per_step
+            );
+        }
+        let per_epoch = steps_per_epoch(prompts.len(), cfg.prompts_per_step);
+        let total_steps = if cfg.max_steps > 0 {
+            cfg.max_steps
+        } else {
+            per_epoch * cfg.num_train_epochs
+        };
+        let warmup = warmup_steps(total_steps * cfg.num_iterations, cfg.warmup_ratio);
+        let output = match (&resume, &cfg.output_dir) {
+            (Some(r), _) => r.to_path_buf(),
+            (None, Some(o)) => PathBuf::from(o),
+            (None, None) => default_run_dir(),
+        };
+        let latest = resume.and_then(|r| checkpoint::list(r).pop());
+        if resume.is_some() && latest.is_none() {
+            bail!("{}: no checkpoint to resume from", output.display());
+        }
+        let policy_source = match &latest {
+            Some((_, dir)) => {
+                LoadedModel::load(&ModelSource::HfDir(dir.clone()), DType::F32, &device)?.decoder
+            }
+            None => Policy::from_decoder(&base.decoder)?.detached()?,
+        };
+        let policy = Policy::from_decoder(&policy_source)?;
+        drop(policy_source);
+        let needs_initial =
+            cfg.beta != 0.0 || cfg.sc_scorer == crate::reward::self_certainty::Scorer::Frozen;
+        let initial = if needs_initial {
+            Some(Policy::from_decoder(&base.decoder)?.frozen_copy()?)
+        } else {
+            None
+        };
+        let adam = AdamWConfig {
+            beta1: cfg.adam_beta1,
+            beta2: cfg.adam_beta2,
+            eps: cfg.adam_epsilon,
+            weight_decay: cfg.weight_decay,
+        };
+        let mut opt = AdamW::new(policy.vars.clone(), adam)?;
+        let mut state = TrainerState {
+            step: 0,
+            optimizer_step: 0,
+            cursor: Default::default(),
+        };
+        let mut num_tokens = 0;
+        if let Some((_, dir)) = &latest {
+            state = checkpoint::load_state(dir, &policy, &mut opt)?;
+            num_tokens = metrics::read(&output)
+                .ok()
+                .and_then(|rows| rows.into_iter().rfind(|r| r["step"] as usize <= state.step))
+                .map_or(0, |r| r.get("num_tokens").copied().unwrap_or(0.0) as usize);
+            truncate_logs(&output, state.step)?;
+        }
+        Ok(Self {
+            cfg,
+            base,
+            policy,
+            initial,
+            opt,
+            problems,
+            prompts,
+            state,
+            total_steps,
+            warmup,
+            output,
+            num_tokens,
+        })
+    }
+
+    pub fn total_optimizer_steps(&self) -> usize {
+        self.total_steps * self.cfg.num_iterations
+    }
+
+    pub fn rollout_config(&self) -> RolloutConfig {
+        RolloutConfig {
+            num_generations: self.cfg.num_generations,
+            max_new_tokens: self.cfg.max_completion_length,
+            sampling: SamplingParams {
+                temperature: self.cfg.temperature,
+                top_k: self.cfg.top_k,
+                top_p: self.cfg.top_p,
+                min_p: self.cfg.min_p,
+                repetition_penalty: self.cfg.repetition_penalty,
+            },
+            stop_ids: self.base.tokenizer.stop_ids(),
+            stop_strings: self.cfg.stop_strings.clone(),
+            keep_after_last: self.cfg.sc_alignment == Alignment::Openr1,
+        }
+    }
+
+    pub fn loss_config(&self) -> LossConfig {
+        LossConfig {
+            loss_type: self.cfg.loss_type,
+            beta: self.cfg.beta,
+            epsilon_low: self.cfg.epsilon,
+            epsilon_high: self.cfg.epsilon_high.unwrap_or(self.cfg.epsilon),
+            max_completion_length: self.cfg.max_completion_length,
+            kl_bias_correction: self.cfg.use_bias_correction_kl,
+        }
+    }
+
+    /// Memory estimate and a sampled truncation rate at `max_completion_length` (a known silent
+    /// failure in TRL: most completions cut off, so the reward sees no answers).
+    pub fn preflight(&self) -> anyhow::Result<String> {
+        let params = self.policy.decoder.num_parameters() as f64;
+        let copies = 4.0 + self.initial.is_some() as u8 as f64; // weights, grads, 2 moments, initial
+        let cfg = &self.cfg;
+        let vocab = self.policy.config().vocab_size as f64;
+        let chunk = crate::logprob::CHUNK_ROWS as f64;
+        let act = (cfg.per_device_train_batch_size
+            * (cfg.max_prompt_length + cfg.max_completion_length)) as f64
+            * self.policy.config().hidden_size as f64
+            * self.policy.config().num_hidden_layers as f64
+            * 20.0;
+        let gib = (params * copies + act + chunk * vocab * 6.0) * 4.0 / (1u64 << 30) as f64;
+        let sample: Vec<PromptRequest> = self
+            .prompts
+            .iter()
+            .take(4)
+            .enumerate()
+            .map(|(i, p)| PromptRequest {
+                ids: p.clone(),
+                seed: i as u64,
+            })
+            .collect();
+        let mut rc = self.rollout_config();
+        rc.num_generations = 2;
+        let outs = rollout(
+            &self.policy.detached()?,
+            &sample,
+            &rc,
+            Some(&self.base.tokenizer),
+        )?;
+        let truncated = outs
+            .iter()
+            .filter(|c| c.finish_reason == crate::rollout::FinishReason::Length)
+            .count();
+        let rate = truncated as f64 / outs.len().max(1) as f64;
+        let mut report = format!(
+            "preflight: ~{gib:.1} GiB estimated; {:.0}% of {} sampled completions hit max_completion_length = {}",
+            rate * 100.0,
+            outs.len(),
+            cfg.max_completion_length
+        );
+        if rate > 0.5 {
+            report.push_str("\nWARNING: most completions are truncated; rewards will see few finished answers. Raise max_completion_length.");
+        }
+        Ok(report)
+    }
+
+    /// Greedy accuracy and mean self-certainty on the first `n` held-out demo problems.
+    pub fn holdout_eval(&self, n: usize) -> anyhow::Result<(f64, f64)> {
+        let problems = demo::problems(Split::Test, n);
+        let requests: Vec<PromptRequest> = problems
+            .iter()
+            .map(|p| {
+                Ok(PromptRequest {
+                    ids: prompt_ids(&self.cfg, &self.base, p)?,
+                    seed: 0,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let rc = RolloutConfig {
+            num_generations: 1,
+            max_new_tokens: self.cfg.eval_max_new_tokens,
+            sampling: SamplingParams::greedy(),
+            stop_ids: self.base.tokenizer.stop_ids(),
+            stop_strings: Vec::new(),
+            keep_after_last: false,
+        };
+        let decoder = self.policy.detached()?;
+        let mut correct = 0usize;
+        let mut sc = 0f64;
+        for (chunk_p, chunk_r) in problems.chunks(16).zip(requests.chunks(16)) {
+            let outs = rollout(&decoder, chunk_r, &rc, None)?;
+            for (p, c) in chunk_p.iter().zip(&outs) {
+                let text = self.base.tokenizer.decode(&c.ids, true)?;
+                let ok = extract_answer(&text)
+                    .and_then(|a| answers_match(&a, p.answer.as_deref().unwrap_or("")))
+                    .unwrap_or(false);
+                correct += ok as usize;
+                sc += c.self_certainty(Alignment::Paper) as f64;
+            }
+        }
+        Ok((correct as f64 / n.max(1) as f64, sc / n.max(1) as f64))
+    }
+}
+
+/// Runs the whole training loop; returns the run directory.
+pub fn run(cfg: TrainConfig, resume: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let mut t = Trainer::new(cfg, resume)?;
+    std::fs::create_dir_all(&t.output)
+        .with_context(|| format!("creating {}", t.output.display()))?;
+    crate::io::write_atomic(&t.output.join("config.toml"), t.cfg.to_toml().as_bytes())?;
+    eprintln!(
+        "run {}: {} prompts, {} steps × {} prompts × G={} (grad accum {}), from step {}",
+        t.output.display(),
+        t.prompts.len(),
+        t.total_steps,
+        t.cfg.prompts_per_step,
+        t.cfg.num_generations,
+        t.cfg.grad_accum(),
+        t.state.step
+    );
+    eprintln!("{}", t.preflight()?);
+    let before = if t.cfg.eval_holdout > 0 && t.state.step == 0 {
+        Some(t.holdout_eval(t.cfg.eval_holdout)?)
+    } else {
+        None
+    };
+    let mut writer = MetricsWriter::new(&t.output);
+    let bar = ProgressBar::new(t.total_steps as u64).with_position(t.state.step as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps [{elapsed_precise} < {eta_precise}] {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let mut length_warned = false;
+    while t.state.step < t.total_steps {
+        let out = match step::train_step(&mut t) {
+            Ok(o) => o,
+            Err(e) => {
+                bar.abandon();
+                let last = checkpoint::list(&t.output)
+                    .pop()
+                    .map(|(_, p)| p.display().to_string());
+                return Err(e.context(format!(
+                    "training stopped; last good checkpoint: {}",
+                    last.unwrap_or_else(|| "none".into())
+                )));
+            }
+        };
+        let m = &out.metrics;
+        writer.write(m)?;
+        bar.set_message(format!(
+            "SC {:.3}  reward {:.3}  kl {:.4}  len {:.0}  {:.1}s/step",
+            m["self_certainty/mean"],
+            m["reward"],
+            m["kl"],
+            m["completions/mean_length"],
+            m["step_time"]
+        ));
+        bar.inc(1);
+        if t.cfg.log_completions_steps > 0 && t.state.step % t.cfg.log_completions_steps == 0 {
+            log_samples(&t, &out)?;
+        }
+        if t.cfg.max_kl > 0.0 && m["kl"] > t.cfg.max_kl {
+            bar.abandon();
+            bail!(
+                "step {}: kl {:.4} exceeds max_kl {}; stopping",
+                t.state.step,
+                m["kl"],
+                t.cfg.max_kl
+            );
+        }
+        if !length_warned
+            && m["completions/mean_length"]
+                > t.cfg.warn_length_fraction * t.cfg.max_completion_length as f64
+        {
+            bar.println(format!(
+                "warning: mean completion length {:.0} exceeds {:.0}% of max_completion_length (runaway length is a reward-hacking signature)",
+                m["completions/mean_length"],
+                t.cfg.warn_length_fraction * 100.0
+            ));
+            length_warned = true;
+        }
+        let last = t.state.step == t.total_steps;
+        if last || (t.cfg.save_steps > 0 && t.state.step % t.cfg.save_steps == 0) {
+            checkpoint::save(
+                &t.output,
+                &t.state,
+                &t.policy,
+                &t.opt,
+                &t.base,
+                t.cfg.save_total_limit,
+            )?;
+        }
+    }
+    bar.finish();
+    let charts = plot::plot_run(&t.output)?;
+    let after = if before.is_some() {
+        Some(t.holdout_eval(t.cfg.eval_holdout)?)
+    } else {
+        None
+    };
+    let mut report = format!(
+        "trained {} steps in {:.1} min\ncheckpoint: {}\nmetrics: {}\nplots: {}\n",
+        t.state.step,
+        started.elapsed().as_secs_f64() / 60.0,
+        checkpoint::checkpoint_dir(&t.output, t.state.step).display(),
+        t.output.join("metrics.jsonl").display(),
+        charts
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let (Some((acc0, sc0)), Some((acc1, sc1))) = (before, after) {
+        report.push_str(&format!(
+            "held-out demo problems (greedy, n = {}): accuracy {:.1}% → {:.1}%, self-certainty {:.3} → {:.3}\n",
+            t.cfg.eval_holdout,
+            acc0 * 100.0,
+            acc1 * 100.0,
+            sc0,
+            sc1
+        ));
+    }
+    crate::io::write_atomic(&t.output.join("report.txt"), report.as_bytes())?;
+    println!("{report}");
+    Ok(t.output)
+}
+
+fn default_run_dir() -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    PathBuf::from("runs").join(format!("run-{secs}"))
+}
+
+/// Problems and their tokenized prompts; over-long prompts are dropped or left-truncated.
+fn load_prompts(
+    cfg: &TrainConfig,
+    base: &LoadedModel,
+) -> anyhow::Result<(Vec<Problem>, Vec<Vec<u32>>, usize)> {
+    let all = if cfg.dataset == "demo" {
+        demo::problems(Split::Train, DEMO_TRAIN_SIZE)
+    } else {
+        let fields = Fields {
+            prompt_field: cfg.prompt_field.clone(),
+            answer_field: cfg.answer_field.clone(),
+        };
+        data::load(Path::new(&cfg.dataset), &fields)?
+    };
+    let mut problems = Vec::with_capacity(all.len());
+    let mut prompts = Vec::with_capacity(all.len());
+    let mut dropped = 0;
+    for p in all {
+        let mut ids = prompt_ids(cfg, base, &p)?;
+        if ids.len() > cfg.max_prompt_length {
+            match cfg.prompt_overflow {
+                PromptOverflow::Drop => {
+                    dropped += 1;
+                    continue;
+                }
+                PromptOverflow::TruncateLeft => {
+                    ids = ids[ids.len() - cfg.max_prompt_length..].to_vec()
+                }
+            }
+        }
+        problems.push(p);
+        prompts.push(ids);
+    }
+    Ok((problems, prompts, dropped))
+}
+
+fn prompt_ids(cfg: &TrainConfig, base: &LoadedModel, p: &Problem) -> anyhow::Result<Vec<u32>> {
+    match (&p.messages, &p.prompt) {
+        (Some(msgs), _) => base.chat_ids(msgs),
+        (None, Some(text)) => base.prompt_ids(text, cfg.system_prompt.as_deref(), false),
+        (None, None) => bail!("problem {} has no prompt", p.id),
+    }
+}
+
+/// Appends the first prompt's completions with their rewards to `samples.jsonl`.
+fn log_samples(t: &Trainer, out: &step::StepOutput) -> anyhow::Result<()> {
+    let path = t.output.join("samples.jsonl");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
+    let problem = &t.problems[out.prompt_indices[0]];
+    for (i, c) in out
+        .completions
+        .iter()
+        .enumerate()
+        .take(t.cfg.num_generations)
+    {
+        let rewards: serde_json::Map<String, serde_json::Value> = out
+            .rewards
+            .iter()
+            .map(|(k, r)| (k.name().to_string(), serde_json::json!(r[i])))
+            .collect();
+        let line = serde_json::json!({
+            "step": t.state.step,
+            "prompt": problem.prompt,
+            "gold": problem.answer,
+            "completion": out.texts[i],
+            "self_certainty": c.self_certainty(Alignment::Paper),
+            "length": c.ids.len(),
+            "rewards": rewards,
+        });
+        writeln!(f, "{line}")?;
+    }
+    Ok(())
+}
+
+/// After a resume, drops log rows of steps beyond the checkpoint (they will be redone).
+fn truncate_logs(dir: &Path, step: usize) -> anyhow::Result<()> {
+    for (name, step_of) in [("metrics.jsonl", "step"), ("samples.jsonl", "step")] {
+        let path = dir.join(name);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v.get(step_of).and_then(|s| s.as_f64()))
+                    .is_some_and(|s| s as usize <= step)
+            })
+            .collect();
+        crate::io::write_atomic(
+            &path,
+            (kept.join("\n") + if kept.is_empty() { "" } else { "\n" }).as_bytes(),
+        )?;
+    }
+    // Rebuild the CSV from the kept JSONL rows.
+    let csv = dir.join("metrics.csv");
+    if csv.exists() {
+        std::fs::remove_file(&csv)?;
+        let mut w = MetricsWriter::new(dir);
+        for r in metrics::read(dir).unwrap_or_default() {
+            w.write_csv(&r)?;
+        }
+    }
+    Ok(())
+}
