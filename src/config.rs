@@ -176,15 +176,21 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Reads a config file (if any), applies `key=value` overrides, validates.
     pub fn load(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<Self> {
-        let mut table = match file {
+        match file {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("reading {}", p.display()))?;
-                text.parse::<toml::Table>()
-                    .with_context(|| format!("{}: not valid TOML", p.display()))?
+                Self::from_text(&p.display().to_string(), &text, overrides)
             }
-            None => toml::Table::new(),
-        };
+            None => Self::from_text("--set", "", overrides),
+        }
+    }
+
+    /// Parses config text named `origin` (for messages), applies overrides, validates.
+    pub fn from_text(origin: &str, text: &str, overrides: &[String]) -> anyhow::Result<Self> {
+        let mut table = text
+            .parse::<toml::Table>()
+            .with_context(|| format!("{origin}: not valid TOML"))?;
         for o in overrides {
             let (k, v) = o
                 .split_once('=')
@@ -195,7 +201,18 @@ impl TrainConfig {
             };
             table.insert(k.trim().to_string(), value);
         }
-        let origin = file.map_or("--set".to_string(), |p| p.display().to_string());
+        // Check each key alone against the defaults first, so that a bad value names its key.
+        let defaults = match toml::Value::try_from(TrainConfig::default())? {
+            toml::Value::Table(t) => t,
+            _ => toml::Table::new(),
+        };
+        for (k, v) in &table {
+            let mut probe = defaults.clone();
+            probe.insert(k.clone(), v.clone());
+            if let Err(e) = toml::Value::Table(probe).try_into::<TrainConfig>() {
+                bail!("{origin}: key `{k}`: {}", e.message().trim());
+            }
+        }
         let cfg: TrainConfig = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| anyhow::anyhow!("{origin}: {}", e.message().trim()))?;

@@ -23,6 +23,9 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its latest checkpoint, exactly.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "output_dir")]
     pub resume: Option<PathBuf>,
+    /// Stop this invocation after N steps (with a checkpoint); --resume continues the run.
+    #[arg(long, value_name = "N")]
+    pub stop_after: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -43,15 +46,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         (Some(dir), None) => TrainConfig::load(Some(&dir.join("config.toml")), &overrides)?,
         (_, Some(path)) => TrainConfig::load(Some(path), &overrides)?,
         (None, None) => {
-            let tmp =
-                std::env::temp_dir().join(format!("intuitor-demo-{}.toml", std::process::id()));
-            std::fs::write(&tmp, DEMO_CONFIG)?;
-            let cfg = TrainConfig::load(Some(&tmp), &overrides);
-            let _ = std::fs::remove_file(&tmp);
-            cfg?
+            TrainConfig::from_text("configs/demo.toml (built in)", DEMO_CONFIG, &overrides)?
         }
     };
-    crate::train::run(cfg, args.resume.as_deref())?;
+    crate::train::run(cfg, args.resume.as_deref(), args.stop_after)?;
     Ok(())
 }
 

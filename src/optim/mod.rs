@@ -10,21 +10,26 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Result, Tensor, TensorId, Var};
 
-/// Sums gradients per parameter across backward passes (micro-batches, chunks).
+/// Sums gradients per parameter across backward passes (micro-batches, chunks). Kept in
+/// insertion order so that the global norm (and hence clipping) is summed in the same order on
+/// every run: exact resume depends on it.
 #[derive(Default)]
 pub struct GradAccumulator {
-    grads: HashMap<TensorId, Tensor>,
+    index: HashMap<TensorId, usize>,
+    grads: Vec<Tensor>,
 }
 
 impl GradAccumulator {
     /// Adds `grad` to the running sum of `param`.
     pub fn add(&mut self, param: &Tensor, grad: &Tensor) -> Result<()> {
         let grad = grad.detach();
-        let sum = match self.grads.remove(&param.id()) {
-            Some(prev) => (prev + grad)?,
-            None => grad,
-        };
-        self.grads.insert(param.id(), sum);
+        match self.index.get(&param.id()) {
+            Some(&i) => self.grads[i] = (&self.grads[i] + grad)?,
+            None => {
+                self.index.insert(param.id(), self.grads.len());
+                self.grads.push(grad);
+            }
+        }
         Ok(())
     }
 
@@ -43,13 +48,13 @@ impl GradAccumulator {
     }
 
     pub fn get(&self, param: &Tensor) -> Option<&Tensor> {
-        self.grads.get(&param.id())
+        self.index.get(&param.id()).map(|&i| &self.grads[i])
     }
 
     /// Global L2 norm over all accumulated gradients (accumulated in f64).
     pub fn global_norm(&self) -> Result<f64> {
         let mut sq = 0f64;
-        for g in self.grads.values() {
+        for g in &self.grads {
             sq += g
                 .to_dtype(DType::F64)?
                 .sqr()?
@@ -66,7 +71,7 @@ impl GradAccumulator {
         if max_norm > 0.0 && norm.is_finite() {
             let coef = max_norm / (norm + 1e-6);
             if coef < 1.0 {
-                for g in self.grads.values_mut() {
+                for g in self.grads.iter_mut() {
                     *g = (&*g * coef)?;
                 }
             }
@@ -75,6 +80,7 @@ impl GradAccumulator {
     }
 
     pub fn clear(&mut self) {
+        self.index.clear();
         self.grads.clear();
     }
 }

@@ -256,8 +256,13 @@ impl Trainer {
     }
 }
 
-/// Runs the whole training loop; returns the run directory.
-pub fn run(cfg: TrainConfig, resume: Option<&Path>) -> anyhow::Result<PathBuf> {
+/// Runs the training loop; returns the run directory. `stop_after` ends this invocation after
+/// that many steps with a checkpoint, as an interrupted run would be (resume continues it).
+pub fn run(
+    cfg: TrainConfig,
+    resume: Option<&Path>,
+    stop_after: Option<usize>,
+) -> anyhow::Result<PathBuf> {
     let mut t = Trainer::new(cfg, resume)?;
     std::fs::create_dir_all(&t.output)
         .with_context(|| format!("creating {}", t.output.display()))?;
@@ -288,7 +293,25 @@ pub fn run(cfg: TrainConfig, resume: Option<&Path>) -> anyhow::Result<PathBuf> {
     );
     let started = Instant::now();
     let mut length_warned = false;
+    let first_step = t.state.step;
     while t.state.step < t.total_steps {
+        if stop_after.is_some_and(|n| t.state.step - first_step >= n) {
+            checkpoint::save(
+                &t.output,
+                &t.state,
+                &t.policy,
+                &t.opt,
+                &t.base,
+                t.cfg.save_total_limit,
+            )?;
+            bar.abandon();
+            eprintln!(
+                "stopped after step {} (--stop-after); continue with --resume {}",
+                t.state.step,
+                t.output.display()
+            );
+            return Ok(t.output);
+        }
         let out = match step::train_step(&mut t) {
             Ok(o) => o,
             Err(e) => {
