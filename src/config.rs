@@ -338,6 +338,43 @@ mod tests {
     }
 
     #[test]
+    fn shipped_configs_are_valid() {
+        for (name, text) in [
+            ("demo", include_str!("../configs/demo.toml")),
+            (
+                "3b intuitor",
+                include_str!("../configs/qwen2.5-3b-math-intuitor.toml"),
+            ),
+            (
+                "3b grpo",
+                include_str!("../configs/qwen2.5-3b-math-grpo.toml"),
+            ),
+            (
+                "1.5b intuitor",
+                include_str!("../configs/qwen2.5-1.5b-math-intuitor.toml"),
+            ),
+            (
+                "3b code",
+                include_str!("../configs/qwen2.5-3b-codeforces-intuitor.toml"),
+            ),
+        ] {
+            let c =
+                TrainConfig::from_text(name, text, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(c.num_generations >= 2, "{name}");
+        }
+        let paper = TrainConfig::from_text(
+            "3b",
+            include_str!("../configs/qwen2.5-3b-math-intuitor.toml"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            (paper.grad_accum(), paper.beta, paper.learning_rate),
+            (224, 0.005, 3e-6)
+        );
+    }
+
+    #[test]
     fn round_trips_through_toml() {
         let c = TrainConfig::default();
         let text = c.to_toml();
