@@ -39,6 +39,30 @@ enum Command {
         #[arg(long, default_value_t = 128)]
         new_tokens: usize,
     },
+    /// Forward + backward + AdamW on `batch` sequences of `prompt + completion` random tokens
+    /// (bnpo loss, β = 0), after one warm-up step; also measures the machine's GEMM GFLOP/s.
+    Update {
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        #[arg(long, default_value_t = 128)]
+        prompt: usize,
+        #[arg(long, default_value_t = 128)]
+        completion: usize,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+    },
+}
+
+/// f32 GEMM throughput on 1024³ (GFLOP/s), for the roofline.
+fn gemm_gflops(device: &candle_core::Device) -> anyhow::Result<f64> {
+    let a = candle_core::Tensor::randn(0f32, 1.0, (1024, 1024), device)?;
+    let b = candle_core::Tensor::randn(0f32, 1.0, (1024, 1024), device)?;
+    a.matmul(&b)?;
+    let start = Instant::now();
+    for _ in 0..10 {
+        a.matmul(&b)?;
+    }
+    Ok(10.0 * 2.0 * 1024f64.powi(3) / start.elapsed().as_secs_f64() / 1e9)
 }
 
 fn peak_rss_mb() -> f64 {
@@ -65,6 +89,68 @@ fn main() -> anyhow::Result<()> {
     )
     .context("loading the model")?;
     match cli.command {
+        Command::Update {
+            batch,
+            prompt,
+            completion,
+            repeats,
+        } => {
+            use intuitor::loss::{sequence_weights, LossConfig, LossType};
+            use intuitor::optim::{AdamW, AdamWConfig, GradAccumulator};
+            use intuitor::update::{accumulate_micro_batch, UpdateSequence};
+            use rand::{Rng, SeedableRng};
+            let policy = intuitor::policy::Policy::from_decoder(&m.decoder)?;
+            let mut opt = AdamW::new(policy.vars.clone(), AdamWConfig::default())?;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+            let vocab = m.config().vocab_size as u32;
+            let cfg = LossConfig {
+                loss_type: LossType::Bnpo,
+                beta: 0.0,
+                epsilon_low: 0.2,
+                epsilon_high: 0.2,
+                max_completion_length: completion,
+                kl_bias_correction: false,
+            };
+            let weights = sequence_weights(&vec![completion; batch], &cfg, 1, 0);
+            let seqs: Vec<UpdateSequence> = (0..batch)
+                .map(|i| UpdateSequence {
+                    prompt_ids: (0..prompt).map(|_| rng.random_range(0..vocab)).collect(),
+                    completion_ids: (0..completion)
+                        .map(|_| rng.random_range(0..vocab))
+                        .collect(),
+                    advantage: if i % 2 == 0 { 1.0 } else { -1.0 },
+                    old_logps: None,
+                    ref_logps: None,
+                    weight: weights[i],
+                })
+                .collect();
+            let mut times = Vec::new();
+            for _ in 0..repeats + 1 {
+                let start = Instant::now();
+                let mut grads = GradAccumulator::default();
+                accumulate_micro_batch(&policy, &seqs, &cfg, 0.9, &mut grads)?;
+                grads.clip_global_norm(1.0)?;
+                opt.step(&grads, 3e-6)?;
+                times.push(start.elapsed().as_secs_f64());
+            }
+            times.remove(0);
+            times.sort_by(|a, b| a.total_cmp(b));
+            let seconds = times[times.len() / 2];
+            let tokens = (batch * (prompt + completion)) as f64;
+            let params = m.decoder.num_parameters() as f64;
+            let gflops = gemm_gflops(&device)?;
+            let tps = tokens / seconds;
+            println!(
+                "{}",
+                json!({
+                    "seconds_per_step": seconds,
+                    "tokens_per_second": tps,
+                    "gemm_gflops": gflops,
+                    "roofline_fraction": tps * 6.0 * params / (gflops * 1e9),
+                    "peak_rss_mb": peak_rss_mb(),
+                })
+            );
+        }
         Command::Rollout { group, new_tokens } => {
             let requests: Vec<PromptRequest> = PROMPTS
                 .iter()
