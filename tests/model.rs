@@ -172,23 +172,9 @@ fn smollm2_logits_equal_transformers_gguf_loader() {
             .squeeze(0)
             .unwrap();
         let strided = logits.index_select(&stride, 1).unwrap();
-        let d1 = (strided - &g[&format!("p{p}_strided_logits")])
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d1 = max_abs_diff(&strided, &g[&format!("p{p}_strided_logits")]);
         let last = logits.get(n - 1).unwrap();
-        let d2 = (last.clone() - &g[&format!("p{p}_last_logits")])
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d2 = max_abs_diff(&last, &g[&format!("p{p}_last_logits")]);
         assert!(
             d1 <= 1e-3 && d2 <= 1e-3,
             "prompt {p}: strided Δ {d1}, last-row Δ {d2}"

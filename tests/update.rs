@@ -83,6 +83,14 @@ fn sequences(f: &Fixture, cfg: &LossConfig, with_old: bool) -> Vec<UpdateSequenc
         .collect()
 }
 
+fn set_values(var: &candle_core::Var, values: Vec<f64>) {
+    let t = Tensor::new(values, &Device::Cpu)
+        .unwrap()
+        .reshape(var.shape())
+        .unwrap();
+    var.set(&t).unwrap();
+}
+
 fn rel_close(a: f64, b: f64, rel: f64, what: &str) {
     assert!(
         (a - b).abs() <= rel * b.abs().max(1e-12),
@@ -200,21 +208,8 @@ fn gradients_equal_trl() {
         let i = policy.names.iter().position(|n| n == name).unwrap();
         let ours = grads.get(policy.vars[i].as_tensor()).unwrap();
         let trl = &f.t[&format!("grad/{name}")];
-        let scale = trl
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let diff = (ours - trl)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let scale = max_abs_diff(trl, &trl.zeros_like().unwrap());
+        let diff = max_abs_diff(ours, trl);
         assert!(scale > 0.0, "{name}: TRL gradient is zero");
         assert!(
             diff <= 1e-4 * scale,
@@ -255,25 +250,12 @@ fn two_adamw_steps_with_clipping_and_schedule_equal_torch() {
     }
     for (name, v) in policy.names.iter().zip(&policy.vars) {
         let trl = &f.t[&format!("after/{name}")];
-        let diff = (v.as_tensor() - trl)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_abs_diff(v.as_tensor(), trl);
         assert!(diff <= 1e-6, "{name}: max |Δθ| {diff}");
     }
     // The update did something (lr 1e-3 on the second step).
     let before = &m.decoder.parameters()[0].1;
-    let moved = (policy.vars[0].as_tensor() - before)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap();
-    assert!(moved.to_scalar::<f32>().unwrap() > 1e-5);
+    assert!(max_abs_diff(policy.vars[0].as_tensor(), before) > 1e-5);
 }
 
 /// Central finite differences in f64 on the tiny model agree with the analytic gradient.
@@ -322,31 +304,13 @@ fn finite_difference_gradient_check_in_f64() {
         for &j in idx.iter().take(3) {
             let mut plus = base.clone();
             plus[j] += h;
-            var.set(
-                &Tensor::new(plus, &Device::Cpu)
-                    .unwrap()
-                    .reshape(var.shape())
-                    .unwrap(),
-            )
-            .unwrap();
+            set_values(var, plus);
             let lp = loss_at(&policy);
             let mut minus = base.clone();
             minus[j] -= h;
-            var.set(
-                &Tensor::new(minus, &Device::Cpu)
-                    .unwrap()
-                    .reshape(var.shape())
-                    .unwrap(),
-            )
-            .unwrap();
+            set_values(var, minus);
             let lm = loss_at(&policy);
-            var.set(
-                &Tensor::new(base.clone(), &Device::Cpu)
-                    .unwrap()
-                    .reshape(var.shape())
-                    .unwrap(),
-            )
-            .unwrap();
+            set_values(var, base.clone());
             let fd = (lp - lm) / (2.0 * h);
             let rel = (fd - g[j]).abs() / g[j].abs().max(1e-8);
             worst = worst.max(rel);

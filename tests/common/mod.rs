@@ -50,3 +50,17 @@ pub fn max_abs_diff_masked(a: &Tensor, b: &Tensor, mask: &[Vec<u32>]) -> f32 {
     }
     worst
 }
+
+/// max |a − b| over all elements (f32 tensors of one shape).
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
