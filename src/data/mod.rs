@@ -271,6 +271,25 @@ mod tests {
     }
 
     #[test]
+    fn parquet_loads() {
+        // tests/fixtures/problems.parquet: written by pyarrow (2 rows: question, answer, id).
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/problems.parquet");
+        let f = Fields {
+            prompt_field: "problem".into(),
+            answer_field: Some("answer".into()),
+        };
+        let p = load(&path, &f).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].prompt.as_deref(), Some("What is 2+3?"));
+        assert_eq!(p[0].answer.as_deref(), Some("5"));
+        assert_eq!((p[1].id.as_str(), p[1].answer.as_deref()), ("2", Some("9")));
+        let e = load(&path.with_extension("txt"), &f)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unsupported extension"), "{e}");
+    }
+
+    #[test]
     fn bad_records_name_file_and_record() {
         let dir = tempfile::tempdir().unwrap();
         let j = dir.path().join("bad.jsonl");
