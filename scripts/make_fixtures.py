@@ -13,6 +13,7 @@ Writes under tests/fixtures/:
   chat_cases.json             apply_chat_template renderings for each shipped template
   smollm2_golden.safetensors  SmolLM2 (GGUF, dequantized f32 by transformers) logits on chat prompts
   smollm2_greedy.json         SmolLM2 greedy completions, 3 prompts x 32 tokens
+  problems.parquet            2 problems (question, answer, id) for the Parquet loader test
 """
 
 import json
@@ -266,6 +267,11 @@ def main():
         print(f"skipping SmolLM2 fixtures: {GGUF} missing (run scripts/fetch_model.sh)", file=sys.stderr)
     with open(os.path.join(FIX, "tokenizer_cases.json"), "w") as f:
         json.dump(cases, f, indent=1, ensure_ascii=False)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({"question": ["What is 2+3?", "Tom has 4 apples and gets 5 more. How many?"],
+                             "answer": ["so #### 5", "9"], "id": [1, 2]}),
+                   os.path.join(FIX, "problems.parquet"))
 
 
 if __name__ == "__main__":

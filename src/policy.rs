@@ -1,4 +1,4 @@
-//! The trainable policy: the decoder's weights as candle `Var`s, plus detached copies for
+//! The trainable policy: the decoder's weights as candle `Var`s, plus a detached view for
 //! rollout (which must record no graph; stack-notes).
 
 use std::collections::HashMap;
@@ -48,17 +48,6 @@ impl Policy {
             .zip(&self.vars)
             .map(|(n, v)| (n.clone(), v.as_tensor().detach()))
             .collect();
-        Decoder::new(self.config(), &tensors)
-    }
-
-    /// An independent frozen copy of the current weights (the reference model).
-    pub fn frozen_copy(&self) -> Result<Decoder> {
-        let tensors: HashMap<String, Tensor> = self
-            .names
-            .iter()
-            .zip(&self.vars)
-            .map(|(n, v)| Ok((n.clone(), v.as_tensor().detach().copy()?)))
-            .collect::<Result<_>>()?;
         Decoder::new(self.config(), &tensors)
     }
 

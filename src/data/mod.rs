@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn parquet_loads() {
-        // tests/fixtures/problems.parquet: written by pyarrow (2 rows: question, answer, id).
+        // tests/fixtures/problems.parquet: written by pyarrow in scripts/make_fixtures.py.
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/problems.parquet");
         let f = Fields {
             prompt_field: "problem".into(),

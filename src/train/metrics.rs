@@ -10,12 +10,6 @@ use anyhow::Context;
 /// One step's metrics, keyed by name.
 pub type Metrics = BTreeMap<String, f64>;
 
-/// Mean and population std of a slice (TRL logs `torch.std` of a flat tensor as `…/std`; for
-/// metric display the difference is immaterial, and the advantage code uses the unbiased one).
-pub fn mean_std(xs: &[f64]) -> (f64, f64) {
-    crate::advantage::mean_std(xs)
-}
-
 /// Appends metrics rows to the JSONL and CSV files of a run.
 pub struct MetricsWriter {
     jsonl: PathBuf,

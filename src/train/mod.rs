@@ -20,7 +20,7 @@ use crate::data::demo::{self, Split};
 use crate::data::{self, Fields, Problem};
 use crate::eval::answer::{answers_match, extract_answer};
 use crate::loss::LossConfig;
-use crate::model::{Decoder, LoadedModel, ModelSource};
+use crate::model::{LoadedModel, ModelSource};
 use crate::optim::schedule::warmup_steps;
 use crate::optim::{AdamW, AdamWConfig};
 use crate::policy::Policy;
@@ -35,11 +35,11 @@ const DEMO_TRAIN_SIZE: usize = 2000;
 
 pub struct Trainer {
     pub cfg: TrainConfig,
-    /// The initial model: tokenizer, chat template, and the source of the policy's weights.
+    /// The initial model: tokenizer, chat template, and the frozen initial weights, which serve
+    /// as the KL reference (β > 0) and the offline self-certainty scorer. The policy trains a
+    /// copy, so `base.decoder` never changes.
     pub base: LoadedModel,
     pub policy: Policy,
-    /// Frozen initial weights: the KL reference (β > 0) and the offline self-certainty scorer.
-    pub initial: Option<Decoder>,
     pub opt: AdamW,
     pub problems: Vec<Problem>,
     pub prompts: Vec<Vec<u32>>,
@@ -85,20 +85,11 @@ impl Trainer {
         if resume.is_some() && latest.is_none() {
             bail!("{}: no checkpoint to resume from", output.display());
         }
-        let policy_source = match &latest {
-            Some((_, dir)) => {
-                LoadedModel::load(&ModelSource::HfDir(dir.clone()), DType::F32, &device)?.decoder
-            }
-            None => Policy::from_decoder(&base.decoder)?.detached()?,
-        };
-        let policy = Policy::from_decoder(&policy_source)?;
-        drop(policy_source);
-        let needs_initial =
-            cfg.beta != 0.0 || cfg.sc_scorer == crate::reward::self_certainty::Scorer::Frozen;
-        let initial = if needs_initial {
-            Some(Policy::from_decoder(&base.decoder)?.frozen_copy()?)
-        } else {
-            None
+        let policy = match &latest {
+            Some((_, dir)) => Policy::from_decoder(
+                &LoadedModel::load(&ModelSource::HfDir(dir.clone()), DType::F32, &device)?.decoder,
+            )?,
+            None => Policy::from_decoder(&base.decoder)?,
         };
         let adam = AdamWConfig {
             beta1: cfg.adam_beta1,
@@ -125,7 +116,6 @@ impl Trainer {
             cfg,
             base,
             policy,
-            initial,
             opt,
             problems,
             prompts,
@@ -135,6 +125,18 @@ impl Trainer {
             output,
             num_tokens,
         })
+    }
+
+    /// Writes `checkpoint-<step>` atomically, keeping the newest `save_total_limit`.
+    pub fn save_checkpoint(&self) -> anyhow::Result<PathBuf> {
+        checkpoint::save(
+            &self.output,
+            &self.state,
+            &self.policy,
+            &self.opt,
+            &self.base,
+            self.cfg.save_total_limit,
+        )
     }
 
     pub fn total_optimizer_steps(&self) -> usize {
@@ -173,7 +175,7 @@ impl Trainer {
     /// failure in TRL: most completions cut off, so the reward sees no answers).
     pub fn preflight(&self) -> anyhow::Result<String> {
         let params = self.policy.decoder.num_parameters() as f64;
-        let copies = 4.0 + self.initial.is_some() as u8 as f64; // weights, grads, 2 moments, initial
+        let copies = 5.0; // initial weights, trained weights, grads, 2 AdamW moments
         let cfg = &self.cfg;
         let vocab = self.policy.config().vocab_size as f64;
         let chunk = crate::logprob::CHUNK_ROWS as f64;
@@ -296,14 +298,7 @@ pub fn run(
     let first_step = t.state.step;
     while t.state.step < t.total_steps {
         if stop_after.is_some_and(|n| t.state.step - first_step >= n) {
-            checkpoint::save(
-                &t.output,
-                &t.state,
-                &t.policy,
-                &t.opt,
-                &t.base,
-                t.cfg.save_total_limit,
-            )?;
+            t.save_checkpoint()?;
             bar.abandon();
             eprintln!(
                 "stopped after step {} (--stop-after); continue with --resume {}",
@@ -361,14 +356,7 @@ pub fn run(
         }
         let last = t.state.step == t.total_steps;
         if last || (t.cfg.save_steps > 0 && t.state.step % t.cfg.save_steps == 0) {
-            checkpoint::save(
-                &t.output,
-                &t.state,
-                &t.policy,
-                &t.opt,
-                &t.base,
-                t.cfg.save_total_limit,
-            )?;
+            t.save_checkpoint()?;
         }
     }
     bar.finish();

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
-use super::metrics::{mean_std, Metrics};
+use super::metrics::Metrics;
 use super::Trainer;
-use crate::advantage::{frac_zero_std, group_advantages, ScaleRewards};
+use crate::advantage::{frac_zero_std, group_advantages, mean_std, ScaleRewards};
 use crate::data::batches::next_chunk;
 use crate::logprob::{completion_logprobs, Sequence};
 use crate::loss::sequence_weights;
@@ -92,19 +92,16 @@ pub fn train_step(t: &mut Trainer) -> anyhow::Result<StepOutput> {
             .map(|c| c.self_certainty(cfg.sc_alignment) as f64)
             .collect(),
         Scorer::Frozen => {
-            let frozen = t
-                .initial
-                .as_ref()
-                .context("the frozen scorer is not loaded")?;
+            let stop_ids = t.base.tokenizer.stop_ids();
             completions
                 .iter()
                 .map(|c| {
                     let s = score_completion(
-                        frozen,
+                        &t.base.decoder,
                         &requests[c.prompt_index].ids,
                         &c.ids,
                         1.0,
-                        &t.base.tokenizer.stop_ids(),
+                        &stop_ids,
                     )?;
                     Ok(s.self_certainty(cfg.sc_alignment) as f64)
                 })
@@ -157,10 +154,7 @@ pub fn train_step(t: &mut Trainer) -> anyhow::Result<StepOutput> {
         })
         .collect();
     let ref_logps: Option<Vec<Vec<f32>>> = if cfg.beta != 0.0 {
-        let reference = t
-            .initial
-            .as_ref()
-            .context("the reference model is not loaded")?;
+        let reference = &t.base.decoder;
         let mut all = Vec::with_capacity(seqs.len());
         for chunk in seqs.chunks(mb) {
             all.extend(completion_logprobs(
@@ -238,8 +232,7 @@ pub fn train_step(t: &mut Trainer) -> anyhow::Result<StepOutput> {
     let mut m = Metrics::new();
     let lens: Vec<f64> = completions.iter().map(|c| c.ids.len() as f64).collect();
     let n = stats.tokens.max(1) as f64;
-    let combined_present: Vec<Option<f64>> = combined.clone();
-    let group_means_stds: Vec<(f64, f64)> = combined_present
+    let group_means_stds: Vec<(f64, f64)> = combined
         .chunks(g)
         .map(|grp| mean_std(&grp.iter().flatten().copied().collect::<Vec<_>>()))
         .collect();
@@ -263,10 +256,7 @@ pub fn train_step(t: &mut Trainer) -> anyhow::Result<StepOutput> {
         "reward_std".into(),
         group_means_stds.iter().map(|x| x.1).sum::<f64>() / group_means_stds.len().max(1) as f64,
     );
-    m.insert(
-        "frac_reward_zero_std".into(),
-        frac_zero_std(&combined_present, g),
-    );
+    m.insert("frac_reward_zero_std".into(), frac_zero_std(&combined, g));
     for (kind, r) in &rewards {
         let present: Vec<f64> = r.iter().flatten().copied().collect();
         if !present.is_empty() {
