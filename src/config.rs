@@ -14,6 +14,7 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 use crate::advantage::ScaleRewards;
+use crate::eval::check::Mode;
 use crate::loss::LossType;
 use crate::optim::schedule::Schedule;
 use crate::reward::self_certainty::Scorer;
@@ -73,6 +74,9 @@ pub struct TrainConfig {
     pub scale_rewards: ScaleRewards,
     pub sc_alignment: Alignment,
     pub sc_scorer: Scorer,
+    /// Answer checker for `accuracy`, `plurality_vote` and the held-out report: math,
+    /// hendrycks or gsm8k (`intuitor check-answer`).
+    pub answer_mode: Mode,
 
     // --- loss (spec §4.2) ---
     pub loss_type: LossType,
@@ -145,6 +149,7 @@ impl Default for TrainConfig {
             scale_rewards: ScaleRewards::Group,
             sc_alignment: Alignment::Paper,
             sc_scorer: Scorer::Policy,
+            answer_mode: Mode::Math,
             loss_type: LossType::Bnpo,
             beta: 0.005,
             epsilon: 0.2,

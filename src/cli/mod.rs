@@ -1,6 +1,7 @@
 //! The `intuitor` command line: clap definitions and dispatch. Each subcommand lives in its own
 //! file; the library does the work.
 
+mod eval;
 mod generate;
 mod info;
 mod score;
@@ -29,6 +30,10 @@ pub enum Command {
     Score(score::ScoreArgs),
     /// Train with GRPO: INTUITOR (self-certainty reward) by default, or the baselines.
     Train(train::TrainArgs),
+    /// Evaluate a model on a benchmark: greedy accuracy, self-certainty separation, best-of-N.
+    Eval(eval::EvalArgs),
+    /// Check answers against gold answers (math, hendrycks or gsm8k rules); JSONL in/out.
+    CheckAnswer(eval::CheckAnswerArgs),
     /// Draw PNG charts (self-certainty, accuracy, KL, length, lr) of a run directory.
     Plot(train::PlotArgs),
 }
@@ -69,5 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score(args) => score::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Plot(args) => train::plot(&args),
+        Command::Eval(args) => eval::run(&args),
+        Command::CheckAnswer(args) => eval::check_answer(&args),
     }
 }

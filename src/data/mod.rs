@@ -115,15 +115,28 @@ fn to_problem(
         ),
         None => None,
     };
-    let prompt = [
-        fields.prompt_field.as_str(),
-        "problem",
-        "question",
-        "prompt",
-    ]
-    .iter()
-    .find_map(|k| r.get(*k))
-    .map(text);
+    // `Body+Question` joins several fields with a space (SVAMP keeps the story and the
+    // question apart).
+    let joined = fields.prompt_field.contains('+').then(|| {
+        fields
+            .prompt_field
+            .split('+')
+            .map(|k| r.get(k.trim()).map(text))
+            .collect::<Option<Vec<_>>>()
+            .map(|parts| parts.join(" "))
+    });
+    let prompt = match joined {
+        Some(p) => p,
+        None => [
+            fields.prompt_field.as_str(),
+            "problem",
+            "question",
+            "prompt",
+        ]
+        .iter()
+        .find_map(|k| r.get(*k))
+        .map(text),
+    };
     if prompt.is_none() && messages.is_none() {
         return Err(err(format!(
             "no prompt: expected field `{}` (or `problem`, `question`, `prompt`, `messages`)",
@@ -155,7 +168,7 @@ pub fn gold_answer(field: &str) -> String {
     if let Some(i) = field.rfind("####") {
         return field[i + 4..].trim().replace(',', "");
     }
-    crate::eval::answer::last_boxed(field).unwrap_or_else(|| field.trim().to_string())
+    crate::eval::check::extract::last_boxed(field).unwrap_or_else(|| field.trim().to_string())
 }
 
 type Record = serde_json::Map<String, serde_json::Value>;

@@ -1,3 +1,7 @@
-//! Evaluation: answer extraction and checking.
+//! Evaluation: answer checking, best-of-N selection, statistics, and the `eval` runner.
 
-pub mod answer;
+pub mod check;
+pub mod report;
+pub mod run;
+pub mod select;
+pub mod stats;

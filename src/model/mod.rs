@@ -193,6 +193,19 @@ impl LoadedModel {
         self.chat_ids(&messages)
     }
 
+    /// Token ids of a dataset problem: its `messages`, or its prompt after `system`.
+    pub fn problem_ids(
+        &self,
+        p: &crate::data::Problem,
+        system: Option<&str>,
+    ) -> anyhow::Result<Vec<u32>> {
+        match (&p.messages, &p.prompt) {
+            (Some(msgs), _) => self.chat_ids(msgs),
+            (None, Some(text)) => self.prompt_ids(text, system, false),
+            (None, None) => anyhow::bail!("problem {} has no prompt", p.id),
+        }
+    }
+
     /// Token ids of a conversation rendered with the chat template and the generation prompt.
     pub fn chat_ids(&self, messages: &[Message]) -> anyhow::Result<Vec<u32>> {
         let template = self.chat_template.as_ref().ok_or_else(|| {

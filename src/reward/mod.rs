@@ -10,6 +10,7 @@ pub mod self_certainty;
 
 use serde::{Deserialize, Serialize};
 
+use crate::eval::check::Mode;
 use crate::rollout::Completion;
 
 /// The reward functions, spelled as in configs and metric names (`rewards/<name>/mean`).
@@ -56,14 +57,18 @@ pub struct RewardInput<'a> {
     pub self_certainty: &'a [f64],
     /// Seed for the random reward (the step's seed).
     pub seed: u64,
+    /// How answers are extracted and compared (accuracy, plurality vote).
+    pub answer_mode: Mode,
 }
 
 /// One reward value per completion; `None` where the reward cannot judge it.
 pub fn compute(kind: RewardKind, input: &RewardInput) -> Vec<Option<f64>> {
     match kind {
         RewardKind::SelfCertainty => input.self_certainty.iter().map(|&s| Some(s)).collect(),
-        RewardKind::Accuracy => accuracy::rewards(input.texts, input.golds),
-        RewardKind::PluralityVote => plurality_vote::rewards(input.texts, input.group),
+        RewardKind::Accuracy => accuracy::rewards(input.texts, input.golds, input.answer_mode),
+        RewardKind::PluralityVote => {
+            plurality_vote::rewards(input.texts, input.group, input.answer_mode)
+        }
         RewardKind::Format => format::rewards(input.texts),
         RewardKind::NegEntropy => neg_entropy::rewards(input.completions),
         RewardKind::Random => random::rewards(input.completions.len(), input.seed),

@@ -1,35 +1,21 @@
 //! GRPO-PV (spec §6.2, after TTRL): within each group, the most common extracted answer is the
 //! label (ties go to the answer seen first; unextractable answers do not vote); a completion
-//! scores 1 if its answer matches the label.
+//! scores 1 if its answer is equivalent to the label. The vote is `eval::select`'s majority.
 
-use crate::eval::answer::{answers_match, extract_answer, normalize};
+use crate::eval::check::{equivalent, extract_answer, Mode};
+use crate::eval::select::{select, Selection};
 
-pub fn rewards(texts: &[String], group: usize) -> Vec<Option<f64>> {
+pub fn rewards(texts: &[String], group: usize, mode: Mode) -> Vec<Option<f64>> {
+    let same = |a: &str, b: &str| equivalent(a, b, mode).is_true();
     let mut out = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(group.max(1)) {
-        let answers: Vec<Option<String>> = chunk.iter().map(|t| extract_answer(t)).collect();
-        // (normalised answer, first raw form, count), in order of first appearance.
-        let mut votes: Vec<(String, String, usize)> = Vec::new();
-        for a in answers.iter().flatten() {
-            let key = normalize(a);
-            match votes
-                .iter_mut()
-                .find(|(k, raw, _)| *k == key || answers_match(raw, a) == Some(true))
-            {
-                Some(v) => v.2 += 1,
-                None => votes.push((key, a.clone(), 1)),
-            }
-        }
-        let label = votes
-            .iter()
-            .fold(None::<&(String, String, usize)>, |best, v| match best {
-                Some(b) if b.2 >= v.2 => Some(b),
-                _ => Some(v),
-            })
-            .map(|v| v.1.clone());
+        let answers: Vec<Option<String>> = chunk.iter().map(|t| extract_answer(t, mode)).collect();
+        let flat = vec![0.0; answers.len()];
+        let label = select(Selection::Majority, &answers, &flat, 0.0, &same)
+            .and_then(|i| answers[i].clone());
         for a in &answers {
             let hit = match (a, &label) {
-                (Some(a), Some(l)) => answers_match(a, l) == Some(true),
+                (Some(a), Some(l)) => same(l, a),
                 _ => false,
             };
             out.push(Some(if hit { 1.0 } else { 0.0 }));
@@ -51,6 +37,7 @@ mod tests {
         let r = rewards(
             &s(&["\\boxed{3}", "\\boxed{4}", "\\boxed{3.0}", "no answer here"]),
             4,
+            Mode::Math,
         );
         assert_eq!(r, vec![Some(1.0), Some(0.0), Some(1.0), Some(0.0)]);
     }
@@ -60,6 +47,7 @@ mod tests {
         let r = rewards(
             &s(&["\\boxed{5}", "\\boxed{6}", "\\boxed{6}", "\\boxed{5}"]),
             4,
+            Mode::Math,
         );
         assert_eq!(r, vec![Some(1.0), Some(0.0), Some(0.0), Some(1.0)]);
     }
@@ -69,6 +57,7 @@ mod tests {
         let r = rewards(
             &s(&["\\boxed{1}", "\\boxed{1}", "\\boxed{2}", "\\boxed{2}"]),
             2,
+            Mode::Math,
         );
         assert_eq!(r, vec![Some(1.0); 4]);
     }

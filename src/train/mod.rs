@@ -18,7 +18,7 @@ use crate::config::{PromptOverflow, TrainConfig};
 use crate::data::batches::steps_per_epoch;
 use crate::data::demo::{self, Split};
 use crate::data::{self, Fields, Problem};
-use crate::eval::answer::{answers_match, extract_answer};
+use crate::eval::check::check;
 use crate::loss::LossConfig;
 use crate::model::{LoadedModel, ModelSource};
 use crate::optim::schedule::warmup_steps;
@@ -227,7 +227,9 @@ impl Trainer {
             .iter()
             .map(|p| {
                 Ok(PromptRequest {
-                    ids: prompt_ids(&self.cfg, &self.base, p)?,
+                    ids: self
+                        .base
+                        .problem_ids(p, self.cfg.system_prompt.as_deref())?,
                     seed: 0,
                 })
             })
@@ -247,9 +249,13 @@ impl Trainer {
             let outs = rollout(&decoder, chunk_r, &rc, None)?;
             for (p, c) in chunk_p.iter().zip(&outs) {
                 let text = self.base.tokenizer.decode(&c.ids, true)?;
-                let ok = extract_answer(&text)
-                    .and_then(|a| answers_match(&a, p.answer.as_deref().unwrap_or("")))
-                    .unwrap_or(false);
+                let ok = check(
+                    p.answer.as_deref().unwrap_or(""),
+                    &text,
+                    self.cfg.answer_mode,
+                )
+                .verdict
+                .is_true();
                 correct += ok as usize;
                 sc += c.self_certainty(Alignment::Paper) as f64;
             }
@@ -418,7 +424,7 @@ fn load_prompts(
     let mut prompts = Vec::with_capacity(all.len());
     let mut dropped = 0;
     for p in all {
-        let mut ids = prompt_ids(cfg, base, &p)?;
+        let mut ids = base.problem_ids(&p, cfg.system_prompt.as_deref())?;
         if ids.len() > cfg.max_prompt_length {
             match cfg.prompt_overflow {
                 PromptOverflow::Drop => {
@@ -434,14 +440,6 @@ fn load_prompts(
         prompts.push(ids);
     }
     Ok((problems, prompts, dropped))
-}
-
-fn prompt_ids(cfg: &TrainConfig, base: &LoadedModel, p: &Problem) -> anyhow::Result<Vec<u32>> {
-    match (&p.messages, &p.prompt) {
-        (Some(msgs), _) => base.chat_ids(msgs),
-        (None, Some(text)) => base.prompt_ids(text, cfg.system_prompt.as_deref(), false),
-        (None, None) => bail!("problem {} has no prompt", p.id),
-    }
 }
 
 /// Appends the first prompt's completions with their rewards to `samples.jsonl`.

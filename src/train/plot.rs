@@ -33,7 +33,7 @@ const CHARTS: &[(&str, &str, &[&str])] = &[
     ("learning_rate", "learning rate", &["learning_rate"]),
 ];
 
-fn ensure_font() {
+pub(crate) fn ensure_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = register_font("sans-serif", FontStyle::Normal, FONT);

@@ -117,6 +117,7 @@ pub fn train_step(t: &mut Trainer) -> anyhow::Result<StepOutput> {
         group: g,
         self_certainty: &sc_reward,
         seed: mix(cfg.seed, step, usize::MAX),
+        answer_mode: cfg.answer_mode,
     };
     let mut advantages = vec![0.0; completions.len()];
     let mut combined = vec![Some(0.0); completions.len()];

@@ -1,0 +1,226 @@
+//! `intuitor eval` (benchmark accuracy, self-certainty separation, best-of-N) and
+//! `intuitor check-answer` (the answer checker on its own).
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::ModelArgs;
+use crate::data::Fields;
+use crate::eval::check::{check, Mode};
+use crate::eval::report::{histogram, markdown, summarize};
+use crate::eval::run::{data_dir, evaluate, load_dataset, EvalConfig};
+use crate::io::write_atomic;
+use crate::sampling::SamplingParams;
+use crate::self_certainty::Alignment;
+
+/// System prompt presets (`shared/docs/prompts.md`).
+const PRESETS: &[(&str, &str)] = &[
+    ("boxed", "Let's think step by step and output the final answer within \\boxed{}."),
+    ("intuitor", "You are a helpful AI Assistant, designed to provided well-reasoned and detailed responses. You FIRST think about the reasoning process step by step and then provide the user with the answer. Please enclose your final answer in the box: \\boxed{Your Answer}. Please stop generation immediately after outputing the box."),
+    ("intuitor-7b", "You are a helpful AI Assistant, designed to provided well-reasoned and detailed responses. Please provide a step-by-step solution to the following problem."),
+    ("verl-1.5b", "You are a helpful AI Assistant, designed to provide well-reasoned and detailed responses. You FIRST think about the reasoning process step by step and then provide the user with the answer. Please enclose your final answer in the box: \\boxed{Your Answer}."),
+];
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// gsm8k, math500, svamp, asdiv, aime24, amc23 (files under --data-dir), demo (held-out
+    /// built-in problems), or a .jsonl/.csv/.parquet path.
+    #[arg(long, default_value = "gsm8k")]
+    pub dataset: String,
+    /// Folder holding gsm8k/, math/ and extra/ (default: $INTUITOR_DATA_DIR, shared/data or
+    /// ../shared/data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// For a file dataset: the prompt field (`a+b` joins fields) and the gold answer field.
+    #[arg(long, default_value = "problem")]
+    pub prompt_field: String,
+    #[arg(long, default_value = "answer")]
+    pub answer_field: String,
+    /// Skip this many problems first.
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// Evaluate at most this many problems.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// System prompt: a preset (boxed, intuitor, intuitor-7b, verl-1.5b, none) or the text.
+    #[arg(long, default_value = "none")]
+    pub system_prompt: String,
+    #[arg(long, default_value_t = 512)]
+    pub max_new_tokens: usize,
+    /// Answer checker.
+    #[arg(long, value_enum, default_value_t = Mode::Math)]
+    pub mode: Mode,
+    /// Self-certainty rows: paper (the generating rows) or openr1 (shifted by one).
+    #[arg(long, value_enum, default_value_t = Alignment::Paper)]
+    pub alignment: Alignment,
+    /// N samples per problem besides the greedy one, for pass@N, maj@N and best-of-N.
+    #[arg(long, alias = "best-of", default_value_t = 0)]
+    pub samples: usize,
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Borda exponent p (0 = majority vote; large = self-certainty argmax).
+    #[arg(long, default_value_t = 0.5)]
+    pub power: f64,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Prompts generated together.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Stop a completion when its text contains this string (repeatable).
+    #[arg(long = "stop")]
+    pub stop_strings: Vec<String>,
+    /// Where items.jsonl, summary.json, report.md and self_certainty_hist.png go.
+    #[arg(long, default_value = "runs/eval")]
+    pub output_dir: PathBuf,
+}
+
+fn system_prompt(arg: &str) -> Option<String> {
+    match arg {
+        "none" | "" => None,
+        other => Some(
+            PRESETS
+                .iter()
+                .find(|(k, _)| *k == other)
+                .map_or(other, |(_, v)| v)
+                .to_string(),
+        ),
+    }
+}
+
+pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    let dir = data_dir(args.data_dir.as_deref());
+    let fields = Fields {
+        prompt_field: args.prompt_field.clone(),
+        answer_field: Some(args.answer_field.clone()),
+    };
+    let problems = load_dataset(&args.dataset, &dir, &fields, args.offset, args.limit)?;
+    if problems.is_empty() {
+        anyhow::bail!("dataset {}: no problems selected", args.dataset);
+    }
+    let m = args.model.load()?;
+    let cfg = EvalConfig {
+        system_prompt: system_prompt(&args.system_prompt),
+        max_new_tokens: args.max_new_tokens,
+        mode: args.mode,
+        alignment: args.alignment,
+        samples: args.samples,
+        sampling: SamplingParams {
+            temperature: args.temperature,
+            top_k: args.top_k,
+            top_p: args.top_p,
+            ..SamplingParams::greedy()
+        },
+        power: args.power,
+        seed: args.seed,
+        batch_prompts: args.batch,
+        stop_strings: args.stop_strings.clone(),
+    };
+    let bar = ProgressBar::new(problems.len() as u64).with_style(
+        ProgressStyle::with_template("eval {bar:30} {pos}/{len} problems, {elapsed} (eta {eta})")
+            .expect("valid template"),
+    );
+    let (items, stats) = evaluate(&m, &m.decoder, &problems, &cfg, &mut |done| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    let summary = summarize(
+        &items,
+        &stats,
+        &args.model.model,
+        &args.dataset,
+        &format!("{:?}", args.mode).to_lowercase(),
+        args.power,
+    );
+    let out = &args.output_dir;
+    let mut jsonl = Vec::new();
+    for item in &items {
+        serde_json::to_writer(&mut jsonl, item)?;
+        jsonl.push(b'\n');
+    }
+    write_atomic(&out.join("items.jsonl"), &jsonl)?;
+    write_atomic(
+        &out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    let report = markdown(&summary);
+    write_atomic(&out.join("report.md"), report.as_bytes())?;
+    histogram(&items, &out.join("self_certainty_hist.png"))?;
+    println!("{report}");
+    eprintln!(
+        "wrote {}/{{items.jsonl, summary.json, report.md, self_certainty_hist.png}}",
+        out.display()
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct CheckAnswerArgs {
+    /// Answer checker.
+    #[arg(long, value_enum, default_value_t = Mode::Math)]
+    pub mode: Mode,
+    /// JSONL with `gold` and `prediction` per line (default: standard input).
+    #[arg(long, conflicts_with_all = ["gold", "prediction"])]
+    pub input: Option<PathBuf>,
+    /// One gold answer (with --prediction).
+    #[arg(long, requires = "prediction")]
+    pub gold: Option<String>,
+    /// One prediction (with --gold).
+    #[arg(long, requires = "gold")]
+    pub prediction: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct Pair {
+    gold: serde_json::Value,
+    prediction: serde_json::Value,
+}
+
+fn as_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn check_answer(args: &CheckAnswerArgs) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if let (Some(g), Some(p)) = (&args.gold, &args.prediction) {
+        writeln!(out, "{}", serde_json::to_string(&check(g, p, args.mode))?)?;
+        return Ok(());
+    }
+    let (name, reader): (String, Box<dyn BufRead>) = match &args.input {
+        Some(p) => (
+            p.display().to_string(),
+            Box::new(std::io::BufReader::new(
+                std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
+            )),
+        ),
+        None => ("<stdin>".into(), Box::new(std::io::stdin().lock())),
+    };
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("{name}: reading line {}", i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let pair: Pair = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{name} line {}: expected {{\"gold\": ..., \"prediction\": ...}}",
+                i + 1
+            )
+        })?;
+        let checked = check(&as_text(&pair.gold), &as_text(&pair.prediction), args.mode);
+        writeln!(out, "{}", serde_json::to_string(&checked)?)?;
+    }
+    Ok(())
+}

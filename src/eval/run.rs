@@ -1,0 +1,253 @@
+//! The evaluation loop (spec §9): greedy pass@1 on a benchmark with the training system prompt,
+//! optionally N samples per problem for pass@k, maj@k and best-of-N selection (spec §11). Every
+//! completion carries its self-certainty from the rollout engine (no second forward).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::check::{check, equivalent, Mode, Verdict};
+use super::select::{select, Selection};
+use crate::data::{self, demo, Fields, Problem};
+use crate::model::{Decoder, LoadedModel};
+use crate::rollout::{rollout, Completion, FinishReason, PromptRequest, RolloutConfig};
+use crate::sampling::SamplingParams;
+use crate::self_certainty::Alignment;
+
+/// The built-in benchmark names and where their files live under the data directory.
+pub const BUILTIN: &[(&str, &str, &str, &str)] = &[
+    // (name, file, prompt field, answer field)
+    ("gsm8k", "gsm8k/test.jsonl", "question", "answer"),
+    ("math500", "math/math500_test.jsonl", "problem", "answer"),
+    ("svamp", "extra/svamp.jsonl", "Body+Question", "Answer"),
+    ("asdiv", "extra/asdiv.jsonl", "body+question", "answer"),
+    ("aime24", "extra/aime24.jsonl", "problem", "answer"),
+    ("amc23", "extra/amc23.jsonl", "problem", "answer"),
+];
+
+/// The data directory: `--data-dir`, else `$INTUITOR_DATA_DIR`, else the first of `shared/data`
+/// and `../shared/data` that exists.
+pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
+    if let Some(d) = explicit {
+        return d.into();
+    }
+    if let Ok(d) = std::env::var("INTUITOR_DATA_DIR") {
+        return d.into();
+    }
+    ["shared/data", "../shared/data"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| "../shared/data".into())
+}
+
+/// Loads `dataset` (a built-in name, `demo` for held-out demo problems, or a file), skipping
+/// `offset` problems and keeping at most `limit`.
+pub fn load_dataset(
+    dataset: &str,
+    data_dir: &Path,
+    fields: &Fields,
+    offset: usize,
+    limit: Option<usize>,
+) -> anyhow::Result<Vec<Problem>> {
+    let take = |v: Vec<Problem>| -> Vec<Problem> {
+        v.into_iter()
+            .skip(offset)
+            .take(limit.unwrap_or(usize::MAX))
+            .collect()
+    };
+    if dataset == "demo" {
+        let n = offset + limit.unwrap_or(500);
+        return Ok(take(demo::problems(demo::Split::Test, n)));
+    }
+    let problems = match BUILTIN.iter().find(|b| b.0 == dataset) {
+        Some((_, file, prompt, answer)) => {
+            let path = data_dir.join(file);
+            if !path.is_file() {
+                anyhow::bail!(
+                    "dataset {dataset}: {} not found; pass --data-dir (the folder with gsm8k/, math/, extra/)",
+                    path.display()
+                );
+            }
+            data::load(
+                &path,
+                &Fields {
+                    prompt_field: prompt.to_string(),
+                    answer_field: Some(answer.to_string()),
+                },
+            )?
+        }
+        None => data::load(Path::new(dataset), fields)?,
+    };
+    Ok(take(problems))
+}
+
+/// How to evaluate.
+#[derive(Debug, Clone)]
+pub struct EvalConfig {
+    pub system_prompt: Option<String>,
+    pub max_new_tokens: usize,
+    pub mode: Mode,
+    pub alignment: Alignment,
+    /// N samples per problem (0: greedy only).
+    pub samples: usize,
+    pub sampling: SamplingParams,
+    pub power: f64,
+    pub seed: u64,
+    /// Prompts per rollout batch.
+    pub batch_prompts: usize,
+    pub stop_strings: Vec<String>,
+}
+
+/// One generated answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Answered {
+    pub completion: String,
+    pub answer: Option<String>,
+    pub verdict: Verdict,
+    pub self_certainty: f64,
+    pub length: usize,
+    pub finish_reason: FinishReason,
+}
+
+/// One problem's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemResult {
+    pub id: String,
+    pub prompt: String,
+    pub gold: Option<String>,
+    /// The greedy completion.
+    #[serde(flatten)]
+    pub greedy: Answered,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<Answered>,
+    /// Index into `samples` chosen by each selection rule.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub selected: Vec<(Selection, Option<usize>)>,
+}
+
+impl ItemResult {
+    /// Whether the sample chosen by `how` is correct.
+    pub fn selected_correct(&self, how: Selection) -> bool {
+        self.selected
+            .iter()
+            .find(|(s, _)| *s == how)
+            .and_then(|(_, i)| *i)
+            .is_some_and(|i| self.samples[i].verdict.is_true())
+    }
+}
+
+fn answered(
+    model: &LoadedModel,
+    c: &Completion,
+    gold: Option<&str>,
+    cfg: &EvalConfig,
+) -> anyhow::Result<Answered> {
+    let text = model.tokenizer.decode(&c.ids, true)?;
+    let checked = check(gold.unwrap_or(""), &text, cfg.mode);
+    Ok(Answered {
+        answer: checked.prediction_parsed,
+        verdict: if gold.is_some() {
+            checked.verdict
+        } else {
+            Verdict::Unknown
+        },
+        self_certainty: c.self_certainty(cfg.alignment) as f64,
+        length: c.mask_len,
+        finish_reason: c.finish_reason,
+        completion: text,
+    })
+}
+
+/// Runs the evaluation; `progress(done)` is called after each batch of problems.
+pub fn evaluate(
+    model: &LoadedModel,
+    decoder: &Decoder,
+    problems: &[Problem],
+    cfg: &EvalConfig,
+    progress: &mut dyn FnMut(usize),
+) -> anyhow::Result<(Vec<ItemResult>, RunStats)> {
+    let requests: Vec<PromptRequest> = problems
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            Ok(PromptRequest {
+                ids: model.problem_ids(p, cfg.system_prompt.as_deref())?,
+                seed: cfg.seed.wrapping_add(i as u64),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let base = RolloutConfig {
+        num_generations: 1,
+        max_new_tokens: cfg.max_new_tokens,
+        sampling: SamplingParams::greedy(),
+        stop_ids: model.tokenizer.stop_ids(),
+        stop_strings: cfg.stop_strings.clone(),
+        keep_after_last: cfg.alignment == Alignment::Openr1,
+    };
+    let sampled = RolloutConfig {
+        num_generations: cfg.samples,
+        sampling: cfg.sampling,
+        ..base.clone()
+    };
+    let same = |a: &str, b: &str| equivalent(a, b, cfg.mode).is_true();
+    let mut items = Vec::with_capacity(problems.len());
+    let mut stats = RunStats::default();
+    let start = Instant::now();
+    let step = cfg.batch_prompts.max(1);
+    for (chunk_p, chunk_r) in problems.chunks(step).zip(requests.chunks(step)) {
+        let greedy = rollout(decoder, chunk_r, &base, None)?;
+        let samples = if cfg.samples > 0 {
+            rollout(decoder, chunk_r, &sampled, None)?
+        } else {
+            Vec::new()
+        };
+        for c in greedy.iter().chain(&samples) {
+            stats.generated_tokens += c.ids.len();
+        }
+        for (k, (p, c)) in chunk_p.iter().zip(&greedy).enumerate() {
+            let gold = p.answer.as_deref();
+            let mine: Vec<Answered> = samples
+                .iter()
+                .filter(|s| s.prompt_index == k)
+                .map(|s| answered(model, s, gold, cfg))
+                .collect::<anyhow::Result<_>>()?;
+            let answers: Vec<Option<String>> = mine.iter().map(|a| a.answer.clone()).collect();
+            let sc: Vec<f64> = mine.iter().map(|a| a.self_certainty).collect();
+            let selected = if mine.is_empty() {
+                Vec::new()
+            } else {
+                [
+                    Selection::SelfCertainty,
+                    Selection::Borda,
+                    Selection::Majority,
+                ]
+                .into_iter()
+                .map(|how| (how, select(how, &answers, &sc, cfg.power, &same)))
+                .collect()
+            };
+            items.push(ItemResult {
+                id: p.id.clone(),
+                prompt: p
+                    .prompt
+                    .clone()
+                    .unwrap_or_else(|| format!("{:?}", p.messages)),
+                gold: p.answer.clone(),
+                greedy: answered(model, c, gold, cfg)?,
+                samples: mine,
+                selected,
+            });
+        }
+        progress(items.len());
+    }
+    stats.wall_s = start.elapsed().as_secs_f64();
+    Ok((items, stats))
+}
+
+/// Throughput of a run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunStats {
+    pub generated_tokens: usize,
+    pub wall_s: f64,
+}
