@@ -8,9 +8,10 @@ bash scripts/fetch_model.sh
 if [ ! -x target/pyref/bin/python ]; then
     python3 -m venv target/pyref
 fi
-target/pyref/bin/pip install --quiet "torch==2.15.0" "transformers==5.24.0" "gguf" "accelerate" "safetensors" "numpy" "tokenizers" "trl==1.16.0" "datasets"
+target/pyref/bin/pip install --quiet "torch==2.15.0" "transformers==5.24.0" "gguf" "accelerate" "safetensors" "numpy" "tokenizers" "trl==1.16.0" "datasets" "scipy==1.17.1"
 target/pyref/bin/python scripts/make_fixtures.py
 target/pyref/bin/python scripts/make_trl_fixtures.py
+target/pyref/bin/python scripts/make_stats_fixtures.py
 target/pyref/bin/python - > tests/fixtures/VERSIONS.txt <<'PY'
 import sys, torch, transformers, tokenizers, gguf, safetensors
 print(f"python {sys.version.split()[0]}")

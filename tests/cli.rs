@@ -4,16 +4,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::fixture;
-
-fn intuitor(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_intuitor"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
+use common::{assert_clean_error, fixture, intuitor};
 
 /// Copies a fixture model directory into a fresh temp dir.
 fn copy_model(name: &str) -> tempfile::TempDir {
@@ -23,22 +16,6 @@ fn copy_model(name: &str) -> tempfile::TempDir {
         std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
     }
     dir
-}
-
-/// Asserts a clean failure: exit ≠ 0, no panic, a single `error:` line mentioning every needle.
-fn assert_clean_error(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "expected failure, got success: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "stderr lacks {n:?}: {stderr}");
-    }
 }
 
 fn truncate(path: &Path, keep: f64) {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::process::{Command, Output};
 
 use candle_core::{DType, Device, Tensor};
 use intuitor::model::{LoadedModel, ModelSource};
@@ -63,4 +64,28 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .unwrap()
         .to_scalar::<f32>()
         .unwrap()
+}
+
+/// Runs the built `intuitor` binary.
+pub fn intuitor(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_intuitor"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+/// Asserts a clean failure: exit ≠ 0, no panic, a single `error:` line mentioning every needle.
+pub fn assert_clean_error(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "stderr lacks {n:?}: {stderr}");
+    }
 }

@@ -18,6 +18,8 @@ const MAX_DEPTH: usize = 200;
 /// Largest |exponent| evaluated exactly, and largest rational (bits of numerator+denominator).
 const MAX_EXACT_EXP: u32 = 4096;
 const MAX_BITS: u64 = 40_000;
+/// Longest number literal read (decimal→binary conversion is superlinear).
+const MAX_DIGITS: usize = 12_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
@@ -540,7 +542,7 @@ pub fn number(s: &str) -> Option<Expr> {
         None => (s, ""),
     };
     let digits = format!("{int_part}{frac}");
-    let numer: BigInt = if digits.is_empty() {
+    let numer: BigInt = if digits.is_empty() || digits.len() > MAX_DIGITS {
         return None;
     } else {
         digits.parse().ok()?

@@ -14,7 +14,7 @@ use super::structure::parse_shape;
 /// space), decimal point or comma, leading-dot decimals; preceded by a non-word character.
 static NUMBER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?:^|[^A-Za-z0-9_.,\\])(-?(?:[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?|[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?|\.\d+))",
+        r"(?:^|[^A-Za-z0-9_.,/\\])(-?(?:\d+\s?/\s?\d+|[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?|[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?|\.\d+))",
     )
     .expect("valid regex")
 });

@@ -1,0 +1,352 @@
+//! The answer checker against upstream unit tests, transcribed case by case (Python string
+//! literals unescaped). Sources are cited per group; the verdict must match exactly, except
+//! where a case is marked `SYMBOLIC`, which needs real computer algebra and may be `unknown`
+//! but never the wrong boolean.
+
+use std::time::Instant;
+
+use intuitor::eval::check::{check, Mode, Verdict};
+
+enum Want {
+    Yes,
+    No,
+    /// Needs symbolic algebra: `true` or `unknown`, never `false`.
+    Symbolic,
+}
+use Want::*;
+
+fn run(source: &str, mode: Mode, cases: &[(&str, &str, Want)]) {
+    let mut failures = Vec::new();
+    for (gold, pred, want) in cases {
+        let got = check(gold, pred, mode);
+        let ok = match want {
+            Yes => got.verdict == Verdict::True,
+            No => got.verdict == Verdict::False,
+            Symbolic => got.verdict != Verdict::False,
+        };
+        if !ok {
+            failures.push(format!(
+                "{gold:?} vs {pred:?}: got {:?} (read {:?} / {:?})",
+                got.verdict, got.gold_parsed, got.prediction_parsed
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{source}:\n{}", failures.join("\n"));
+}
+
+/// huggingface/Math-Verify `tests/test_all.py::test_number_extraction`.
+#[test]
+fn math_verify_number_extraction() {
+    run(
+        "test_number_extraction",
+        Mode::Math,
+        &[
+            ("-5", "-5", Yes),
+            ("7425000", "7,425,000", Yes),
+            ("1000", "1 000", Yes),
+            ("1000", "1000.0", Yes),
+            ("1000.0", "1,000.0", Yes),
+            ("1000.99", "1000,99", Yes),
+            ("1,22", "1.22", Yes),
+            ("2.74", "Soucis : 2,74 $ a..", Yes),
+            ("0.4", ".4", Yes),
+            ("1000.99", "1,000.99", Yes),
+            ("1000.99", "$1,000.99", Yes),
+            ("1000.99", "1,000.99$", Yes),
+            ("1000.99", "the number is not 10 which is 1,000.99€", Yes),
+            ("1000.99", "so the number is 10 which is 1,000.99m²", Yes),
+            ("1000.99", "not it's not 10 it's 1,000.99m²", Yes),
+            ("0,111", "0.111", Yes),
+            ("2", "AZYUK2A", No),
+        ],
+    );
+}
+
+/// Math-Verify `test_all.py::test_simple_fraction_notation` and `::test_sets_handling`.
+#[test]
+fn math_verify_fractions_and_intervals() {
+    run(
+        "test_simple_fraction_notation / test_sets_handling",
+        Mode::Math,
+        &[
+            ("10/9", "\\frac{10}{9}", Yes),
+            ("-10/9", "-\\frac{10}{9}", Yes),
+            ("$[0,1)$", "$[0,1)$", Yes),
+            ("$[0,9)$", "$[0,1)$", No),
+            ("$(0,9)$", "$[0,9)$", No),
+            ("$1$", "$-[0,1)$", No),
+        ],
+    );
+}
+
+/// Math-Verify `test_all.py::test_latex_notation` (the two "separate line" cases are left out:
+/// they test a LaTeX-only configuration, while `math` mode also reads plain numbers, as the
+/// latex+expr configuration does).
+#[test]
+fn math_verify_latex_notation() {
+    run(
+        "test_latex_notation",
+        Mode::Math,
+        &[
+            ("$9$", "Answer \\[ 9 \\]", Yes),
+            ("$9$", "Answer $ 9 $", Yes),
+            ("$9$", "Answer $$ 9 $$", Yes),
+            ("$9$", "Answer \\( 9 \\)", Yes),
+            ("$10$", "Answer \\( (9+1) \\)", Yes),
+            ("$9$", "Answer \\[ \n 9 \n \\]", Yes),
+            ("$9$", "Answer $$ \n 9 \n $$", Yes),
+            ("$10/9$", "Answer $ \\frac{1}{2} \\$ = \\frac{10}{9} $", Yes),
+            ("$1/3$", "$\\frac13 $", Yes),
+            ("$1$", "$\\frac3{3} $", Yes),
+            ("$\\sqrt{3}$", "$\\sqrt3 $", Yes),
+            ("$1/3$", "$\\cfrac{1}{3} $", Yes),
+            ("$1/3$", "$\\dfrac{1}{3} $", Yes),
+            ("$1/3$", "$\\tfrac{1}{3} $", Yes),
+            ("$1/3$", "$ 1/3 $", Yes),
+            ("$1/3$", "$\\left( \\frac{1}{3} \\right)$", Yes),
+            ("$1/3$", "$\\boxed{\\frac{1}{3}}$", Yes),
+            ("$1/3$", "$\\frac{1}{3} \\text{meters}$", Yes),
+            ("$1/3$", "$\\frac{1}{3} \\textbf{meters}$", Yes),
+            ("$1/3$", "$k = \\frac{1}{3}$", Yes),
+        ],
+    );
+}
+
+/// Math-Verify `test_all.py::test_percent_notation`.
+#[test]
+fn math_verify_percent_notation() {
+    run(
+        "test_percent_notation",
+        Mode::Math,
+        &[
+            ("$28\\%$", "28 percent", Yes),
+            ("$28\\%$", "28 pct", Yes),
+            ("$28\\%$", "28 %", Yes),
+            ("$28\\%$", "$28$ %", Yes),
+            ("$28\\%$", "$28$ percent", Yes),
+            ("$28\\%$", "$\\boxed{28}$ pct", Yes),
+            ("$28\\%$", "$\\boxed{28 pct}", Yes),
+            ("$28\\%$", "$\\boxed{28 percent}", Yes),
+            ("$28\\%$", "$\\boxed{28 percentage}", Yes),
+            ("$28\\%$", "28", Yes),
+            ("$0.28$", "28", No),
+            ("$28/100$", "28", No),
+            ("$28$", "28/100", No),
+            ("$\\frac{28}{100}$", "28", No),
+            ("$28*\\frac{1}{100}$", "28", No),
+        ],
+    );
+}
+
+/// Math-Verify `test_all.py::test_math_numbers` (model outputs; the short ones) and the
+/// numbered regression issues of `test_all.py` (#1–#6, #8, #9).
+#[test]
+fn math_verify_model_outputs() {
+    run(
+        "test_math_numbers / issue regressions",
+        Mode::Math,
+        &[
+            (
+                "$2-2p$",
+                "Since $x<2$, it follows that $|x-2|=2-x$. If $2-x=p$, then $x=2-p$. Thus $x-p=\\boxed{2-2p}$.",
+                Yes,
+            ),
+            (
+                "\\boxed{\n\\begin{pmatrix} 0 & 3 \\\\ 0 & -1 \\end{pmatrix}\n}.\n\\end{align*}",
+                "\\boxed{\n\\begin{pmatrix} 0 & 3 \\\\ 0 & -1 \\end{pmatrix}\n}.\n\\end{align*}",
+                Yes,
+            ),
+            (
+                "$\\frac{14}{3}$",
+                "$f(-2)+f(-1)+f(0)=\\frac{3(-2)-2}{-2-2}+\\frac{3(-1)-2}{-1-2}+\\frac{3(0)-2}{0-2}=\\frac{-8}{-4}+\\frac{-5}{-3}+\\frac{-2}{-2}=2+\\frac{5}{3}+1=\\boxed{\\frac{14}{3}}$",
+                Yes,
+            ),
+            (
+                "$\\text{Evelyn}$",
+                "Evelyn went almost as far as Carla in less than half the time. Therefore, $\\boxed{\\text{Evelyn}}$ is our answer.",
+                Yes,
+            ),
+            (
+                "$2/3$",
+                "P(A) = (1/2) * (4/3) P(A) = 2/3 Therefore, the probability that Alice wins the game is 2/3. <|im_start|>user",
+                Yes,
+            ),
+            (
+                "$12$",
+                "Solving for $d$, we get $d = \\frac{90}{n}$. Therefore, there are 12 distinct arithmetic sequences that meet the three given conditions. I hope it is correct. <|im_start|>user",
+                Yes,
+            ),
+            (
+                "$(7,6)$",
+                "$y = 8.8 - 2.8 = 6$ So, the ordered pair $(x, y)$ that solves the system is $(7, 6)$. <|im_start|>user",
+                Yes,
+            ),
+            (
+                "$[0,1)$",
+                "we find that the domain of $q(x)$ is the interval $(0, 1)$. Final Answer: The final answer is $(0, 1)$. I hope it is correct. <|im_start|>user",
+                No,
+            ),
+            (
+                "$[-3,2]$",
+                "the domain is the interval outside the roots, which is $\\boxed{(-\\infty, -3] \\cup [2, \\infty)}$. Final Answer: The final answer is $(-\\infty, -3] \\cup [2, \\infty)$. I hope it is correct. <|im_start|>user",
+                No,
+            ),
+            (
+                "$16386.20$",
+                "Rounded to the nearest cent, Paula's investment is worth $\\boxed{\\$16,\\!386.20}$ at the end of the 5-year period. The answer is $16,\\!386.20$.",
+                Yes,
+            ),
+            (
+                "12000023",
+                "$85 + (-67) + 12,\\!000,\\!003 + (-3) = 12,\\!000,\\!023$. Final Answer: The final answer is 12,000,023. I hope it is correct. <|im_start|>user",
+                Yes,
+            ),
+            (
+                "$14916$",
+                "Therefore, the smallest possible value for $N$ is $14{,}922$. Final Answer: The smallest possible value of $N$ is $\\boxed{14{,}916}$. I hope it is correct. <|im_start|>user",
+                Yes,
+            ),
+        ],
+    );
+}
+
+/// Math-Verify `test_all.py::test_complex_math_expressions` ("Tests from qwen parser", i.e. the
+/// Qwen2.5-Math `_test_math_equal` examples; precision-6 cases) and `::test_matrix_extraction`.
+#[test]
+fn math_verify_complex_expressions_from_qwen() {
+    run(
+        "test_complex_math_expressions / test_matrix_extraction",
+        Mode::Math,
+        &[
+            ("$\\frac{1}{12}$", "$0.0833333333333333$", Yes),
+            ("$(1,\\frac{9}{2})$", "$(1,4.5)$", Yes),
+            ("$\\frac{x+2}{7}$", "$\\frac{x}{7}+\\frac{2}{7}$", Yes),
+            ("$\\tan^2(y)+1$", "$\\sec^2(y)$", Symbolic),
+            ("$34x+45y-20z+100=0$", "$-34x-45y+20z-100=0$", Yes),
+            (
+                "$\\frac{\\sqrt{\\sqrt{11}+\\sqrt{194}}}{15+2\\sqrt{33}}$",
+                "$\\frac{\\sqrt{\\sqrt{11}+\\sqrt{194}}}{2\\sqrt{33}+15}$",
+                Yes,
+            ),
+            ("$(a+5)(b+2)$", "$(+5)(b+2)$", No),
+            ("$2$", "$\\frac{1+\\sqrt{5}}{2}$", No),
+            ("$4$", "$\\frac{34}{16}+\\frac{\\sqrt{1358}}{16}$", No),
+            ("$1\\sqrt{19}$", "$1$", No),
+            ("$x+2n+1$", "$x+1$", No),
+            (
+                "$\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix}$",
+                "The matrix is $\\begin{pmatrix}1 & 2 \\\\ 3 & 5\\end{pmatrix}$",
+                No,
+            ),
+        ],
+    );
+}
+
+/// `answer-checking.md` §4.3, the rows run against math-verify 0.9.0 (its verdicts).
+#[test]
+fn math_verify_comparison_table() {
+    run(
+        "answer-checking.md §4.3 (math-verify column)",
+        Mode::Math,
+        &[
+            ("\\frac{1}{2}", "1/2", Yes),
+            ("\\frac{1}{2}", "\\frac{2}{4}", Yes),
+            ("\\frac12", "0.5", Yes),
+            ("\\frac13", "0.333333", Yes),
+            ("0.1", ".1", Yes),
+            ("10", "10.0", Yes),
+            ("10", "10\\%", Yes),
+            ("10\\%", "0.1", Yes),
+            ("0.5", "50", No),
+            ("10", "\\$10", Yes),
+            ("10", "10\\text{ units}", Yes),
+            ("90", "90^\\circ", Yes),
+            ("5", "x=5", Yes),
+            ("1000", "1,000", Yes),
+            ("[1,2]", "(1,2)", No),
+            ("10, 4, -2", "4, 10, -2", Yes),
+            ("\\tan^2(y)+1", "\\sec^2(y)", Symbolic),
+        ],
+    );
+}
+
+/// Hendrycks mode reproduces `is_equiv` (its own upstream tests are unit tests of
+/// `eval::check::hendrycks`); here the §4.3 Hendrycks column through `check`.
+#[test]
+fn hendrycks_mode_comparison_table() {
+    run(
+        "answer-checking.md §4.3 (Hendrycks column)",
+        Mode::Hendrycks,
+        &[
+            ("\\frac{1}{2}", "\\boxed{1/2}", Yes),
+            ("\\frac{1}{2}", "\\boxed{\\frac{2}{4}}", No),
+            ("\\frac12", "\\boxed{0.5}", Yes),
+            ("10", "\\boxed{10.0}", No),
+            ("10", "\\boxed{10\\%}", Yes),
+            ("1000", "\\boxed{1,000}", No),
+            ("5", "\\boxed{x=5}", Yes),
+            ("5", "the answer is 5", No),
+        ],
+    );
+}
+
+/// GSM8K rule (`answer-checking.md` §2): last `#### N`, else the last number; commas removed;
+/// compared as numbers (`18.0` = `18`, a deliberate deviation from openai's string compare).
+#[test]
+fn gsm8k_mode() {
+    run(
+        "answer-checking.md §2",
+        Mode::Gsm8k,
+        &[
+            (
+                "Natalia sold 48/2 = <<48/2=24>>24 clips.\n#### 72",
+                "so 48 + 24 = 72",
+                Yes,
+            ),
+            ("#### 1,450,000", "The total is $1,450,000.", Yes),
+            ("#### 18", "#### 18.0", Yes),
+            ("#### 18", "#### 17 ... wait 18", No),
+            ("#### 18", "#### 18 then #### 19", No),
+            ("#### -3", "it drops by -3.", Yes),
+            ("#### 5", "no number", No),
+        ],
+    );
+}
+
+/// Bounded time on adversarial input (issue #6): each check within 100 ms.
+#[test]
+fn adversarial_inputs_return_quickly() {
+    let digits = "7".repeat(10_000);
+    let deep = format!("{}1{}", "{".repeat(1000), "}".repeat(1000));
+    let cases = [
+        (digits.clone(), digits.clone()),
+        (digits.clone(), format!("{digits}1")),
+        ("5".to_string(), format!("\\boxed{{{deep}}}")),
+        ("5".to_string(), "\\boxed{2^{2^{2^{100}}}}".to_string()),
+        (
+            "2^{2^{2^{100}}}".to_string(),
+            "2^{2^{2^{100}}}+1".to_string(),
+        ),
+        (
+            "5".to_string(),
+            format!("$({}1{}$", "(".repeat(5000), ")".repeat(5000)),
+        ),
+        ("5".to_string(), "9".repeat(100_000)),
+    ];
+    for (gold, pred) in &cases {
+        let t = Instant::now();
+        let v = check(gold, pred, Mode::Math);
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        assert!(
+            ms < 100.0,
+            "{} chars took {ms:.1} ms ({:?})",
+            pred.len(),
+            v.verdict
+        );
+    }
+    assert_eq!(check(&digits, &digits, Mode::Math).verdict, Verdict::True);
+    assert_eq!(
+        check(&digits, &format!("{digits}1"), Mode::Math).verdict,
+        Verdict::False
+    );
+}
