@@ -44,7 +44,7 @@ if [[ $STAGE == all || $STAGE == eval ]]; then
     $BIN eval --model "$model" --dataset demo --offset 100 --limit "$N_TEST" --system-prompt "$SYS" \
       --max-new-tokens 64 --output-dir "$OUT/eval/$name/in_domain"
     $BIN eval --model "$model" --dataset svamp --limit "$N_TEST" --system-prompt "$SYS" \
-      --max-new-tokens 64 --output-dir "$OUT/eval/$name/out_of_domain"
+      --max-new-tokens 96 --output-dir "$OUT/eval/$name/out_of_domain"
   }
   evaluate default base
   for seed in $SEEDS; do
@@ -53,5 +53,5 @@ if [[ $STAGE == all || $STAGE == eval ]]; then
       evaluate "$ckpt" "$m-s$seed"
     done
   done
-  $BIN report-replication "$OUT" > docs/replication-results.md
+  SEEDS="$SEEDS" cargo run --release --quiet --example replication_report -- "$OUT" docs/replication
 fi

@@ -29,7 +29,7 @@ const PRESETS: &[(&str, &str)] = &[
 pub struct EvalArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// gsm8k, math500, svamp, asdiv, aime24, amc23 (files under --data-dir), demo (held-out
+    /// gsm8k, math500, svamp, aime24, amc23 (files under --data-dir), demo (held-out
     /// built-in problems), or a .jsonl/.csv/.parquet path.
     #[arg(long, default_value = "gsm8k")]
     pub dataset: String,

@@ -21,7 +21,6 @@ pub const BUILTIN: &[(&str, &str, &str, &str)] = &[
     ("gsm8k", "gsm8k/test.jsonl", "question", "answer"),
     ("math500", "math/math500_test.jsonl", "problem", "answer"),
     ("svamp", "extra/svamp.jsonl", "Body+Question", "Answer"),
-    ("asdiv", "extra/asdiv.jsonl", "body+question", "answer"),
     ("aime24", "extra/aime24.jsonl", "problem", "answer"),
     ("amc23", "extra/amc23.jsonl", "problem", "answer"),
 ];

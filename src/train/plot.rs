@@ -68,7 +68,9 @@ fn points(rows: &[Metrics], key: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn draw(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) -> anyhow::Result<()> {
+/// One line chart with a legend: `series` are (name, (x, y) points); x is the step.
+pub fn draw(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) -> anyhow::Result<()> {
+    ensure_font();
     let root = BitMapBackend::new(path, (720, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let all = series.iter().flat_map(|(_, p)| p.iter());
