@@ -103,8 +103,11 @@ fn eval_best_of_n_selects_among_samples() {
     assert_eq!(sampled["k"], 4);
     // pass@k bounds every selection rule from above.
     let pass = sampled["pass_at_k"]["correct"].as_u64().unwrap();
-    for k in ["maj_at_k", "best_of_n_self_certainty", "best_of_n_borda"] {
-        assert!(sampled[k]["correct"].as_u64().unwrap() <= pass, "{k}");
+    for k in ["majority", "self_certainty", "borda"] {
+        assert!(
+            sampled["best_of_n"][k]["correct"].as_u64().unwrap() <= pass,
+            "{k}"
+        );
     }
     let first: serde_json::Value = serde_json::from_str(
         std::fs::read_to_string(out.path().join("items.jsonl"))

@@ -13,6 +13,7 @@ use crate::data::Fields;
 use crate::eval::check::{check, Mode};
 use crate::eval::report::{histogram, markdown, summarize};
 use crate::eval::run::{data_dir, evaluate, load_dataset, EvalConfig};
+use crate::eval::select::Selection;
 use crate::io::write_atomic;
 use crate::sampling::SamplingParams;
 use crate::self_certainty::Alignment;
@@ -68,6 +69,14 @@ pub struct EvalArgs {
     pub top_k: usize,
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f32,
+    /// Best-of-N rules applied to the samples (comma-separated).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "self-certainty,borda,majority"
+    )]
+    pub select: Vec<Selection>,
     /// Borda exponent p (0 = majority vote; large = self-certainty argmax).
     #[arg(long, default_value_t = 0.5)]
     pub power: f64,
@@ -121,6 +130,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             ..SamplingParams::greedy()
         },
         power: args.power,
+        selections: args.select.clone(),
         seed: args.seed,
         batch_prompts: args.batch,
         stop_strings: args.stop_strings.clone(),

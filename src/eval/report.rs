@@ -9,7 +9,6 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 use super::run::{ItemResult, RunStats};
-use super::select::Selection;
 use super::stats::{mann_whitney, mean, wilson_95, MannWhitney};
 use crate::rollout::FinishReason;
 
@@ -49,9 +48,8 @@ pub struct Separation {
 pub struct Sampled {
     pub k: usize,
     pub pass_at_k: Accuracy,
-    pub maj_at_k: Accuracy,
-    pub best_of_n_self_certainty: Accuracy,
-    pub best_of_n_borda: Accuracy,
+    /// Accuracy of the sample each rule picks (`majority` is maj@k).
+    pub best_of_n: std::collections::BTreeMap<&'static str, Accuracy>,
     pub borda_power: f64,
 }
 
@@ -92,12 +90,16 @@ pub fn summarize(
     let sampled = (k > 0).then(|| Sampled {
         k,
         pass_at_k: Accuracy::of(count(&|i| i.samples.iter().any(|s| s.verdict.is_true())), n),
-        maj_at_k: Accuracy::of(count(&|i| i.selected_correct(Selection::Majority)), n),
-        best_of_n_self_certainty: Accuracy::of(
-            count(&|i| i.selected_correct(Selection::SelfCertainty)),
-            n,
-        ),
-        best_of_n_borda: Accuracy::of(count(&|i| i.selected_correct(Selection::Borda)), n),
+        best_of_n: items
+            .first()
+            .map(|i| i.selected.iter().map(|(how, _)| *how).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|how| {
+                let hits = count(&|i| i.selected_correct(how));
+                (how.name(), Accuracy::of(hits, n))
+            })
+            .collect(),
         borda_power: power,
     });
     let lengths: Vec<f64> = items.iter().map(|i| i.greedy.length as f64).collect();
@@ -165,16 +167,15 @@ pub fn markdown(s: &Summary) -> String {
         s.wall_s
     );
     if let Some(k) = &s.sampled {
-        out += &format!(
-            "| pass@{n} | {} |\n| maj@{n} | {} |\n| best-of-{n} by self-certainty | {} |\n\
-             | best-of-{n} by Borda (p = {}) | {} |\n",
-            pct(&k.pass_at_k),
-            pct(&k.maj_at_k),
-            pct(&k.best_of_n_self_certainty),
-            k.borda_power,
-            pct(&k.best_of_n_borda),
-            n = k.k
-        );
+        out += &format!("| pass@{} | {} |\n", k.k, pct(&k.pass_at_k));
+        for (how, acc) in &k.best_of_n {
+            let rule = match *how {
+                "borda" => format!("Borda vote (p = {})", k.borda_power),
+                "majority" => "majority vote (maj@N)".to_string(),
+                other => other.replace('_', "-"),
+            };
+            out += &format!("| best-of-{} by {rule} | {} |\n", k.k, pct(acc));
+        }
     }
     out += "\n## Self-certainty of correct vs incorrect greedy answers (paper Fig. 8)\n\n";
     match &s.separation.mann_whitney {

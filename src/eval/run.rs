@@ -93,6 +93,8 @@ pub struct EvalConfig {
     pub samples: usize,
     pub sampling: SamplingParams,
     pub power: f64,
+    /// Best-of-N rules to apply to the samples.
+    pub selections: Vec<Selection>,
     pub seed: u64,
     /// Prompts per rollout batch.
     pub batch_prompts: usize,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum Selection {
     /// The sample with the highest self-certainty (no answer counts as −1e9; first on ties).
+    #[value(alias = "self_certainty")]
     SelfCertainty,
     /// Votes (N − rank)^p by self-certainty rank, pooled over equal answers.
     Borda,

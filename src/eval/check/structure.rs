@@ -283,34 +283,7 @@ pub fn compare(gold: &Shape, pred: &Shape) -> Verdict {
             all(a.iter().zip(b).map(|(x, y)| values(x, y)))
         }
         (Set(a), Set(b)) => sets(a, b),
-        (Union(a), Union(b)) => {
-            if a.len() != b.len() {
-                return Verdict::False;
-            }
-            let mut used = vec![false; b.len()];
-            let mut unknown = false;
-            for x in a {
-                let hit = b.iter().enumerate().find_map(|(j, y)| {
-                    if used[j] {
-                        return None;
-                    }
-                    match compare(x, y) {
-                        Verdict::True => Some(j),
-                        Verdict::Unknown => {
-                            unknown = true;
-                            None
-                        }
-                        Verdict::False => None,
-                    }
-                });
-                match hit {
-                    Some(j) => used[j] = true,
-                    None if unknown => return Verdict::Unknown,
-                    None => return Verdict::False,
-                }
-            }
-            Verdict::True
-        }
+        (Union(a), Union(b)) => unordered(a, b, compare),
         (
             Relation {
                 op: o1,
@@ -351,6 +324,12 @@ fn all(vs: impl Iterator<Item = Verdict>) -> Verdict {
 
 /// Multiset equality of two lists of values.
 fn sets(a: &[Expr], b: &[Expr]) -> Verdict {
+    unordered(a, b, values)
+}
+
+/// Whether `b` is a permutation of `a` under `same` (greedy matching; `unknown` when a match
+/// failed only because some comparison was undecided).
+fn unordered<T>(a: &[T], b: &[T], same: impl Fn(&T, &T) -> Verdict) -> Verdict {
     if a.len() != b.len() {
         return Verdict::False;
     }
@@ -358,27 +337,20 @@ fn sets(a: &[Expr], b: &[Expr]) -> Verdict {
     let mut unknown = false;
     for x in a {
         let hit = (0..b.len()).find(|&j| {
-            if used[j] {
-                return false;
-            }
-            match values(x, &b[j]) {
-                Verdict::True => true,
-                Verdict::Unknown => {
-                    unknown = true;
-                    false
+            !used[j]
+                && match same(x, &b[j]) {
+                    Verdict::True => true,
+                    Verdict::Unknown => {
+                        unknown = true;
+                        false
+                    }
+                    Verdict::False => false,
                 }
-                Verdict::False => false,
-            }
         });
         match hit {
             Some(j) => used[j] = true,
-            None => {
-                return if unknown {
-                    Verdict::Unknown
-                } else {
-                    Verdict::False
-                }
-            }
+            None if unknown => return Verdict::Unknown,
+            None => return Verdict::False,
         }
     }
     Verdict::True
