@@ -332,6 +332,9 @@ fn adversarial_inputs_return_quickly() {
             format!("$({}1{}$", "(".repeat(5000), ")".repeat(5000)),
         ),
         ("5".to_string(), "9".repeat(100_000)),
+        // Multi-byte text (a panic here once: byte offsets inside a character).
+        ("5".to_string(), "x ≤ 3, é = 5 ∑ 中文 ≥ 2².".to_string()),
+        ("(1, 2]".to_string(), "$(1,ü]$ or ≤≤ 中".to_string()),
     ];
     for (gold, pred) in &cases {
         let t = Instant::now();

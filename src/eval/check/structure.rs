@@ -78,11 +78,9 @@ pub fn split_top(s: &str, seps: &[&str]) -> Vec<(String, Option<usize>)> {
             _ => {}
         }
         if depth == 0 {
-            if let Some((k, sep)) = seps
-                .iter()
-                .enumerate()
-                .find(|(_, sep)| s[i..].starts_with(**sep) && !cmd_continues(s, i, sep))
-            {
+            if let Some((k, sep)) = seps.iter().enumerate().find(|(_, sep)| {
+                s.get(i..).is_some_and(|t| t.starts_with(**sep)) && !cmd_continues(s, i, sep)
+            }) {
                 out.push((s[start..i].to_string(), last_sep));
                 last_sep = Some(k);
                 i += sep.len();
