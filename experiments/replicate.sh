@@ -39,8 +39,9 @@ fi
 
 if [[ $STAGE == all || $STAGE == eval ]]; then
   SYS=$(sed -n 's/^system_prompt = "\(.*\)"$/\1/p' $BASE)
-  evaluate() { # model name
+  evaluate() { # model name; skipped when its summaries exist
     local model=$1 name=$2
+    [[ -f $OUT/eval/$name/out_of_domain/summary.json ]] && return
     $BIN eval --model "$model" --dataset demo --offset 100 --limit "$N_TEST" --system-prompt "$SYS" \
       --max-new-tokens 64 --output-dir "$OUT/eval/$name/in_domain"
     $BIN eval --model "$model" --dataset svamp --limit "$N_TEST" --system-prompt "$SYS" \
