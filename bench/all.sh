@@ -51,7 +51,8 @@ rows = list(csv.DictReader(open(f"{w}/run/metrics.csv")))
 times = [float(r["step_time"]) for r in rows]
 rest = sorted(times[1:]) or times
 print(json.dumps({"seconds_per_step": rest[len(rest) // 2], "step_times": times,
-                  "generated_tokens_per_step": [int(float(r["num_tokens"])) for r in rows],
+                  # num_tokens is cumulative prompt + completion tokens (TRL's metric)
+                  "tokens_per_step": [b - a for a, b in zip([0] + [int(float(r["num_tokens"])) for r in rows], [int(float(r["num_tokens"])) for r in rows])],
                   "rollout_seconds": [float(r["rollout_time"]) for r in rows],
                   "update_seconds": [float(r["update_time"]) for r in rows],
                   "peak_rss_mb": int(open(f"{w}/rss").read().split()[-1]) / 1024}))

@@ -101,7 +101,7 @@ pub fn draw(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) -> any
         .x_desc("step")
         .label_style(("sans-serif", 13))
         .draw()?;
-    let colors = [BLUE, RED, GREEN];
+    let colors = [BLUE, RED, GREEN, MAGENTA, BLACK, CYAN];
     for (i, (name, pts)) in series.iter().enumerate() {
         let c = colors[i % colors.len()];
         chart
