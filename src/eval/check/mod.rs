@@ -13,6 +13,7 @@ pub mod extract;
 pub mod hendrycks;
 pub mod normalize;
 pub mod structure;
+pub mod value;
 
 use serde::{Deserialize, Serialize};
 
