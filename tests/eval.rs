@@ -17,30 +17,39 @@ fn data_dir() -> tempfile::TempDir {
     dir
 }
 
+/// Runs `intuitor eval` on the GSM8K excerpt into a fresh output directory, which it returns.
+fn eval_gsm8k(extra: &[&str]) -> tempfile::TempDir {
+    let data = data_dir();
+    let out = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "eval",
+        "--dataset",
+        "gsm8k",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--output-dir",
+        out.path().to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = intuitor(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
 fn read_json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]
 fn eval_gsm8k_first_20_writes_every_output() {
-    let data = data_dir();
-    let out = tempfile::tempdir().unwrap();
-    let o = intuitor(&[
-        "eval",
-        "--dataset",
-        "gsm8k",
-        "--data-dir",
-        data.path().to_str().unwrap(),
+    let out = eval_gsm8k(&[
         "--limit",
         "20",
         "--max-new-tokens",
         "96",
         "--system-prompt",
         "boxed",
-        "--output-dir",
-        out.path().to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let summary = read_json(&out.path().join("summary.json"));
     assert_eq!(summary["greedy"]["n"], 20);
     let acc = summary["greedy"]["accuracy"].as_f64().unwrap();
@@ -78,14 +87,7 @@ fn eval_gsm8k_first_20_writes_every_output() {
 
 #[test]
 fn eval_best_of_n_selects_among_samples() {
-    let data = data_dir();
-    let out = tempfile::tempdir().unwrap();
-    let o = intuitor(&[
-        "eval",
-        "--dataset",
-        "gsm8k",
-        "--data-dir",
-        data.path().to_str().unwrap(),
+    let out = eval_gsm8k(&[
         "--limit",
         "3",
         "--max-new-tokens",
@@ -94,10 +96,7 @@ fn eval_best_of_n_selects_among_samples() {
         "4",
         "--temperature",
         "1.0",
-        "--output-dir",
-        out.path().to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let summary = read_json(&out.path().join("summary.json"));
     let sampled = &summary["sampled"];
     assert_eq!(sampled["k"], 4);
