@@ -15,16 +15,9 @@ THREADS=${THREADS:-2}; G=${G:-7}; NEW=${NEW:-128}; STEPS=${STEPS:-3}
 PY=target/pyref/bin/python
 [ -x $PY ] || { echo "run bash scripts/make_fixtures.sh first (it builds target/pyref)"; exit 1; }
 $PY -c "import trl" 2>/dev/null || $PY -m pip install --quiet "trl==1.16.0" "datasets"
-bash scripts/fetch_model.sh >/dev/null
-cargo build --release --quiet
-gguf=$(pwd)/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+source bench/setup.sh
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 head -8 tests/fixtures/gsm8k_test_first20.jsonl > "$work/prompts.jsonl"
-prompts=$(python3 -c "
-import re, json
-src = open('src/bin/intuitor-bench.rs').read()
-block = src[src.index('pub const PROMPTS'):src.index('];')]
-print(json.dumps([json.loads(s) for s in re.findall(r'\"(?:[^\"\\\\]|\\\\.)*\"', block)]))")
 export RAYON_NUM_THREADS=$THREADS
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "load before: $load_before"

@@ -6,9 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}; N=${N:-100}; NEW=${NEW:-256}; BATCH=${BATCH:-16}
 SYS="Let's think step by step and output the final answer within \\boxed{}."
-bash scripts/fetch_model.sh >/dev/null
-cargo build --release --quiet
-gguf=$(pwd)/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+source bench/setup.sh
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 head -"$N" "${INTUITOR_DATA_DIR:-../shared/data}/gsm8k/test.jsonl" > "$work/gsm8k.jsonl"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -7,9 +7,7 @@ cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
 NEW=${NEW:-128}
 PROMPT="Write a short story about a dragon who learns to count."
-bash scripts/fetch_model.sh >/dev/null
-cargo build --release --quiet
-gguf=$(pwd)/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+source bench/setup.sh
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 ours=$(RAYON_NUM_THREADS=$THREADS ./target/release/intuitor generate --model default -p "$PROMPT" \
     --max-new-tokens "$NEW" --json --device cpu)

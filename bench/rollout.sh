@@ -5,14 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}; G=${G:-7}; NEW=${NEW:-128}
-bash scripts/fetch_model.sh >/dev/null
-cargo build --release --quiet
-gguf=$(pwd)/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
-prompts=$(python3 -c "
-import re, json
-src = open('src/bin/intuitor-bench.rs').read()
-block = src[src.index('pub const PROMPTS'):src.index('];')]
-print(json.dumps([json.loads(s) for s in re.findall(r'\"(?:[^\"\\\\]|\\\\.)*\"', block)]))")
+source bench/setup.sh
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 ours=$(RAYON_NUM_THREADS=$THREADS ./target/release/intuitor-bench rollout --group "$G" --new-tokens "$NEW")
 theirs=$(target/pyref/bin/python bench/hf_rollout.py "$gguf" "$G" "$NEW" "$THREADS" "$prompts" 2>/dev/null)

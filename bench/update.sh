@@ -5,9 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
-bash scripts/fetch_model.sh >/dev/null
-cargo build --release --quiet
-gguf=$(pwd)/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+source bench/setup.sh
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 ours=$(RAYON_NUM_THREADS=$THREADS ./target/release/intuitor-bench update --batch 4 --prompt 128 --completion 128)
 theirs=$(target/pyref/bin/python bench/torch_update.py "$gguf" 4 128 128 "$THREADS" 3 2>/dev/null)

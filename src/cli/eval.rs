@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ModelArgs;
-use crate::data::Fields;
+use crate::data::{field_text, Fields};
 use crate::eval::check::{check, Mode};
 use crate::eval::report::{histogram, markdown, summarize};
 use crate::eval::run::{data_dir, evaluate, load_dataset, EvalConfig};
@@ -195,13 +195,6 @@ struct Pair {
     prediction: serde_json::Value,
 }
 
-fn as_text(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 pub fn check_answer(args: &CheckAnswerArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -229,7 +222,11 @@ pub fn check_answer(args: &CheckAnswerArgs) -> anyhow::Result<()> {
                 i + 1
             )
         })?;
-        let checked = check(&as_text(&pair.gold), &as_text(&pair.prediction), args.mode);
+        let checked = check(
+            &field_text(&pair.gold),
+            &field_text(&pair.prediction),
+            args.mode,
+        );
         writeln!(out, "{}", serde_json::to_string(&checked)?)?;
     }
     Ok(())

@@ -104,10 +104,6 @@ fn to_problem(
         record,
         message,
     };
-    let text = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
     let messages = match r.get("messages") {
         Some(m) => Some(
             serde_json::from_value::<Vec<Message>>(m.clone())
@@ -121,7 +117,7 @@ fn to_problem(
         fields
             .prompt_field
             .split('+')
-            .map(|k| r.get(k.trim()).map(text))
+            .map(|k| r.get(k.trim()).map(field_text))
             .collect::<Option<Vec<_>>>()
             .map(|parts| parts.join(" "))
     });
@@ -135,7 +131,7 @@ fn to_problem(
         ]
         .iter()
         .find_map(|k| r.get(*k))
-        .map(text),
+        .map(field_text),
     };
     if prompt.is_none() && messages.is_none() {
         return Err(err(format!(
@@ -144,7 +140,7 @@ fn to_problem(
         )));
     }
     let answer = match &fields.answer_field {
-        Some(f) => Some(gold_answer(&text(r.get(f).ok_or_else(|| {
+        Some(f) => Some(gold_answer(&field_text(r.get(f).ok_or_else(|| {
             err(format!("field `{f}` (answer_field) is missing"))
         })?))),
         None => None,
@@ -152,7 +148,7 @@ fn to_problem(
     let id = r
         .get("id")
         .or_else(|| r.get("unique_id"))
-        .map(text)
+        .map(field_text)
         .unwrap_or_else(|| record.to_string());
     Ok(Problem {
         id,
@@ -165,10 +161,19 @@ fn to_problem(
 /// The gold answer of a dataset field: the part after `####` (GSM8K), else the last `\boxed{}`
 /// (MATH solutions), else the text.
 pub fn gold_answer(field: &str) -> String {
-    if let Some(i) = field.rfind("####") {
-        return field[i + 4..].trim().replace(',', "");
+    use crate::eval::check::extract::{gsm8k_gold, last_boxed};
+    if field.contains("####") {
+        return gsm8k_gold(field).unwrap_or_default();
     }
-    crate::eval::check::extract::last_boxed(field).unwrap_or_else(|| field.trim().to_string())
+    last_boxed(field).unwrap_or_else(|| field.trim().to_string())
+}
+
+/// A JSON field as text: strings as they are, anything else (numbers) in JSON form.
+pub fn field_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 type Record = serde_json::Map<String, serde_json::Value>;

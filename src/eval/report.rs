@@ -248,12 +248,7 @@ pub fn histogram(items: &[ItemResult], path: &Path) -> anyhow::Result<()> {
             .label(format!("{name} (n = {})", counts.iter().sum::<usize>()))
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()?;
+    crate::train::plot::draw_legend(&mut chart)?;
     root.present()
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())

@@ -146,14 +146,11 @@ fn answered(
     cfg: &EvalConfig,
 ) -> anyhow::Result<Answered> {
     let text = model.tokenizer.decode(&c.ids, true)?;
+    // No gold answer → an empty gold, which `check` reports as `unknown`.
     let checked = check(gold.unwrap_or(""), &text, cfg.mode);
     Ok(Answered {
         answer: checked.prediction_parsed,
-        verdict: if gold.is_some() {
-            checked.verdict
-        } else {
-            Verdict::Unknown
-        },
+        verdict: checked.verdict,
         self_certainty: c.self_certainty(cfg.alignment) as f64,
         length: c.mask_len,
         finish_reason: c.finish_reason,

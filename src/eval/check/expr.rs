@@ -9,6 +9,8 @@
 use num_bigint::BigInt;
 use num_rational::BigRational;
 
+use super::lex::{tokenize, Tok};
+
 /// Deepest nesting the parser follows.
 const MAX_DEPTH: usize = 200;
 /// Longest number literal read (decimal→binary conversion is superlinear).
@@ -74,76 +76,6 @@ const SYMBOL_COMMANDS: &[&str] = &[
     "alpha", "beta", "gamma", "delta", "epsilon", "theta", "lambda", "mu", "phi", "psi", "omega",
     "sigma", "rho", "tau", "varphi", "Delta", "Omega", "Gamma",
 ];
-
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Num(String),
-    Letter(char),
-    Cmd(String),
-    Op(char),
-}
-
-fn tokenize(s: &str) -> Option<Vec<Tok>> {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_whitespace() {
-            i += 1;
-        } else if c.is_ascii_digit()
-            || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
-        {
-            let start = i;
-            let mut seen_dot = false;
-            while i < chars.len()
-                && (chars[i].is_ascii_digit()
-                    || (chars[i] == '.'
-                        && !seen_dot
-                        && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())))
-            {
-                seen_dot |= chars[i] == '.';
-                i += 1;
-            }
-            out.push(Tok::Num(chars[start..i].iter().collect()));
-        } else if c == '\\' {
-            let start = i + 1;
-            i += 1;
-            while i < chars.len() && chars[i].is_ascii_alphabetic() {
-                i += 1;
-            }
-            if i == start {
-                // `\{`, `\}`, `\|`: the character itself.
-                let next = *chars.get(i)?;
-                out.push(Tok::Op(next));
-                i += 1;
-            } else {
-                out.push(Tok::Cmd(chars[start..i].iter().collect()));
-            }
-        } else if c.is_alphabetic() {
-            out.push(Tok::Letter(c));
-            i += 1;
-        } else if "+-*/^_(){}[]!%|,'".contains(c) {
-            out.push(Tok::Op(c));
-            i += 1;
-        } else if c == '·' || c == '×' {
-            out.push(Tok::Op('*'));
-            i += 1;
-        } else if c == '÷' {
-            out.push(Tok::Op('/'));
-            i += 1;
-        } else if c == 'π' {
-            out.push(Tok::Cmd("pi".into()));
-            i += 1;
-        } else if c == '√' {
-            out.push(Tok::Cmd("sqrt".into()));
-            i += 1;
-        } else {
-            return None;
-        }
-    }
-    Some(out)
-}
 
 /// Parses a whole string as one expression; `None` when it is not one.
 pub fn parse(s: &str) -> Option<Expr> {
@@ -251,18 +183,23 @@ impl Parser {
     /// `^{…}`, `^2` (one digit, as LaTeX reads `x^23`), `^-1`, `^x`.
     fn exponent(&mut self) -> Option<Expr> {
         if let Some(Tok::Num(n)) = self.peek().cloned() {
-            let first: String = n.chars().take(1).collect();
-            if n.len() > 1 {
-                self.toks[self.pos] = Tok::Num(n[1..].to_string());
-            } else {
-                self.pos += 1;
-            }
-            return number(&first);
+            return self.first_digit(&n);
         }
         self.enter()?;
         let e = self.unary();
         self.depth -= 1;
         e
+    }
+
+    /// Consumes only the first digit of the number token `n` (LaTeX reads `x^23` as x²·3 and
+    /// `\frac12` as ½); the rest stays as the next token.
+    fn first_digit(&mut self, n: &str) -> Option<Expr> {
+        if n.len() > 1 {
+            self.toks[self.pos] = Tok::Num(n[1..].to_string());
+        } else {
+            self.pos += 1;
+        }
+        number(&n[..1])
     }
 
     fn postfix(&mut self) -> Option<Expr> {
@@ -305,15 +242,7 @@ impl Parser {
             return self.group('{', '}');
         }
         match self.peek().cloned()? {
-            Tok::Num(n) => {
-                let first: String = n.chars().take(1).collect();
-                if n.len() > 1 {
-                    self.toks[self.pos] = Tok::Num(n[1..].to_string());
-                } else {
-                    self.pos += 1;
-                }
-                number(&first)
-            }
+            Tok::Num(n) => self.first_digit(&n),
             Tok::Letter(c) => {
                 self.pos += 1;
                 Some(Expr::Sym(c.to_string()))

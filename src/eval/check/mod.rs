@@ -11,6 +11,7 @@
 pub mod expr;
 pub mod extract;
 pub mod hendrycks;
+pub mod lex;
 pub mod normalize;
 pub mod structure;
 pub mod value;
