@@ -4,7 +4,7 @@
 
 use candle_core::{DType, Result, Tensor, D};
 
-use crate::model::Decoder;
+use crate::model::{fused, Decoder};
 
 /// Positions scored per chunk: 256 rows × 49152 logits ≈ 50 MB in f32.
 pub const CHUNK_ROWS: usize = 256;
@@ -80,29 +80,37 @@ impl PackedBatch {
     }
 }
 
-/// `log_softmax(rows · lm_headᵀ / T)` gathered at `targets`, plus the rows' log-softmax (for
-/// entropy). Differentiable in `rows` and `lm_head`.
+/// `log_softmax(rows · lm_headᵀ / T)` gathered at `targets` (differentiable in `rows` and
+/// `lm_head`) and, when asked, each row's entropy (no gradient). On the CPU in f32 one fused
+/// pass over the logits gives both ([`fused::target_logprob_entropy`]); elsewhere the
+/// log-softmax is materialised.
 pub fn chunk_logprobs(
     rows: &Tensor,
     lm_head: &Tensor,
     targets: &[u32],
     temperature: f64,
-) -> Result<(Tensor, Tensor)> {
-    let logits = (rows.matmul(&lm_head.t()?)? / temperature)?;
-    let logp_all = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+    with_entropy: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let logits = rows.matmul(&lm_head.t()?)?;
+    if fused::enabled(&logits) {
+        let both = fused::target_logprob_entropy(&logits, targets, 1.0 / temperature)?;
+        let entropy = both.narrow(1, 1, 1)?.squeeze(1)?.detach();
+        return Ok((
+            both.narrow(1, 0, 1)?.squeeze(1)?,
+            with_entropy.then_some(entropy),
+        ));
+    }
+    let logp_all = candle_nn::ops::log_softmax(&(logits / temperature)?, D::Minus1)?;
     let idx = Tensor::new(targets, rows.device())?.unsqueeze(1)?;
     let logp = logp_all.gather(&idx, 1)?.squeeze(1)?;
-    Ok((logp, logp_all))
-}
-
-/// Entropy per row of a log-softmax `[n, V]` (no gradient).
-pub fn entropy_of(logp_all: &Tensor) -> Result<Vec<f32>> {
-    let lp = logp_all.detach();
-    (lp.exp()? * &lp)?
-        .sum(D::Minus1)?
-        .neg()?
-        .to_dtype(DType::F32)?
-        .to_vec1()
+    let entropy = match with_entropy {
+        true => {
+            let lp = logp_all.detach();
+            Some((lp.exp()? * &lp)?.sum(D::Minus1)?.neg()?)
+        }
+        false => None,
+    };
+    Ok((logp, entropy))
 }
 
 /// Per-token log-probs (under logits / T) of every sequence's completion, without gradient:
@@ -123,6 +131,7 @@ pub fn completion_logprobs(
             decoder.lm_head(),
             &packed.targets[start..start + len],
             temperature,
+            false,
         )?;
         flat.extend(logp.to_dtype(DType::F32)?.to_vec1::<f32>()?);
     }

@@ -10,7 +10,7 @@
 
 use candle_core::{DType, Result, Tensor, Var};
 
-use crate::logprob::{chunk_logprobs, entropy_of, PackedBatch, Sequence, CHUNK_ROWS};
+use crate::logprob::{chunk_logprobs, PackedBatch, Sequence, CHUNK_ROWS};
 use crate::loss::{clipped, k3_kl, per_token_loss, LossConfig};
 use crate::optim::GradAccumulator;
 use crate::policy::Policy;
@@ -121,8 +121,13 @@ pub fn accumulate_micro_batch(
         let len = CHUNK_ROWS.min(n - start);
         let range = start..start + len;
         let r = leaf.as_tensor().narrow(0, start, len)?;
-        let (logp, logp_all) =
-            chunk_logprobs(&r, lm_head, &packed.targets[range.clone()], temperature)?;
+        let (logp, entropy) = chunk_logprobs(
+            &r,
+            lm_head,
+            &packed.targets[range.clone()],
+            temperature,
+            true,
+        )?;
         let logp_host: Vec<f64> = logp.to_dtype(DType::F64)?.to_vec1()?;
         let old_t = match old[start].is_some() {
             true => {
@@ -173,10 +178,9 @@ pub fn accumulate_micro_batch(
             }
             stats.kl_sum += kl.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
         }
-        stats.entropy_sum += entropy_of(&logp_all)?
-            .iter()
-            .map(|&e| e as f64)
-            .sum::<f64>();
+        if let Some(e) = entropy {
+            stats.entropy_sum += e.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
+        }
     }
     stats.tokens = n;
     if let Some(gr) = rows_grad {

@@ -248,10 +248,13 @@ fn two_adamw_steps_with_clipping_and_schedule_equal_torch() {
         );
         opt.step(&grads, lr).unwrap();
     }
+    // 0.2% of the learning rate: Adam divides each gradient by its own magnitude, so the f32
+    // rounding of near-zero gradient elements (~6e-8, differing by ~3e-10 between two gemm
+    // summation orders) shows up in the parameters at about 1e-6.
     for (name, v) in policy.names.iter().zip(&policy.vars) {
         let trl = &f.t[&format!("after/{name}")];
         let diff = max_abs_diff(v.as_tensor(), trl);
-        assert!(diff <= 1e-6, "{name}: max |Δθ| {diff}");
+        assert!(diff <= 2e-6, "{name}: max |Δθ| {diff}");
     }
     // The update did something (lr 1e-3 on the second step).
     let before = &m.decoder.parameters()[0].1;

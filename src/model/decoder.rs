@@ -13,6 +13,7 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 
 use super::attention::CachedAttention;
 use super::config::ModelConfig;
+use super::fused::{self, RopeTables};
 
 /// Additive attention bias for masked keys. Finite (not -inf) so that a query row whose keys are
 /// all masked (a left-padding position) gives a harmless uniform row instead of NaN.
@@ -181,7 +182,9 @@ struct RmsNorm {
 
 impl RmsNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.track_op() || self.weight.track_op() {
+        if (x.track_op() || self.weight.track_op()) && fused::enabled(x) {
+            fused::rms_norm(x, &self.weight, self.eps)
+        } else if x.track_op() || self.weight.track_op() {
             let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
             let inv = (ms + self.eps)?.sqrt()?.recip()?;
             x.broadcast_mul(&inv)?.broadcast_mul(&self.weight)
@@ -203,20 +206,32 @@ struct Layer {
     down_proj: Linear,
 }
 
-/// Rotary tables for one forward: `[batch, 1, seq, head_dim]`, the halves duplicated (HF layout).
-struct Rotary {
-    cos: Tensor,
-    sin: Tensor,
+/// Rotary tables for one forward: `[batch, 1, seq, head_dim]`, the halves duplicated (HF
+/// layout), or host tables for the fused training kernel.
+enum Rotary {
+    Tensors { cos: Tensor, sin: Tensor },
+    Host(RopeTables),
 }
 
 impl Rotary {
     /// HF rotate-half RoPE: `x·cos + rotate_half(x)·sin`, with `x` `[batch, heads, seq, head_dim]`.
-    fn apply(&self, x: &Tensor) -> Result<Tensor> {
+    /// Splits a projection `[batch, seq, heads · head_dim]` into heads and rotates them:
+    /// `[batch, heads, seq, head_dim]`.
+    fn heads(&self, y: Tensor, heads: usize) -> Result<Tensor> {
+        let (cos, sin) = match self {
+            Rotary::Host(tables) => return fused::rope_heads(&y, tables, heads),
+            Rotary::Tensors { cos, sin } => (cos, sin),
+        };
+        let (b, t, _) = y.dims3()?;
+        let x = y
+            .reshape((b, t, heads, ()))?
+            .transpose(1, 2)?
+            .contiguous()?;
         let half = x.dim(D::Minus1)? / 2;
         let x1 = x.narrow(D::Minus1, 0, half)?;
         let x2 = x.narrow(D::Minus1, half, half)?;
         let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-        x.broadcast_mul(&self.cos)? + rotated.broadcast_mul(&self.sin)?
+        x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?
     }
 }
 
@@ -358,12 +373,14 @@ impl Decoder {
     ) -> Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
         let past = cache.as_ref().map_or(0, |c| c.seen());
-        let rotary = self.rotary(positions)?;
         let host_bias = self.attention_bias(b, t, past, key_mask)?;
-        // The hand-written CPU kernel serves inference; training keeps the differentiable path.
-        let fast =
-            self.device().is_cpu() && self.dtype() == DType::F32 && !self.embed_tokens.track_op();
-        let bias = match (&host_bias, fast) {
+        // The hand-written CPU kernels: cached attention for inference, fused ops with their own
+        // backward for training; other devices take the differentiable composite path.
+        let cpu_f32 = fused::enabled(&self.embed_tokens);
+        let fast = cpu_f32 && !self.embed_tokens.track_op();
+        let train_fused = cpu_f32 && self.embed_tokens.track_op();
+        let rotary = self.rotary(positions, train_fused)?;
+        let bias = match (&host_bias, fast || train_fused) {
             (Some(h), false) => Some(AttentionBias::Tensor(
                 Tensor::from_slice(h.as_slice(), (b, 1, t, past + t), self.device())?
                     .to_dtype(self.dtype())?,
@@ -382,14 +399,17 @@ impl Decoder {
             });
             let residual = x.clone();
             let h = layer.input_layernorm.forward(&x)?;
-            let h = self.attention(layer, &h, &rotary, bias.as_ref(), fast, slot)?;
+            let h = self.attention(layer, &h, &rotary, bias.as_ref(), slot)?;
             x = (residual + h)?;
             let residual = x.clone();
             let h = layer.post_attention_layernorm.forward(&x)?;
-            let gate = candle_nn::Activation::Silu.forward(&layer.gate_proj.forward(&h)?)?;
-            let h = layer
-                .down_proj
-                .forward(&(gate * layer.up_proj.forward(&h)?)?)?;
+            let (gate, up) = (layer.gate_proj.forward(&h)?, layer.up_proj.forward(&h)?);
+            let act = if train_fused {
+                fused::swiglu(&gate, &up)?
+            } else {
+                (candle_nn::Activation::Silu.forward(&gate)? * up)?
+            };
+            let h = layer.down_proj.forward(&act)?;
             x = (residual + h)?;
         }
         self.norm.forward(&x)
@@ -418,13 +438,30 @@ impl Decoder {
         self.logits(&hidden)
     }
 
-    fn rotary(&self, positions: &Tensor) -> Result<Rotary> {
+    fn rotary(&self, positions: &Tensor, host: bool) -> Result<Rotary> {
         let (b, t) = positions.dims2()?;
         let half = self.inv_freq.dim(0)?;
+        if host {
+            let inv_freq: Vec<f32> = self.inv_freq.to_vec1()?;
+            let pos: Vec<u32> = positions.flatten_all()?.to_vec1()?;
+            let angles = |f: fn(f32) -> f32| -> Arc<Vec<f32>> {
+                Arc::new(
+                    pos.iter()
+                        .flat_map(|&p| inv_freq.iter().map(move |&w| f(p as f32 * w)))
+                        .collect(),
+                )
+            };
+            return Ok(Rotary::Host(RopeTables {
+                cos: angles(f32::cos),
+                sin: angles(f32::sin),
+                seq: t,
+                half,
+            }));
+        }
         let pos = positions.to_dtype(DType::F32)?.reshape((b, t, 1))?;
         let freqs = pos.broadcast_mul(&self.inv_freq.reshape((1, 1, half))?)?;
         let emb = Tensor::cat(&[&freqs, &freqs], D::Minus1)?.unsqueeze(1)?;
-        Ok(Rotary {
+        Ok(Rotary::Tensors {
             cos: emb.cos()?.to_dtype(self.dtype())?,
             sin: emb.sin()?.to_dtype(self.dtype())?,
         })
@@ -478,7 +515,6 @@ impl Decoder {
         x: &Tensor,
         rotary: &Rotary,
         bias: Option<&AttentionBias>,
-        fast: bool,
         cache: Option<&mut Option<LayerCache>>,
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
@@ -488,12 +524,14 @@ impl Decoder {
             cfg.num_key_value_heads,
             cfg.head_dim,
         );
-        let heads = |y: Tensor, n: usize| -> Result<Tensor> {
-            y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()
-        };
-        let q = rotary.apply(&heads(layer.q_proj.forward(x)?, nh)?)?;
-        let mut k = rotary.apply(&heads(layer.k_proj.forward(x)?, nkv)?)?;
-        let mut v = heads(layer.v_proj.forward(x)?, nkv)?;
+        let q = rotary.heads(layer.q_proj.forward(x)?, nh)?;
+        let mut k = rotary.heads(layer.k_proj.forward(x)?, nkv)?;
+        let mut v = layer
+            .v_proj
+            .forward(x)?
+            .reshape((b, t, nkv, hd))?
+            .transpose(1, 2)?
+            .contiguous()?;
         if let Some(slot) = cache {
             (k, v) = LayerCache::append(slot, &k, &v)?;
         }
@@ -504,17 +542,21 @@ impl Decoder {
         let groups = cfg.kv_groups();
         let q = q.reshape((b, nkv, groups * t, hd))?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let out = if fast {
-            let host = match bias {
-                Some(AttentionBias::Host(h)) => Some(h.clone()),
-                _ => None,
-            };
+        let host = match bias {
+            Some(AttentionBias::Host(h)) => Some(h.clone()),
+            _ => None,
+        };
+        let fused = fused::enabled(&q);
+        let out = if fused && !q.track_op() && !k.track_op() {
             let op = CachedAttention {
                 scale: scale as f32,
                 t,
                 bias: host,
             };
             op.forward(&q, &k, &v)?
+        } else if fused {
+            let probs = fused::attention_softmax(&q.matmul(&k.t()?)?, scale, t, host)?;
+            probs.matmul(&v)?
         } else {
             let scores = (q.matmul(&k.t()?)? * scale)?.reshape((b, nh, t, total))?;
             let scores = match bias {

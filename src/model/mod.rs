@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod config;
 pub mod decoder;
+pub mod fused;
 pub mod gguf;
 pub mod weights;
 
