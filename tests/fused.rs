@@ -145,3 +145,14 @@ fn a_target_outside_the_vocabulary_is_an_error() {
     let err = fused::target_logprob_entropy(&logits, &[1, 10], 1.0).unwrap_err();
     assert!(err.to_string().contains("outside the vocabulary"), "{err}");
 }
+
+#[test]
+fn linear_matches_the_composite() -> Result<()> {
+    let (x, w) = (rand(&[2, 5, 24], 9), rand(&[40, 24], 10));
+    let composite = x.broadcast_matmul(&w.t()?)?;
+    let y = fused::linear(&x, &w)?;
+    assert_same(&y, &composite, &[&x, &w], 1e-4);
+    // Weight gradients come back in the weight's own (contiguous) layout.
+    assert!(grads(&y, 99).get(w.as_tensor()).unwrap().is_contiguous());
+    Ok(())
+}

@@ -155,7 +155,11 @@ struct Linear {
 impl Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
-        let y = matmul_wt(&x.reshape((b * t, d))?, &self.weight)?;
+        let y = if (x.track_op() || self.weight.track_op()) && fused::enabled(x) {
+            fused::linear(&x.reshape((b * t, d))?, &self.weight)?
+        } else {
+            matmul_wt(&x.reshape((b * t, d))?, &self.weight)?
+        };
         let y = match &self.bias {
             Some(bias) => y.broadcast_add(bias)?,
             None => y,

@@ -20,9 +20,10 @@ pub struct GradAccumulator {
 }
 
 impl GradAccumulator {
-    /// Adds `grad` to the running sum of `param`.
+    /// Adds `grad` to the running sum of `param`. Sums are kept contiguous (backprop may hand
+    /// out a transposed or broadcast view), so the norm, clipping and AdamW read them linearly.
     pub fn add(&mut self, param: &Tensor, grad: &Tensor) -> Result<()> {
-        let grad = grad.detach();
+        let grad = grad.detach().contiguous()?;
         match self.index.get(&param.id()) {
             Some(&i) => self.grads[i] = (&self.grads[i] + grad)?,
             None => {

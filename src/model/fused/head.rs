@@ -1,0 +1,126 @@
+//! Log-prob of the target token and entropy over the vocabulary from the logits, with the
+//! log-prob's backward.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{output, slice};
+
+/// For logits `[n, V]`: `[n, 2]` with column 0 = `log_softmax(logits · inv_t)[target]` and
+/// column 1 = the entropy of that distribution. Only column 0 has a gradient (the entropy is a
+/// metric): `dlogits = g · inv_t · (onehot(target) − softmax)`.
+pub fn target_logprob_entropy(logits: &Tensor, targets: &[u32], inv_t: f64) -> Result<Tensor> {
+    logits.contiguous()?.apply_op1(TargetLogprob {
+        targets: Arc::new(targets.to_vec()),
+        inv_t: inv_t as f32,
+    })
+}
+
+struct TargetLogprob {
+    targets: Arc<Vec<u32>>,
+    inv_t: f32,
+}
+
+impl TargetLogprob {
+    /// Row max of `row · inv_t`, `Σ exp(z)` and `Σ exp(z)·z` with `z = row · inv_t − max`
+    /// (exponentials in f32, sums in f64).
+    fn sums(&self, row: &[f32]) -> (f32, f64, f64) {
+        let max = row
+            .iter()
+            .fold(f32::NEG_INFINITY, |m, &v| m.max(v * self.inv_t));
+        let (mut s, mut sz) = (0f64, 0f64);
+        for &v in row {
+            let z = v * self.inv_t - max;
+            let e = z.exp() as f64;
+            s += e;
+            sz += e * z as f64;
+        }
+        (max, s, sz)
+    }
+}
+
+impl CustomOp1 for TargetLogprob {
+    fn name(&self) -> &'static str {
+        "fused-target-logprob"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = slice(self.name(), s, l)?;
+        let (n, v) = l.shape().dims2()?;
+        if self.targets.len() != n {
+            candle_core::bail!(
+                "{}: {} targets for {n} rows",
+                self.name(),
+                self.targets.len()
+            );
+        }
+        if let Some(bad) = self.targets.iter().find(|&&t| t as usize >= v) {
+            candle_core::bail!(
+                "{}: target token {bad} outside the vocabulary of {v}",
+                self.name()
+            );
+        }
+        let mut out = vec![0f32; 2 * n];
+        out.par_chunks_mut(2)
+            .zip(x.par_chunks(v))
+            .zip(self.targets.par_iter())
+            .for_each(|((o, row), &target)| {
+                let (max, s, sz) = self.sums(row);
+                let lse = s.ln();
+                // H = −Σ p·(z − lse) = lse − Σ e^z·z / Σ e^z.
+                o[0] = ((row[target as usize] * self.inv_t - max) as f64 - lse) as f32;
+                o[1] = (lse - sz / s) as f32;
+            });
+        output(out, (n, 2))
+    }
+
+    fn bwd(&self, logits: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let g = dy.narrow(1, 0, 1)?.contiguous()?;
+        let grad = TargetLogprobGrad {
+            forward: TargetLogprob {
+                targets: self.targets.clone(),
+                inv_t: self.inv_t,
+            },
+        };
+        Ok(Some(logits.apply_op2_no_bwd(&g, &grad)?))
+    }
+}
+
+struct TargetLogprobGrad {
+    forward: TargetLogprob,
+}
+
+impl CustomOp2 for TargetLogprobGrad {
+    fn name(&self) -> &'static str {
+        "fused-target-logprob-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = slice(self.name(), s1, l1)?;
+        let g = slice(self.name(), s2, l2)?;
+        let (_, v) = l1.shape().dims2()?;
+        let f = &self.forward;
+        let mut d = vec![0f32; x.len()];
+        d.par_chunks_mut(v)
+            .zip(x.par_chunks(v))
+            .enumerate()
+            .for_each(|(i, (dr, row))| {
+                let (max, s, _) = f.sums(row);
+                let shift = max + s.ln() as f32;
+                let scale = g[i] * f.inv_t;
+                for (dj, &xj) in dr.iter_mut().zip(row) {
+                    *dj = -scale * (xj * f.inv_t - shift).exp();
+                }
+                dr[f.targets[i] as usize] += scale;
+            });
+        output(d, l1.shape().clone())
+    }
+}

@@ -1,0 +1,48 @@
+//! Fused CPU kernels with hand-written backward passes for the training forward.
+//!
+//! candle builds RMSNorm, RoPE, softmax and SwiGLU out of 4–7 element-wise ops each, and a
+//! linear layer out of reshape → transpose → matmul → reshape; in the autograd graph every one of
+//! them keeps a fresh output alive until the backward pass and runs its own pass over memory,
+//! mostly on one thread, and the weight gradient of a transposed matmul comes back transposed
+//! (a strided copy per layer to use it). Each op here is one parallel pass (or one gemm) that
+//! keeps only its output, with a `bwd` that is one more pass (or two gemms). candle's own fused
+//! ops (`rms_norm`, `rope`, `softmax_last_dim`) have no backward (stack-notes), so these are
+//! written by hand. They run for f32 tensors on the CPU ([`enabled`]); other devices and dtypes
+//! keep the differentiable composite path in `decoder.rs`, which `tests/fused.rs` compares
+//! these against.
+
+mod attention;
+mod head;
+mod linear;
+mod mlp;
+mod norm;
+mod rope;
+
+pub use attention::attention_softmax;
+pub use head::target_logprob_entropy;
+pub use linear::linear;
+pub use mlp::swiglu;
+pub use norm::rms_norm;
+pub use rope::{rope_heads, RopeTables};
+
+use candle_core::{CpuStorage, DType, Layout, Result, Shape, Tensor};
+
+/// Rows handed to one rayon task.
+const ROWS_PER_TASK: usize = 16;
+
+/// Whether the fused kernels serve tensors like `t` (f32 on the CPU).
+pub fn enabled(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32
+}
+
+/// The contiguous f32 data of a storage, or an error naming the op.
+fn slice<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
+        None => candle_core::bail!("{op}: expected a contiguous input"),
+    }
+}
+
+fn output(data: Vec<f32>, shape: impl Into<Shape>) -> Result<(CpuStorage, Shape)> {
+    Ok((CpuStorage::F32(data), shape.into()))
+}
