@@ -349,3 +349,60 @@ fn every_parameter_gets_a_gradient_from_the_update() {
         assert!(norm > 0.0, "{name}: zero gradient");
     }
 }
+
+/// Sequences that share a prompt (a GRPO group) run the prompt once and attend to its keys and
+/// values; the log-probs, loss and every gradient equal scoring each sequence on its own, in f32
+/// (fused CPU kernels) and f64 (the composite path other devices take).
+#[test]
+fn a_shared_prompt_gives_the_same_logprobs_loss_and_gradients() {
+    let f = fixture_data();
+    for dtype in [DType::F32, DType::F64] {
+        let m = LoadedModel::load(
+            &ModelSource::HfDir(fixture("tiny-qwen2")),
+            dtype,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let policy = Policy::from_decoder(&m.decoder).unwrap();
+        let cfg = loss_cfg(&f, "bnpo", 0.04);
+        let mut seqs = sequences(&f, &cfg, true);
+        for s in seqs.iter_mut() {
+            s.prompt_ids = f.prompts[0].clone();
+        }
+        let scored: Vec<Sequence> = seqs
+            .iter()
+            .map(|s| Sequence {
+                prompt_ids: &s.prompt_ids,
+                completion_ids: &s.completion_ids,
+            })
+            .collect();
+        let together = completion_logprobs(&m.decoder, &scored, 0.9).unwrap();
+        for (i, s) in scored.iter().enumerate() {
+            let alone = completion_logprobs(&m.decoder, std::slice::from_ref(s), 0.9).unwrap();
+            for (a, b) in together[i].iter().zip(&alone[0]) {
+                assert!((a - b).abs() < 1e-5, "{dtype:?} sequence {i}: {a} vs {b}");
+            }
+        }
+        let mut shared = GradAccumulator::default();
+        let stats = accumulate_micro_batch(&policy, &seqs, &cfg, 0.9, &mut shared).unwrap();
+        let mut separate = GradAccumulator::default();
+        let mut loss = 0.0;
+        for s in &seqs {
+            let one = std::slice::from_ref(s);
+            loss += accumulate_micro_batch(&policy, one, &cfg, 0.9, &mut separate)
+                .unwrap()
+                .loss;
+        }
+        rel_close(stats.loss, loss, 1e-5, "loss");
+        for (name, v) in policy.names.iter().zip(&policy.vars) {
+            let (a, b) = (shared.get(v.as_tensor()), separate.get(v.as_tensor()));
+            let (a, b) = (a.unwrap(), b.unwrap());
+            let scale = max_abs_diff(b, &b.zeros_like().unwrap());
+            let diff = max_abs_diff(a, b);
+            assert!(
+                diff <= 1e-4 * scale,
+                "{dtype:?} {name}: {diff} vs scale {scale}"
+            );
+        }
+    }
+}

@@ -42,15 +42,39 @@ enum Command {
     /// Forward + backward + AdamW on `batch` sequences of `prompt + completion` random tokens
     /// (bnpo loss, β = 0), after one warm-up step; also measures the machine's GEMM GFLOP/s.
     Update {
-        #[arg(long, default_value_t = 4)]
-        batch: usize,
-        #[arg(long, default_value_t = 128)]
-        prompt: usize,
-        #[arg(long, default_value_t = 128)]
-        completion: usize,
+        #[command(flatten)]
+        shape: BatchShape,
         #[arg(long, default_value_t = 3)]
         repeats: usize,
     },
+    /// No-grad per-token log-probs of `batch` random `prompt + completion` sequences (what the
+    /// frozen reference model computes every step).
+    Logprobs {
+        #[command(flatten)]
+        shape: BatchShape,
+    },
+}
+
+/// A batch of random token sequences.
+#[derive(clap::Args)]
+struct BatchShape {
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    #[arg(long, default_value_t = 128)]
+    prompt: usize,
+    #[arg(long, default_value_t = 128)]
+    completion: usize,
+}
+
+/// `batch` (prompt, completion) pairs of uniformly random tokens, seeded.
+fn random_sequences(shape: &BatchShape, vocab: usize) -> Vec<(Vec<u32>, Vec<u32>)> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut tokens =
+        |n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(0..vocab as u32)).collect() };
+    (0..shape.batch)
+        .map(|_| (tokens(shape.prompt), tokens(shape.completion)))
+        .collect()
 }
 
 /// f32 GEMM throughput on 1024³ (GFLOP/s), for the roofline.
@@ -89,20 +113,17 @@ fn main() -> anyhow::Result<()> {
     )
     .context("loading the model")?;
     match cli.command {
-        Command::Update {
-            batch,
-            prompt,
-            completion,
-            repeats,
-        } => {
+        Command::Update { shape, repeats } => {
+            let BatchShape {
+                batch,
+                prompt,
+                completion,
+            } = shape;
             use intuitor::loss::{sequence_weights, LossConfig, LossType};
             use intuitor::optim::{AdamW, AdamWConfig, GradAccumulator};
             use intuitor::update::{accumulate_micro_batch, UpdateSequence};
-            use rand::{Rng, SeedableRng};
             let policy = intuitor::policy::Policy::from_decoder(&m.decoder)?;
             let mut opt = AdamW::new(policy.vars.clone(), AdamWConfig::default())?;
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-            let vocab = m.config().vocab_size as u32;
             let cfg = LossConfig {
                 loss_type: LossType::Bnpo,
                 beta: 0.0,
@@ -112,12 +133,12 @@ fn main() -> anyhow::Result<()> {
                 kl_bias_correction: false,
             };
             let weights = sequence_weights(&vec![completion; batch], &cfg, 1, 0);
-            let seqs: Vec<UpdateSequence> = (0..batch)
-                .map(|i| UpdateSequence {
-                    prompt_ids: (0..prompt).map(|_| rng.random_range(0..vocab)).collect(),
-                    completion_ids: (0..completion)
-                        .map(|_| rng.random_range(0..vocab))
-                        .collect(),
+            let seqs: Vec<UpdateSequence> = random_sequences(&shape, m.config().vocab_size)
+                .into_iter()
+                .enumerate()
+                .map(|(i, (prompt_ids, completion_ids))| UpdateSequence {
+                    prompt_ids,
+                    completion_ids,
                     advantage: if i % 2 == 0 { 1.0 } else { -1.0 },
                     old_logps: None,
                     ref_logps: None,
@@ -147,6 +168,30 @@ fn main() -> anyhow::Result<()> {
                     "tokens_per_second": tps,
                     "gemm_gflops": gflops,
                     "roofline_fraction": tps * 6.0 * params / (gflops * 1e9),
+                    "peak_rss_mb": peak_rss_mb(),
+                })
+            );
+        }
+        Command::Logprobs { shape } => {
+            use intuitor::logprob::{completion_logprobs, Sequence};
+            let data = random_sequences(&shape, m.config().vocab_size);
+            let seqs: Vec<Sequence> = data
+                .iter()
+                .map(|(p, c)| Sequence {
+                    prompt_ids: p,
+                    completion_ids: c,
+                })
+                .collect();
+            completion_logprobs(&m.decoder, &seqs, 0.9)?;
+            let start = Instant::now();
+            completion_logprobs(&m.decoder, &seqs, 0.9)?;
+            let seconds = start.elapsed().as_secs_f64();
+            let tokens = (shape.batch * (shape.prompt + shape.completion)) as f64;
+            println!(
+                "{}",
+                json!({
+                    "seconds": seconds,
+                    "tokens_per_second": tokens / seconds,
                     "peak_rss_mb": peak_rss_mb(),
                 })
             );

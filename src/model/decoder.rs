@@ -14,138 +14,17 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 use super::attention::CachedAttention;
 use super::config::ModelConfig;
 use super::fused::{self, RopeTables};
+use super::kv_cache::{KvCache, KvContext, LayerCache};
 
 /// Additive attention bias for masked keys. Finite (not -inf) so that a query row whose keys are
 /// all masked (a left-padding position) gives a harmless uniform row instead of NaN.
 const MASKED: f64 = -1e30;
 
+/// Up to this many new positions per row, inference attention uses [`CachedAttention`].
+const DECODE_ROWS: usize = 4;
+
 /// Up to this many rows, inference matmuls run as W·xᵀ (see [`matmul_wt`]).
 const SMALL_BATCH_ROWS: usize = 64;
-
-/// One layer's cached keys and values: buffers `[batch, kv_heads, capacity, head_dim]` of
-/// which the first `len` positions are filled. Appending writes in place (no copy of the past).
-#[derive(Debug, Clone)]
-struct LayerCache {
-    k: Tensor,
-    v: Tensor,
-    len: usize,
-}
-
-impl LayerCache {
-    fn keys(&self) -> Result<(Tensor, Tensor)> {
-        Ok((
-            self.k.narrow(2, 0, self.len)?,
-            self.v.narrow(2, 0, self.len)?,
-        ))
-    }
-
-    /// Appends `[batch, kv_heads, t, head_dim]` keys/values, growing the buffers when full.
-    fn append(slot: &mut Option<LayerCache>, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        let t = k.dim(2)?;
-        let len = slot.as_ref().map_or(0, |c| c.len);
-        let cap = slot.as_ref().map_or(0, |c| c.k.dim(2).unwrap_or(0));
-        if len + t > cap {
-            let (b, h, _, d) = k.dims4()?;
-            let new_cap = (len + t).max(2 * cap).max(64);
-            let grow = |old: Option<&Tensor>, new: &Tensor| -> Result<Tensor> {
-                let buf = Tensor::zeros((b, h, new_cap, d), new.dtype(), new.device())?;
-                if let Some(old) = old {
-                    buf.slice_set(&old.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
-                }
-                Ok(buf)
-            };
-            let (ok, ov) = (slot.as_ref().map(|c| &c.k), slot.as_ref().map(|c| &c.v));
-            *slot = Some(LayerCache {
-                k: grow(ok, k)?,
-                v: grow(ov, v)?,
-                len,
-            });
-        }
-        let c = slot.as_mut().expect("allocated above");
-        c.k.slice_set(&k.contiguous()?, 2, len)?;
-        c.v.slice_set(&v.contiguous()?, 2, len)?;
-        c.len = len + t;
-        c.keys()
-    }
-}
-
-/// Per-layer cached keys and values for incremental decoding, kept outside the weights.
-#[derive(Debug, Clone, Default)]
-pub struct KvCache {
-    layers: Vec<Option<LayerCache>>,
-}
-
-impl KvCache {
-    pub fn new(num_layers: usize) -> Self {
-        Self {
-            layers: vec![None; num_layers],
-        }
-    }
-
-    /// Number of positions already cached.
-    pub fn seen(&self) -> usize {
-        match self.layers.first() {
-            Some(Some(c)) => c.len,
-            _ => 0,
-        }
-    }
-
-    /// Stacks single-row caches of different lengths into one batch: each is left-padded with
-    /// zeros to the longest (the caller masks those keys) and repeated `copies` times, in
-    /// prompt-major order (rows `p·copies .. (p+1)·copies` share prompt `p`'s prefix). Room for
-    /// `reserve` more positions is allocated up front.
-    pub fn stack_left_padded(caches: &[KvCache], copies: usize, reserve: usize) -> Result<Self> {
-        let longest = caches.iter().map(|c| c.seen()).max().unwrap_or(0);
-        let num_layers = caches.first().map_or(0, |c| c.layers.len());
-        let rows: Vec<u32> = (0..caches.len() as u32)
-            .flat_map(|p| std::iter::repeat_n(p, copies))
-            .collect();
-        let mut layers = Vec::with_capacity(num_layers);
-        for l in 0..num_layers {
-            let mut ks = Vec::with_capacity(caches.len());
-            let mut vs = Vec::with_capacity(caches.len());
-            for c in caches {
-                let Some(layer) = c.layers.get(l).and_then(|x| x.as_ref()) else {
-                    candle_core::bail!("stack_left_padded: layer {l} is empty in one cache");
-                };
-                let (k, v) = layer.keys()?;
-                let (pad, room) = (longest - layer.len, reserve);
-                let place = |t: &Tensor| -> Result<Tensor> {
-                    let (b, h, _, d) = t.dims4()?;
-                    let buf = Tensor::zeros((b, h, longest + room, d), t.dtype(), t.device())?;
-                    buf.slice_set(&t.contiguous()?, 2, pad)?;
-                    Ok(buf)
-                };
-                ks.push(place(&k)?);
-                vs.push(place(&v)?);
-            }
-            let idx = Tensor::new(rows.as_slice(), ks[0].device())?;
-            layers.push(Some(LayerCache {
-                k: Tensor::cat(&ks, 0)?.index_select(&idx, 0)?,
-                v: Tensor::cat(&vs, 0)?.index_select(&idx, 0)?,
-                len: longest,
-            }));
-        }
-        Ok(Self { layers })
-    }
-
-    /// Keeps only the given batch rows (for retiring finished rows).
-    pub fn index_rows(&self, rows: &Tensor) -> Result<Self> {
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| match l {
-                Some(c) => Ok(Some(LayerCache {
-                    k: c.k.index_select(rows, 0)?,
-                    v: c.v.index_select(rows, 0)?,
-                    len: c.len,
-                })),
-                None => Ok(None),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Self { layers })
-    }
-}
 
 struct Linear {
     weight: Tensor,
@@ -186,9 +65,11 @@ struct RmsNorm {
 
 impl RmsNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if (x.track_op() || self.weight.track_op()) && fused::enabled(x) {
+        let track = x.track_op() || self.weight.track_op();
+        if track && fused::enabled(x) {
             fused::rms_norm(x, &self.weight, self.eps)
-        } else if x.track_op() || self.weight.track_op() {
+        } else if track || x.dtype() == DType::F64 {
+            // candle's fused `rms_norm` has no backward and no f64 kernel.
             let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
             let inv = (ms + self.eps)?.sqrt()?.recip()?;
             x.broadcast_mul(&inv)?.broadcast_mul(&self.weight)
@@ -373,10 +254,26 @@ impl Decoder {
         input_ids: &Tensor,
         positions: &Tensor,
         key_mask: Option<&Tensor>,
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let ctx = match cache {
+            Some(c) => KvContext::Cache(c),
+            None => KvContext::Own,
+        };
+        self.hidden_states_with(input_ids, positions, key_mask, ctx)
+    }
+
+    /// [`Decoder::hidden_states`] with any [`KvContext`]; `key_mask` covers
+    /// `ctx.past() + seq` keys.
+    pub fn hidden_states_with(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        key_mask: Option<&Tensor>,
+        mut ctx: KvContext,
     ) -> Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
-        let past = cache.as_ref().map_or(0, |c| c.seen());
+        let past = ctx.past()?;
         let host_bias = self.attention_bias(b, t, past, key_mask)?;
         // The hand-written CPU kernels: cached attention for inference, fused ops with their own
         // backward for training; other devices take the differentiable composite path.
@@ -395,15 +292,23 @@ impl Decoder {
         let mut x = self.embed_tokens.embedding(&input_ids.flatten_all()?)?;
         x = x.reshape((b, t, self.cfg.hidden_size))?;
         for (i, layer) in self.layers.iter().enumerate() {
-            let slot = cache.as_deref_mut().map(|c| {
-                if c.layers.len() < self.layers.len() {
-                    c.layers.resize(self.layers.len(), None);
+            let kv = match &mut ctx {
+                KvContext::Own => LayerKv::Own,
+                KvContext::Cache(c) => {
+                    if c.layers.len() < self.layers.len() {
+                        c.layers.resize(self.layers.len(), None);
+                    }
+                    LayerKv::Cache(&mut c.layers[i])
                 }
-                &mut c.layers[i]
-            });
+                KvContext::Capture(out) => LayerKv::Capture(out),
+                KvContext::Prefix(layers) => match layers.get(i) {
+                    Some(kv) => LayerKv::Prefix(kv),
+                    None => candle_core::bail!("the prefix has no keys for layer {i}"),
+                },
+            };
             let residual = x.clone();
             let h = layer.input_layernorm.forward(&x)?;
-            let h = self.attention(layer, &h, &rotary, bias.as_ref(), slot)?;
+            let h = self.attention(layer, &h, &rotary, bias.as_ref(), kv)?;
             x = (residual + h)?;
             let residual = x.clone();
             let h = layer.post_attention_layernorm.forward(&x)?;
@@ -512,14 +417,13 @@ impl Decoder {
         Ok(Some(Arc::new(bias)))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
         layer: &Layer,
         x: &Tensor,
         rotary: &Rotary,
         bias: Option<&AttentionBias>,
-        cache: Option<&mut Option<LayerCache>>,
+        kv: LayerKv,
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let (b, t, _) = x.dims3()?;
@@ -536,8 +440,17 @@ impl Decoder {
             .reshape((b, t, nkv, hd))?
             .transpose(1, 2)?
             .contiguous()?;
-        if let Some(slot) = cache {
-            (k, v) = LayerCache::append(slot, &k, &v)?;
+        match kv {
+            LayerKv::Own => {}
+            LayerKv::Cache(slot) => (k, v) = LayerCache::append(slot, &k, &v)?,
+            LayerKv::Capture(out) => out.push((k.clone(), v.clone())),
+            LayerKv::Prefix((pk, pv)) => {
+                let shared = |p: &Tensor, own: &Tensor| -> Result<Tensor> {
+                    let (_, h, n, d) = p.dims4()?;
+                    Tensor::cat(&[&p.broadcast_as((b, h, n, d))?, own], 2)
+                };
+                (k, v) = (shared(pk, &k)?, shared(pv, &v)?);
+            }
         }
         let total = k.dim(2)?;
         // Grouped-query attention without copying K/V: fold the query heads of each KV group into
@@ -551,7 +464,14 @@ impl Decoder {
             _ => None,
         };
         let fused = fused::enabled(&q);
-        let out = if fused && !q.track_op() && !k.track_op() {
+        // The per-row kernel wins for decoding (a few query rows, one thread per row and KV
+        // head); a prefill's hundreds of rows go faster through gemm.
+        let kernel = fused && !q.track_op() && !k.track_op() && t <= DECODE_ROWS;
+        if !kernel {
+            // Cached keys are a view into a larger buffer, which gemm cannot stride over.
+            (k, v) = (k.contiguous()?, v.contiguous()?);
+        }
+        let out = if kernel {
             let op = CachedAttention {
                 scale: scale as f32,
                 t,
@@ -578,6 +498,14 @@ impl Decoder {
         let out = out.transpose(1, 2)?.reshape((b, t, nh * hd))?;
         layer.o_proj.forward(&out)
     }
+}
+
+/// One layer's share of a [`KvContext`].
+enum LayerKv<'a> {
+    Own,
+    Cache(&'a mut Option<LayerCache>),
+    Capture(&'a mut Vec<(Tensor, Tensor)>),
+    Prefix(&'a (Tensor, Tensor)),
 }
 
 /// The attention bias in the form the chosen attention path consumes.

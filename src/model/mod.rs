@@ -7,6 +7,7 @@ pub mod config;
 pub mod decoder;
 pub mod fused;
 pub mod gguf;
+pub mod kv_cache;
 pub mod weights;
 
 use std::path::{Path, PathBuf};
@@ -15,7 +16,8 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device};
 
 pub use config::ModelConfig;
-pub use decoder::{Decoder, KvCache};
+pub use decoder::Decoder;
+pub use kv_cache::{KvCache, KvContext};
 
 use crate::tokenizer::chat::{ChatTemplate, Message};
 use crate::tokenizer::TextTokenizer;

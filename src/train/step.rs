@@ -19,7 +19,7 @@ use crate::reward::{self, RewardInput, RewardKind};
 use crate::rollout::{rollout, Completion, FinishReason, PromptRequest};
 use crate::score::score_completion;
 use crate::self_certainty::Alignment;
-use crate::update::{accumulate_micro_batch, UpdateSequence, UpdateStats};
+use crate::update::{accumulate_micro_batch, forward_batches, UpdateSequence, UpdateStats};
 
 /// Everything a step produced that the caller logs.
 pub struct StepOutput {
@@ -145,8 +145,11 @@ pub fn train_step(t: &mut Trainer) -> anyhow::Result<StepOutput> {
         rewards.push((kind, r));
     }
 
-    // 5. Reference log-probs (β > 0), on logits / T like the policy's (spec §4.1).
+    // 5. Reference log-probs (β > 0), on logits / T like the policy's (spec §4.1). Forward
+    // passes run per prompt group, the prompt computed once (see `forward_batches`).
     let mb = cfg.per_device_train_batch_size;
+    let prompt_of: Vec<usize> = completions.iter().map(|c| c.prompt_index).collect();
+    let forward_batches = forward_batches(&prompt_of, 2 * mb);
     let seqs: Vec<Sequence> = completions
         .iter()
         .map(|c| Sequence {
@@ -157,10 +160,10 @@ pub fn train_step(t: &mut Trainer) -> anyhow::Result<StepOutput> {
     let ref_logps: Option<Vec<Vec<f32>>> = if cfg.beta != 0.0 {
         let reference = &t.base.decoder;
         let mut all = Vec::with_capacity(seqs.len());
-        for chunk in seqs.chunks(mb) {
+        for range in &forward_batches {
             all.extend(completion_logprobs(
                 reference,
-                chunk,
+                &seqs[range.clone()],
                 cfg.temperature as f64,
             )?);
         }
@@ -175,37 +178,49 @@ pub fn train_step(t: &mut Trainer) -> anyhow::Result<StepOutput> {
     let loss_cfg = t.loss_config();
     let num_items: usize = completions.iter().map(|c| c.mask_len).sum();
     let (mut stats, mut grad_norm, mut lr) = (UpdateStats::default(), 0.0, 0.0);
+    // Loss weights follow TRL's micro-batches of `mb` sequences; the loss is a weighted sum over
+    // sequences, so the forward passes may group them differently (by prompt) and the
+    // gradient stays exactly the same.
+    let mut weights = Vec::with_capacity(completions.len());
+    for chunk in completions.chunks(mb) {
+        let lens: Vec<usize> = chunk.iter().map(|c| c.mask_len).collect();
+        weights.extend(sequence_weights(
+            &lens,
+            &loss_cfg,
+            cfg.grad_accum(),
+            num_items,
+        ));
+    }
+    let batch: Vec<UpdateSequence> = completions
+        .iter()
+        .enumerate()
+        .map(|(k, c)| UpdateSequence {
+            prompt_ids: requests[c.prompt_index].ids.clone(),
+            completion_ids: c.ids[..c.mask_len].to_vec(),
+            advantage: advantages[k],
+            old_logps: (cfg.num_iterations > 1).then(|| c.logprobs[..c.mask_len].to_vec()),
+            ref_logps: ref_logps.as_ref().map(|r| r[k].clone()),
+            weight: weights[k],
+        })
+        .collect();
     for iteration in 0..cfg.num_iterations {
         let mut grads = GradAccumulator::default();
         stats = UpdateStats::default();
-        for (m, chunk) in completions.chunks(mb).enumerate() {
-            let lens: Vec<usize> = chunk.iter().map(|c| c.mask_len).collect();
-            let weights = sequence_weights(&lens, &loss_cfg, cfg.grad_accum(), num_items);
-            let batch: Vec<UpdateSequence> = chunk
-                .iter()
-                .enumerate()
-                .map(|(j, c)| {
-                    let k = m * mb + j;
-                    UpdateSequence {
-                        prompt_ids: requests[c.prompt_index].ids.clone(),
-                        completion_ids: c.ids[..c.mask_len].to_vec(),
-                        advantage: advantages[k],
-                        old_logps: (cfg.num_iterations > 1)
-                            .then(|| c.logprobs[..c.mask_len].to_vec()),
-                        ref_logps: ref_logps.as_ref().map(|r| r[k].clone()),
-                        weight: weights[j],
-                    }
-                })
-                .collect();
+        for (m, range) in forward_batches.iter().enumerate() {
             let s = accumulate_micro_batch(
                 &t.policy,
-                &batch,
+                &batch[range.clone()],
                 &loss_cfg,
                 cfg.temperature as f64,
                 &mut grads,
             )
             .with_context(|| {
-                format!("step {}, iteration {iteration}, micro-batch {m}", step + 1)
+                format!(
+                    "step {}, iteration {iteration}, sequences {}..{} (forward batch {m})",
+                    step + 1,
+                    range.start,
+                    range.end
+                )
             })?;
             stats.merge(&s);
         }

@@ -1,0 +1,161 @@
+//! The KV cache of incremental decoding, kept outside the weights, and the other ways a forward
+//! can see keys and values beyond its own positions ([`KvContext`]).
+
+use candle_core::{Result, Tensor};
+
+/// One layer's cached keys and values: buffers `[batch, kv_heads, capacity, head_dim]` of
+/// which the first `len` positions are filled. Appending writes in place (no copy of the past).
+#[derive(Debug, Clone)]
+pub(super) struct LayerCache {
+    pub(super) k: Tensor,
+    pub(super) v: Tensor,
+    pub(super) len: usize,
+}
+
+impl LayerCache {
+    fn keys(&self) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.k.narrow(2, 0, self.len)?,
+            self.v.narrow(2, 0, self.len)?,
+        ))
+    }
+
+    /// Appends `[batch, kv_heads, t, head_dim]` keys/values, growing the buffers when full.
+    pub(super) fn append(
+        slot: &mut Option<LayerCache>,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let t = k.dim(2)?;
+        let len = slot.as_ref().map_or(0, |c| c.len);
+        let cap = slot.as_ref().map_or(0, |c| c.k.dim(2).unwrap_or(0));
+        if len + t > cap {
+            let (b, h, _, d) = k.dims4()?;
+            let new_cap = (len + t).max(2 * cap).max(64);
+            let grow = |old: Option<&Tensor>, new: &Tensor| -> Result<Tensor> {
+                let buf = Tensor::zeros((b, h, new_cap, d), new.dtype(), new.device())?;
+                if let Some(old) = old {
+                    buf.slice_set(&old.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
+                }
+                Ok(buf)
+            };
+            let (ok, ov) = (slot.as_ref().map(|c| &c.k), slot.as_ref().map(|c| &c.v));
+            *slot = Some(LayerCache {
+                k: grow(ok, k)?,
+                v: grow(ov, v)?,
+                len,
+            });
+        }
+        let c = slot.as_mut().expect("allocated above");
+        c.k.slice_set(&k.contiguous()?, 2, len)?;
+        c.v.slice_set(&v.contiguous()?, 2, len)?;
+        c.len = len + t;
+        c.keys()
+    }
+}
+
+/// Per-layer cached keys and values for incremental decoding, kept outside the weights.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    pub(super) layers: Vec<Option<LayerCache>>,
+}
+
+impl KvCache {
+    pub fn new(num_layers: usize) -> Self {
+        Self {
+            layers: vec![None; num_layers],
+        }
+    }
+
+    /// Number of positions already cached.
+    pub fn seen(&self) -> usize {
+        match self.layers.first() {
+            Some(Some(c)) => c.len,
+            _ => 0,
+        }
+    }
+
+    /// Stacks single-row caches of different lengths into one batch: each is left-padded with
+    /// zeros to the longest (the caller masks those keys) and repeated `copies` times, in
+    /// prompt-major order (rows `p·copies .. (p+1)·copies` share prompt `p`'s prefix). Room for
+    /// `reserve` more positions is allocated up front.
+    pub fn stack_left_padded(caches: &[KvCache], copies: usize, reserve: usize) -> Result<Self> {
+        let longest = caches.iter().map(|c| c.seen()).max().unwrap_or(0);
+        let num_layers = caches.first().map_or(0, |c| c.layers.len());
+        let rows: Vec<u32> = (0..caches.len() as u32)
+            .flat_map(|p| std::iter::repeat_n(p, copies))
+            .collect();
+        let mut layers = Vec::with_capacity(num_layers);
+        for l in 0..num_layers {
+            let mut ks = Vec::with_capacity(caches.len());
+            let mut vs = Vec::with_capacity(caches.len());
+            for c in caches {
+                let Some(layer) = c.layers.get(l).and_then(|x| x.as_ref()) else {
+                    candle_core::bail!("stack_left_padded: layer {l} is empty in one cache");
+                };
+                let (k, v) = layer.keys()?;
+                let (pad, room) = (longest - layer.len, reserve);
+                let place = |t: &Tensor| -> Result<Tensor> {
+                    let (b, h, _, d) = t.dims4()?;
+                    let buf = Tensor::zeros((b, h, longest + room, d), t.dtype(), t.device())?;
+                    buf.slice_set(&t.contiguous()?, 2, pad)?;
+                    Ok(buf)
+                };
+                ks.push(place(&k)?);
+                vs.push(place(&v)?);
+            }
+            let idx = Tensor::new(rows.as_slice(), ks[0].device())?;
+            layers.push(Some(LayerCache {
+                k: Tensor::cat(&ks, 0)?.index_select(&idx, 0)?,
+                v: Tensor::cat(&vs, 0)?.index_select(&idx, 0)?,
+                len: longest,
+            }));
+        }
+        Ok(Self { layers })
+    }
+
+    /// Keeps only the given batch rows (for retiring finished rows).
+    pub fn index_rows(&self, rows: &Tensor) -> Result<Self> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| match l {
+                Some(c) => Ok(Some(LayerCache {
+                    k: c.k.index_select(rows, 0)?,
+                    v: c.v.index_select(rows, 0)?,
+                    len: c.len,
+                })),
+                None => Ok(None),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { layers })
+    }
+}
+
+/// Keys and values a forward attends to besides its own positions.
+pub enum KvContext<'a> {
+    /// Only its own positions.
+    Own,
+    /// The incremental-decoding cache, appended to in place (no gradient flows through it).
+    Cache(&'a mut KvCache),
+    /// Keeps every layer's keys and values (graph tensors, `[1, kv_heads, p, head_dim]`) so that
+    /// a second forward can attend to them: a prompt shared by a group of completions.
+    Capture(&'a mut Vec<(Tensor, Tensor)>),
+    /// Attends first to a captured batch-1 prefix, shared by every row, then to its own
+    /// positions; gradients flow back into the prefix.
+    Prefix(&'a [(Tensor, Tensor)]),
+}
+
+impl KvContext<'_> {
+    /// Positions before this forward's own.
+    pub fn past(&self) -> Result<usize> {
+        Ok(match self {
+            KvContext::Own | KvContext::Capture(_) => 0,
+            KvContext::Cache(c) => c.seen(),
+            KvContext::Prefix(layers) => match layers.first() {
+                Some((k, _)) => k.dim(2)?,
+                None => 0,
+            },
+        })
+    }
+}
