@@ -7,8 +7,10 @@ use candle_core::{DType, Result, Tensor, D};
 
 use crate::model::{fused, Decoder, KvContext};
 
-/// Positions scored per chunk: 256 rows × 49152 logits ≈ 50 MB in f32.
-pub const CHUNK_ROWS: usize = 256;
+/// Positions scored per chunk: 512 rows × 49152 logits ≈ 100 MB in f32 (and as much again for
+/// their gradient). Each chunk also materialises one lm_head gradient, so fewer, larger chunks
+/// are faster.
+pub const CHUNK_ROWS: usize = 512;
 
 /// One sequence: the prompt and the completion tokens that count (cut at the mask).
 #[derive(Debug, Clone)]
@@ -213,8 +215,8 @@ pub fn chunk_logprobs(
     temperature: f64,
     with_entropy: bool,
 ) -> Result<(Tensor, Option<Tensor>)> {
-    let logits = rows.matmul(&lm_head.t()?)?;
-    if fused::enabled(&logits) {
+    if fused::enabled(rows) {
+        let logits = fused::linear(rows, lm_head)?;
         let both = fused::target_logprob_entropy(&logits, targets, 1.0 / temperature)?;
         let entropy = both.narrow(1, 1, 1)?.squeeze(1)?.detach();
         return Ok((
@@ -222,6 +224,7 @@ pub fn chunk_logprobs(
             with_entropy.then_some(entropy),
         ));
     }
+    let logits = rows.matmul(&lm_head.t()?)?;
     let logp_all = candle_nn::ops::log_softmax(&(logits / temperature)?, D::Minus1)?;
     let idx = Tensor::new(targets, rows.device())?.unsqueeze(1)?;
     let logp = logp_all.gather(&idx, 1)?.squeeze(1)?;

@@ -148,11 +148,15 @@ fn a_target_outside_the_vocabulary_is_an_error() {
 
 #[test]
 fn linear_matches_the_composite() -> Result<()> {
-    let (x, w) = (rand(&[2, 5, 24], 9), rand(&[40, 24], 10));
-    let composite = x.broadcast_matmul(&w.t()?)?;
-    let y = fused::linear(&x, &w)?;
-    assert_same(&y, &composite, &[&x, &w], 1e-4);
-    // Weight gradients come back in the weight's own (contiguous) layout.
-    assert!(grads(&y, 99).get(w.as_tensor()).unwrap().is_contiguous());
+    // 10 rows take the W·xᵀ (decoding) order, 120 rows the x·Wᵀ one.
+    for (rows, seed) in [(5, 9), (60, 11)] {
+        let (x, w) = (rand(&[2, rows, 24], seed), rand(&[40, 24], seed + 1));
+        let composite = x.broadcast_matmul(&w.t()?)?;
+        let y = fused::linear(&x, &w)?;
+        assert!(y.is_contiguous());
+        assert_same(&y, &composite, &[&x, &w], 1e-4);
+        // Weight gradients come back in the weight's own (contiguous) layout.
+        assert!(grads(&y, 99).get(w.as_tensor()).unwrap().is_contiguous());
+    }
     Ok(())
 }

@@ -96,29 +96,35 @@ impl CustomOp3 for CachedAttention {
             .enumerate()
             .for_each(|(pair, dst)| {
                 let (bi, h) = (pair / nkv, pair % nkv);
-                let mut p = vec![0f32; total];
-                for r in 0..rows {
-                    let qr = q.row(bi, h, r, d);
-                    let bias = self
-                        .bias
-                        .as_ref()
-                        .map(|bias| &bias[(bi * t + r % t) * total..(bi * t + r % t + 1) * total]);
-                    let mut max = f32::NEG_INFINITY;
-                    for (j, pj) in p.iter_mut().enumerate() {
-                        let s =
-                            dot(qr, k.row(bi, h, j, d)) * self.scale + bias.map_or(0.0, |x| x[j]);
-                        *pj = s;
-                        max = max.max(s);
+                // Scores of every query row of this (row, KV head) pair, `[rows, total]`: each
+                // key and value row is read once for all the queries that share it (GQA).
+                let mut p = vec![0f32; rows * total];
+                for j in 0..total {
+                    let kj = k.row(bi, h, j, d);
+                    for r in 0..rows {
+                        p[r * total + j] = dot(q.row(bi, h, r, d), kj) * self.scale;
                     }
+                }
+                for (r, pr) in p.chunks_mut(total).enumerate() {
+                    if let Some(bias) = &self.bias {
+                        let at = (bi * t + r % t) * total;
+                        pr.iter_mut()
+                            .zip(&bias[at..at + total])
+                            .for_each(|(x, m)| *x += m);
+                    }
+                    let max = pr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                     let mut sum = 0f32;
-                    for pj in p.iter_mut() {
-                        *pj = (*pj - max).exp();
-                        sum += *pj;
+                    for x in pr.iter_mut() {
+                        *x = (*x - max).exp();
+                        sum += *x;
                     }
-                    let o = &mut dst[r * d..(r + 1) * d];
-                    for (j, &pj) in p.iter().enumerate() {
-                        let w = pj / sum;
-                        for (oi, vi) in o.iter_mut().zip(v.row(bi, h, j, d)) {
+                    pr.iter_mut().for_each(|x| *x /= sum);
+                }
+                for j in 0..total {
+                    let vj = v.row(bi, h, j, d);
+                    for (r, o) in dst.chunks_mut(d).enumerate() {
+                        let w = p[r * total + j];
+                        for (oi, vi) in o.iter_mut().zip(vj) {
                             *oi += w * vi;
                         }
                     }

@@ -34,7 +34,7 @@ struct Linear {
 impl Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
-        let y = if (x.track_op() || self.weight.track_op()) && fused::enabled(x) {
+        let y = if fused::enabled(x) {
             fused::linear(&x.reshape((b * t, d))?, &self.weight)?
         } else {
             matmul_wt(&x.reshape((b * t, d))?, &self.weight)?
@@ -278,10 +278,8 @@ impl Decoder {
         // The hand-written CPU kernels: cached attention for inference, fused ops with their own
         // backward for training; other devices take the differentiable composite path.
         let cpu_f32 = fused::enabled(&self.embed_tokens);
-        let fast = cpu_f32 && !self.embed_tokens.track_op();
-        let train_fused = cpu_f32 && self.embed_tokens.track_op();
-        let rotary = self.rotary(positions, train_fused)?;
-        let bias = match (&host_bias, fast || train_fused) {
+        let rotary = self.rotary(positions, cpu_f32)?;
+        let bias = match (&host_bias, cpu_f32) {
             (Some(h), false) => Some(AttentionBias::Tensor(
                 Tensor::from_slice(h.as_slice(), (b, 1, t, past + t), self.device())?
                     .to_dtype(self.dtype())?,
@@ -313,7 +311,7 @@ impl Decoder {
             let residual = x.clone();
             let h = layer.post_attention_layernorm.forward(&x)?;
             let (gate, up) = (layer.gate_proj.forward(&h)?, layer.up_proj.forward(&h)?);
-            let act = if train_fused {
+            let act = if cpu_f32 {
                 fused::swiglu(&gate, &up)?
             } else {
                 (candle_nn::Activation::Silu.forward(&gate)? * up)?

@@ -13,6 +13,9 @@ pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 
 struct Linear;
 
+/// Up to this many rows the product runs as `W·xᵀ`.
+const FEW_ROWS: usize = 64;
+
 impl CustomOp2 for Linear {
     fn name(&self) -> &'static str {
         "fused-linear"
@@ -41,24 +44,31 @@ impl CustomOp2 for Linear {
             1 => gemm::Parallelism::None,
             n => gemm::Parallelism::Rayon(n),
         };
+        // Few rows (decoding) run faster as yᵀ = W·xᵀ (gemm blocks over W's rows; measured
+        // 1.1–2.9× at 28 rows), written straight into y's row-major layout.
+        let (m, n, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, dst_cs, dst_rs) = if rows <= FEW_ROWS {
+            (out, rows, w, 1, inp, x, inp, 1, out, 1)
+        } else {
+            // Wᵀ as an [inp, out] matrix: element (k, j) is W[j, k].
+            (rows, out, x, 1, inp, w, inp, 1, 1, out)
+        };
         // SAFETY: the pointers cover `rows × inp` (x), `out × inp` (W) and `rows × out` (y)
-        // elements, which is what the strides below address; y is not read (`read_dst` false).
+        // elements, which is what the strides above address; y is not read (`read_dst` false).
         unsafe {
             gemm::gemm(
-                rows,
-                out,
+                m,
+                n,
                 inp,
                 y.as_mut_ptr(),
-                1,
-                out as isize,
+                dst_cs as isize,
+                dst_rs as isize,
                 false,
-                x.as_ptr(),
-                1,
-                inp as isize,
-                // Wᵀ as an [inp, out] matrix: element (k, j) is W[j, k].
-                w.as_ptr(),
-                inp as isize,
-                1,
+                lhs.as_ptr(),
+                lhs_cs as isize,
+                lhs_rs as isize,
+                rhs.as_ptr(),
+                rhs_cs as isize,
+                rhs_rs as isize,
                 0.0,
                 1.0,
                 false,
