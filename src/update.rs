@@ -203,6 +203,8 @@ pub fn accumulate_micro_batch(
     if let Some(gr) = rows_grad {
         let surrogate = (rows * gr.detach())?.sum_all()?;
         let g = surrogate.backward()?;
+        // Free the activations before the gradient sums grow.
+        drop(surrogate);
         grads.add_store(&policy.vars, &g)?;
     }
     Ok(stats)

@@ -8,7 +8,8 @@ pub mod schedule;
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Result, Tensor, TensorId, Var};
+use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Result, Tensor, TensorId, Var};
+use rayon::prelude::*;
 
 /// Sums gradients per parameter across backward passes (micro-batches, chunks). Kept in
 /// insertion order so that the global norm (and hence clipping) is summed in the same order on
@@ -20,15 +21,23 @@ pub struct GradAccumulator {
 }
 
 impl GradAccumulator {
-    /// Adds `grad` to the running sum of `param`. Sums are kept contiguous (backprop may hand
-    /// out a transposed or broadcast view), so the norm, clipping and AdamW read them linearly.
+    /// Adds `grad` to the running sum of `param`. Each sum is a contiguous tensor of its own
+    /// (backprop may hand out a transposed view, or storage shared with another gradient), so
+    /// later gradients are added in place on the CPU and the norm, clipping and AdamW read it
+    /// linearly.
     pub fn add(&mut self, param: &Tensor, grad: &Tensor) -> Result<()> {
-        let grad = grad.detach().contiguous()?;
         match self.index.get(&param.id()) {
-            Some(&i) => self.grads[i] = (&self.grads[i] + grad)?,
+            Some(&i) => {
+                let sum = &self.grads[i];
+                if sum.device().is_cpu() && sum.dtype() == DType::F32 {
+                    sum.inplace_op2(&grad.contiguous()?, &AddAssign)?;
+                } else {
+                    self.grads[i] = (sum + grad)?;
+                }
+            }
             None => {
                 self.index.insert(param.id(), self.grads.len());
-                self.grads.push(grad);
+                self.grads.push(grad.detach().copy()?);
             }
         }
         Ok(())
@@ -83,6 +92,41 @@ impl GradAccumulator {
     pub fn clear(&mut self) {
         self.index.clear();
         self.grads.clear();
+    }
+}
+
+/// `dst += src` in place for contiguous f32 tensors of one shape.
+struct AddAssign;
+
+impl InplaceOp2 for AddAssign {
+    fn name(&self) -> &'static str {
+        "add-assign"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        src: &CpuStorage,
+        src_l: &Layout,
+    ) -> Result<()> {
+        let (Some((a0, a1)), Some((b0, b1))) =
+            (dst_l.contiguous_offsets(), src_l.contiguous_offsets())
+        else {
+            candle_core::bail!("add-assign: expected contiguous tensors");
+        };
+        if a1 - a0 != b1 - b0 {
+            candle_core::bail!("add-assign: {} elements += {}", a1 - a0, b1 - b0);
+        }
+        let src = &src.as_slice::<f32>()?[b0..b1];
+        let CpuStorage::F32(dst) = dst else {
+            candle_core::bail!("add-assign: expected f32");
+        };
+        dst[a0..a1]
+            .par_chunks_mut(1 << 16)
+            .zip(src.par_chunks(1 << 16))
+            .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, s)| *d += s));
+        Ok(())
     }
 }
 
