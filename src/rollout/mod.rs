@@ -200,12 +200,8 @@ pub fn rollout(
     let mut done: Vec<Completion> = Vec::with_capacity(rows.len());
 
     // 3. Decode: sample, record, retire, feed.
-    let (mut t_host, mut t_sample, mut t_stats, mut t_fwd) = (0f64, 0f64, 0f64, 0f64);
     loop {
-        let c0 = std::time::Instant::now();
         let host: Vec<Vec<f32>> = logits.to_dtype(candle_core::DType::F32)?.to_vec2()?;
-        t_host += c0.elapsed().as_secs_f64();
-        let c0 = std::time::Instant::now();
         let tokens: Vec<u32> = rows
             .par_iter_mut()
             .zip(host.par_iter())
@@ -217,10 +213,7 @@ pub fn rollout(
                 }
             })
             .collect();
-        t_sample += c0.elapsed().as_secs_f64();
-        let c0 = std::time::Instant::now();
         let st = token_stats_host(&host, &tokens, cfg.sampling.temperature);
-        t_stats += c0.elapsed().as_secs_f64();
         let mut keep = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter_mut().enumerate() {
             if row.finishing {
@@ -293,13 +286,10 @@ pub fn rollout(
         let ids = Tensor::new(ids, device)?.reshape((n, 1))?;
         let pos = Tensor::new(pos, device)?.reshape((n, 1))?;
         let mask = Tensor::new(key_mask.clone(), device)?;
-        let c0 = std::time::Instant::now();
         logits = decoder
             .forward(&ids, &pos, Some(&mask), Some(&mut cache))?
             .squeeze(1)?;
-        t_fwd += c0.elapsed().as_secs_f64();
     }
-    eprintln!("DEBUG host {t_host:.2} sample {t_sample:.2} stats {t_stats:.2} fwd {t_fwd:.2}");
     done.sort_by_key(|c| (c.prompt_index, c.sample_index));
     Ok(done)
 }
