@@ -2,7 +2,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::{output, slice};
+use super::{few_rows, output, slice};
 
 /// `x · Wᵀ` for `x` `[…, in]` and `W` `[out, in]` → `[…, out]`. The backward is two matmuls:
 /// `dx = dy · W` and `dW = dyᵀ · x` (already `[out, in]`, where candle's transposed matmul
@@ -15,6 +15,9 @@ struct Linear;
 
 /// Up to this many rows the product runs as `W·xᵀ`.
 const FEW_ROWS: usize = 64;
+
+/// Up to this many rows it skips gemm's packing of W ([`few_rows::product`]).
+const VERY_FEW_ROWS: usize = 16;
 
 impl CustomOp2 for Linear {
     fn name(&self) -> &'static str {
@@ -38,6 +41,11 @@ impl CustomOp2 for Linear {
             );
         }
         let rows = x.len() / inp;
+        let mut shape = dims.to_vec();
+        *shape.last_mut().expect("checked above") = out;
+        if rows <= VERY_FEW_ROWS {
+            return output(few_rows::product(x, w, rows, inp, out), shape);
+        }
         let mut y = vec![0f32; rows * out];
         let threads = rayon::current_num_threads();
         let parallelism = match threads {
@@ -77,8 +85,6 @@ impl CustomOp2 for Linear {
                 parallelism,
             );
         }
-        let mut shape = dims.to_vec();
-        *shape.last_mut().expect("checked above") = out;
         output(y, shape)
     }
 

@@ -12,6 +12,7 @@
 //! these against.
 
 mod attention;
+mod few_rows;
 mod head;
 mod linear;
 mod mlp;
