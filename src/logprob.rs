@@ -66,16 +66,13 @@ impl PackedBatch {
         }
         let targets = seqs.iter().flat_map(|s| s.completion_ids.iter().copied());
         let lens = seqs.iter().map(|s| s.completion_ids.len()).collect();
-        let shared = seqs.windows(2).any(|w| w[0].prompt_ids == w[1].prompt_ids);
-        let layout = if shared {
-            let mut groups = Vec::new();
-            let mut start = 0;
-            for i in 1..=seqs.len() {
-                if i == seqs.len() || seqs[i].prompt_ids != seqs[start].prompt_ids {
-                    groups.push(SharedPrompt::new(&seqs[start..i], device)?);
-                    start = i;
-                }
-            }
+        let prompts: Vec<&[u32]> = seqs.iter().map(|s| s.prompt_ids).collect();
+        let groups = same_prompt_runs(&prompts, usize::MAX);
+        let layout = if groups.len() < seqs.len() {
+            let groups = groups
+                .into_iter()
+                .map(|r| SharedPrompt::new(&seqs[r], device))
+                .collect::<Result<_>>()?;
             Layout::SharedPrompts(groups)
         } else {
             left_padded(seqs, device)?
@@ -109,6 +106,19 @@ impl PackedBatch {
             }
         }
     }
+}
+
+/// Consecutive runs of equal prompt keys, each cut into pieces of at most `cap` sequences.
+pub fn same_prompt_runs<T: PartialEq>(prompts: &[T], cap: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=prompts.len() {
+        if i == prompts.len() || prompts[i] != prompts[start] || i - start == cap.max(1) {
+            out.push(start..i);
+            start = i;
+        }
+    }
+    out
 }
 
 fn left_padded(seqs: &[Sequence], device: &candle_core::Device) -> Result<Layout> {
@@ -267,4 +277,20 @@ pub fn completion_logprobs(
         at += len;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_prompt_runs;
+
+    #[test]
+    fn runs_split_at_prompts_and_at_the_cap() {
+        let prompt_of = [0, 0, 0, 0, 0, 1, 1, 2];
+        assert_eq!(
+            same_prompt_runs(&prompt_of, 3),
+            vec![0..3, 3..5, 5..7, 7..8]
+        );
+        assert_eq!(same_prompt_runs(&prompt_of, 8), vec![0..5, 5..7, 7..8]);
+        assert!(same_prompt_runs::<usize>(&[], 4).is_empty());
+    }
 }

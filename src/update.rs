@@ -1,11 +1,11 @@
-//! One micro-batch of the policy update (spec §4.2, §4.5): forward, the GRPO loss, backward,
+//! One forward batch of the policy update (spec §4.2, §4.5): forward, the GRPO loss, backward,
 //! with gradients accumulated into a [`GradAccumulator`].
 //!
 //! Memory stays bounded by computing the loss over chunks of completion positions: the decoder
 //! runs once with autograd; its scoring rows are cut from the graph into a leaf; each chunk's
 //! logits → log-probs → loss is back-propagated on its own (gradients for the rows and the
 //! lm_head); finally `Σ rows · ∂L/∂rows` is back-propagated through the decoder. The result is
-//! the exact gradient of the whole micro-batch loss (every aggregation is a per-token weighted
+//! the exact gradient of the whole batch's loss (every aggregation is a per-token weighted
 //! sum, see [`crate::loss::sequence_weights`]).
 
 use candle_core::{DType, Result, Tensor, Var};
@@ -54,24 +54,8 @@ impl UpdateStats {
     }
 }
 
-/// Consecutive runs of sequences with the same prompt, each cut into pieces of at most `cap`
-/// sequences: the forward batches of a step. A group's prompt is computed once per piece
-/// ([`crate::logprob::PackedBatch`]), so a piece of `cap` sequences costs about as much
-/// activation memory as `cap / 2` sequences each with its own copy of a prompt as long as its
-/// completions, which is why the trainer uses `cap = 2 × per_device_train_batch_size`.
-pub fn forward_batches(prompt_of: &[usize], cap: usize) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for i in 1..=prompt_of.len() {
-        if i == prompt_of.len() || prompt_of[i] != prompt_of[start] || i - start == cap.max(1) {
-            out.push(start..i);
-            start = i;
-        }
-    }
-    out
-}
-
-/// Forward + backward of one micro-batch; gradients are added to `grads`.
+/// Forward + backward of one batch of sequences (any grouping: the loss weights carry the
+/// micro-batch structure); gradients are added to `grads`.
 pub fn accumulate_micro_batch(
     policy: &Policy,
     seqs: &[UpdateSequence],
@@ -208,17 +192,4 @@ pub fn accumulate_micro_batch(
         grads.add_store(&policy.vars, &g)?;
     }
     Ok(stats)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::forward_batches;
-
-    #[test]
-    fn forward_batches_split_at_prompts_and_at_the_cap() {
-        let prompt_of = [0, 0, 0, 0, 0, 1, 1, 2];
-        assert_eq!(forward_batches(&prompt_of, 3), vec![0..3, 3..5, 5..7, 7..8]);
-        assert_eq!(forward_batches(&prompt_of, 8), vec![0..5, 5..7, 7..8]);
-        assert!(forward_batches(&[], 4).is_empty());
-    }
 }

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::fused::softmax_in_place;
+
 /// `softmax(q·kᵀ·scale + bias)·v` for grouped queries.
 ///
 /// * q: `[b, kv_heads, groups·t, d]`, row `g·t + i` is query position `i` of head `kv·groups + g`.
@@ -112,13 +114,7 @@ impl CustomOp3 for CachedAttention {
                             .zip(&bias[at..at + total])
                             .for_each(|(x, m)| *x += m);
                     }
-                    let max = pr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for x in pr.iter_mut() {
-                        *x = (*x - max).exp();
-                        sum += *x;
-                    }
-                    pr.iter_mut().for_each(|x| *x /= sum);
+                    softmax_in_place(pr);
                 }
                 for j in 0..total {
                     let vj = v.row(bi, h, j, d);

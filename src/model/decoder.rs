@@ -3,8 +3,9 @@
 //!
 //! Every op on the path from the weights to the logits has a backward pass when gradients are
 //! tracked (stack-notes: candle's fused `rms_norm`, `softmax_last_dim` and `rope` have none and
-//! silently cut the graph). The fused ops are used only when no tensor in the call tracks a
-//! gradient (rollout, scoring), where they are faster and give the same values.
+//! silently cut the graph). For f32 on the CPU the layers run on `super::fused`, kernels with
+//! their own backward; elsewhere on candle's differentiable ops, with candle's fused ops only
+//! when no tensor in the call tracks a gradient.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,9 +24,6 @@ const MASKED: f64 = -1e30;
 /// Up to this many new positions per row, inference attention uses [`CachedAttention`].
 const DECODE_ROWS: usize = 4;
 
-/// Up to this many rows, inference matmuls run as W·xᵀ (see [`matmul_wt`]).
-const SMALL_BATCH_ROWS: usize = 64;
-
 struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
@@ -34,27 +32,17 @@ struct Linear {
 impl Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
-        let y = if fused::enabled(x) {
-            fused::linear(&x.reshape((b * t, d))?, &self.weight)?
+        let x = x.reshape((b * t, d))?;
+        let y = if fused::enabled(&x) {
+            fused::linear(&x, &self.weight)?
         } else {
-            matmul_wt(&x.reshape((b * t, d))?, &self.weight)?
+            x.matmul(&self.weight.t()?)?
         };
         let y = match &self.bias {
             Some(bias) => y.broadcast_add(bias)?,
             None => y,
         };
         y.reshape((b, t, ()))
-    }
-}
-
-/// `x·Wᵀ` for `x` `[rows, in]` and a weight `[out, in]`. For a few rows without gradient
-/// (decoding) gemm is faster as `W·xᵀ` than as `x·Wᵀ` with W transposed in place (measured
-/// 1.1–2.9× at 28 rows); the `[out, rows]` result is transposed back.
-fn matmul_wt(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if x.dim(0)? <= SMALL_BATCH_ROWS && !x.track_op() && !w.track_op() {
-        w.matmul(&x.t()?)?.t()
-    } else {
-        x.matmul(&w.t()?)
     }
 }
 
@@ -107,17 +95,19 @@ impl Rotary {
             Rotary::Host(tables) => return fused::rope_heads(&y, tables, heads),
             Rotary::Tensors { cos, sin } => (cos, sin),
         };
-        let (b, t, _) = y.dims3()?;
-        let x = y
-            .reshape((b, t, heads, ()))?
-            .transpose(1, 2)?
-            .contiguous()?;
+        let x = split_heads(&y, heads)?;
         let half = x.dim(D::Minus1)? / 2;
         let x1 = x.narrow(D::Minus1, 0, half)?;
         let x2 = x.narrow(D::Minus1, half, half)?;
         let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
         x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?
     }
+}
+
+/// `[batch, seq, heads · head_dim]` → `[batch, heads, seq, head_dim]`, contiguous.
+fn split_heads(y: &Tensor, heads: usize) -> Result<Tensor> {
+    let (b, t, _) = y.dims3()?;
+    y.reshape((b, t, heads, ()))?.transpose(1, 2)?.contiguous()
 }
 
 /// The decoder's weights, held as tensors named like the HF checkpoint.
@@ -432,12 +422,7 @@ impl Decoder {
         );
         let q = rotary.heads(layer.q_proj.forward(x)?, nh)?;
         let mut k = rotary.heads(layer.k_proj.forward(x)?, nkv)?;
-        let mut v = layer
-            .v_proj
-            .forward(x)?
-            .reshape((b, t, nkv, hd))?
-            .transpose(1, 2)?
-            .contiguous()?;
+        let mut v = split_heads(&layer.v_proj.forward(x)?, nkv)?;
         match kv {
             LayerKv::Own => {}
             LayerKv::Cache(slot) => (k, v) = LayerCache::append(slot, &k, &v)?,

@@ -29,7 +29,7 @@ impl GradAccumulator {
         match self.index.get(&param.id()) {
             Some(&i) => {
                 let sum = &self.grads[i];
-                if sum.device().is_cpu() && sum.dtype() == DType::F32 {
+                if crate::model::fused::enabled(sum) {
                     sum.inplace_op2(&grad.contiguous()?, &AddAssign)?;
                 } else {
                     self.grads[i] = (sum + grad)?;

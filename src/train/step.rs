@@ -10,7 +10,7 @@ use super::metrics::Metrics;
 use super::Trainer;
 use crate::advantage::{frac_zero_std, group_advantages, mean_std, ScaleRewards};
 use crate::data::batches::next_chunk;
-use crate::logprob::{completion_logprobs, Sequence};
+use crate::logprob::{completion_logprobs, same_prompt_runs, Sequence};
 use crate::loss::sequence_weights;
 use crate::optim::schedule::lr_at;
 use crate::optim::GradAccumulator;
@@ -19,7 +19,7 @@ use crate::reward::{self, RewardInput, RewardKind};
 use crate::rollout::{rollout, Completion, FinishReason, PromptRequest};
 use crate::score::score_completion;
 use crate::self_certainty::Alignment;
-use crate::update::{accumulate_micro_batch, forward_batches, UpdateSequence, UpdateStats};
+use crate::update::{accumulate_micro_batch, UpdateSequence, UpdateStats};
 
 /// Everything a step produced that the caller logs.
 pub struct StepOutput {
@@ -146,10 +146,11 @@ pub fn train_step(t: &mut Trainer) -> anyhow::Result<StepOutput> {
     }
 
     // 5. Reference log-probs (β > 0), on logits / T like the policy's (spec §4.1). Forward
-    // passes run per prompt group, the prompt computed once (see `forward_batches`).
+    // passes run per prompt group with the prompt computed once (`PackedBatch`), up to 2 × mb
+    // sequences: about the activation memory of mb sequences that each carry their own prompt.
     let mb = cfg.per_device_train_batch_size;
     let prompt_of: Vec<usize> = completions.iter().map(|c| c.prompt_index).collect();
-    let forward_batches = forward_batches(&prompt_of, 2 * mb);
+    let forward_batches = same_prompt_runs(&prompt_of, 2 * mb);
     let seqs: Vec<Sequence> = completions
         .iter()
         .map(|c| Sequence {

@@ -24,6 +24,18 @@ pub fn attention_softmax(
     })
 }
 
+/// Softmax of one row of attention scores, in place.
+pub(crate) fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for x in row.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|x| *x *= inv);
+}
+
 struct AttentionSoftmax {
     scale: f32,
     t: usize,
@@ -52,18 +64,10 @@ impl CustomOp1 for AttentionSoftmax {
                         .bias
                         .as_ref()
                         .map(|m| &m[(bi * t + q) * keys..(bi * t + q + 1) * keys]);
-                    let mut max = f32::NEG_INFINITY;
                     for (j, (pj, xj)) in pr.iter_mut().zip(xr).enumerate() {
                         *pj = xj * self.scale + bias.map_or(0.0, |m| m[j]);
-                        max = max.max(*pj);
                     }
-                    let mut sum = 0f32;
-                    for pj in pr.iter_mut() {
-                        *pj = (*pj - max).exp();
-                        sum += *pj;
-                    }
-                    let inv = 1.0 / sum;
-                    pr.iter_mut().for_each(|pj| *pj *= inv);
+                    softmax_in_place(pr);
                 }
             });
         output(p, l.shape().clone())

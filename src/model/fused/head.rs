@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::{output, slice};
@@ -76,23 +76,28 @@ impl CustomOp1 for TargetLogprob {
         output(out, (n, 2))
     }
 
-    fn bwd(&self, logits: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        let g = dy.narrow(1, 0, 1)?.contiguous()?;
+    fn bwd(&self, logits: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         let grad = TargetLogprobGrad {
-            forward: TargetLogprob {
-                targets: self.targets.clone(),
-                inv_t: self.inv_t,
-            },
+            targets: self.targets.clone(),
+            inv_t: self.inv_t,
         };
-        Ok(Some(logits.apply_op2_no_bwd(&g, &grad)?))
+        Ok(Some(logits.apply_op3_no_bwd(
+            &y.contiguous()?,
+            &dy.contiguous()?,
+            &grad,
+        )?))
     }
 }
 
+/// `dlogits = g · inv_t · (onehot(target) − softmax)` from the logits, the forward's output and
+/// its gradient (column 0 of each). The log-normaliser comes back from the forward's log-prob,
+/// `lse = logits[target] · inv_t − logp`, so one pass over the logits suffices.
 struct TargetLogprobGrad {
-    forward: TargetLogprob,
+    targets: Arc<Vec<u32>>,
+    inv_t: f32,
 }
 
-impl CustomOp2 for TargetLogprobGrad {
+impl CustomOp3 for TargetLogprobGrad {
     fn name(&self) -> &'static str {
         "fused-target-logprob-grad"
     }
@@ -103,23 +108,25 @@ impl CustomOp2 for TargetLogprobGrad {
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let x = slice(self.name(), s1, l1)?;
-        let g = slice(self.name(), s2, l2)?;
+        let y = slice(self.name(), s2, l2)?;
+        let dy = slice(self.name(), s3, l3)?;
         let (_, v) = l1.shape().dims2()?;
-        let f = &self.forward;
         let mut d = vec![0f32; x.len()];
         d.par_chunks_mut(v)
             .zip(x.par_chunks(v))
             .enumerate()
             .for_each(|(i, (dr, row))| {
-                let (max, s, _) = f.sums(row);
-                let shift = max + s.ln() as f32;
-                let scale = g[i] * f.inv_t;
+                let target = self.targets[i] as usize;
+                let lse = row[target] * self.inv_t - y[2 * i];
+                let scale = dy[2 * i] * self.inv_t;
                 for (dj, &xj) in dr.iter_mut().zip(row) {
-                    *dj = -scale * (xj * f.inv_t - shift).exp();
+                    *dj = -scale * (xj * self.inv_t - lse).exp();
                 }
-                dr[f.targets[i] as usize] += scale;
+                dr[target] += scale;
             });
         output(d, l1.shape().clone())
     }

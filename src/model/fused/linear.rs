@@ -16,7 +16,8 @@ struct Linear;
 /// Up to this many rows the product runs as `W·xᵀ`.
 const FEW_ROWS: usize = 64;
 
-/// Up to this many rows it skips gemm's packing of W ([`few_rows::product`]).
+/// From 4 (one full block of x rows; below that gemm's matrix-vector path is faster) up to this
+/// many rows the product skips gemm's packing of W ([`few_rows::product`]).
 const VERY_FEW_ROWS: usize = 16;
 
 impl CustomOp2 for Linear {
@@ -43,7 +44,7 @@ impl CustomOp2 for Linear {
         let rows = x.len() / inp;
         let mut shape = dims.to_vec();
         *shape.last_mut().expect("checked above") = out;
-        if rows <= VERY_FEW_ROWS {
+        if (4..=VERY_FEW_ROWS).contains(&rows) {
             return output(few_rows::product(x, w, rows, inp, out), shape);
         }
         let mut y = vec![0f32; rows * out];

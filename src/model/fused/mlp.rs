@@ -10,6 +10,9 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     gate.contiguous()?.apply_op2(&up.contiguous()?, Swiglu)
 }
 
+/// Elements handed to one rayon task.
+const ELEMS_PER_TASK: usize = 4096;
+
 struct Swiglu;
 
 fn sigmoid(x: f32) -> f32 {
@@ -31,8 +34,11 @@ impl CustomOp2 for Swiglu {
         let g = slice(self.name(), s1, l1)?;
         let u = slice(self.name(), s2, l2)?;
         let mut y = vec![0f32; g.len()];
-        y.par_chunks_mut(4096)
-            .zip(g.par_chunks(4096).zip(u.par_chunks(4096)))
+        y.par_chunks_mut(ELEMS_PER_TASK)
+            .zip(
+                g.par_chunks(ELEMS_PER_TASK)
+                    .zip(u.par_chunks(ELEMS_PER_TASK)),
+            )
             .for_each(|(yc, (gc, uc))| {
                 for ((y, &g), &u) in yc.iter_mut().zip(gc).zip(uc) {
                     *y = g * sigmoid(g) * u;
@@ -77,12 +83,12 @@ impl CustomOp3 for SwigluGrad {
         let n = g.len();
         let mut out = vec![0f32; 2 * n];
         let (dg, du) = out.split_at_mut(n);
-        dg.par_chunks_mut(4096)
-            .zip(du.par_chunks_mut(4096))
+        dg.par_chunks_mut(ELEMS_PER_TASK)
+            .zip(du.par_chunks_mut(ELEMS_PER_TASK))
             .zip(
-                g.par_chunks(4096)
-                    .zip(u.par_chunks(4096))
-                    .zip(dy.par_chunks(4096)),
+                g.par_chunks(ELEMS_PER_TASK)
+                    .zip(u.par_chunks(ELEMS_PER_TASK))
+                    .zip(dy.par_chunks(ELEMS_PER_TASK)),
             )
             .for_each(|((dgc, duc), ((gc, uc), dyc))| {
                 for i in 0..gc.len() {

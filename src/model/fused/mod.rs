@@ -20,6 +20,7 @@ mod norm;
 mod rope;
 
 pub use attention::attention_softmax;
+pub(crate) use attention::softmax_in_place;
 pub use head::target_logprob_entropy;
 pub use linear::linear;
 pub use mlp::swiglu;
