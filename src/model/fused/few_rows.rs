@@ -5,7 +5,8 @@
 //! `pack_lhs` was 38% of the profile. Here each task takes a block of W's rows straight from
 //! memory and dots each with every row of x (which stays in cache), 4 W rows × 4 x rows at a
 //! time with 8-lane accumulators held in registers. No BLAS-like crate exposes an unpacked
-//! small-n kernel, hence this one. At 28 rows it measured level with gemm; below that it wins.
+//! small-n kernel, hence this one. At 28 rows it measured level with gemm and at 1 row slower
+//! (gemm has a matrix-vector path), so `linear` uses it for 4 to 16 rows.
 
 use rayon::prelude::*;
 
