@@ -155,16 +155,14 @@ pub fn accumulate_micro_batch(
             candle_core::bail!("the loss is {value} (NaN/Inf); not training on it");
         }
         stats.loss += value;
-        let g = loss.backward()?;
+        let g = loss.backward_into(&mut grads.sink(&policy.vars))?;
         if let Some(gr) = g.get(leaf.as_tensor()) {
             rows_grad = Some(match rows_grad {
                 Some(acc) => (acc + gr)?,
                 None => gr.clone(),
             });
         }
-        if let Some(gh) = g.get(lm_head) {
-            grads.add(lm_head, gh)?;
-        }
+        grads.add_store(&policy.vars, &g)?;
         // Metrics (no gradient).
         let old_host: Vec<f64> = old_t.to_dtype(DType::F64)?.to_vec1()?;
         for (j, &lp) in logp_host.iter().enumerate() {
@@ -186,8 +184,9 @@ pub fn accumulate_micro_batch(
     stats.tokens = n;
     if let Some(gr) = rows_grad {
         let surrogate = (rows * gr.detach())?.sum_all()?;
-        let g = surrogate.backward()?;
-        // Free the activations before the gradient sums grow.
+        // Parameter gradients go straight into the sums; what backprop kept (a gradient built by
+        // scatter, e.g. the embedding's) is added once the activations are freed.
+        let g = surrogate.backward_into(&mut grads.sink(&policy.vars))?;
         drop(surrogate);
         grads.add_store(&policy.vars, &g)?;
     }

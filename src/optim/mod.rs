@@ -6,8 +6,9 @@
 
 pub mod schedule;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
+use candle_core::backprop::GradSink;
 use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Result, Tensor, TensorId, Var};
 use rayon::prelude::*;
 
@@ -57,6 +58,16 @@ impl GradAccumulator {
         Ok(())
     }
 
+    /// A backprop sink ([`Tensor::backward_into`]) that adds the gradient contributions of
+    /// `params` into these sums as they are produced, so that no parameter's gradient is held
+    /// twice (the sums and a full gradient store) at the end of a backward pass.
+    pub fn sink<'a>(&'a mut self, params: &[Var]) -> ParamSink<'a> {
+        ParamSink {
+            params: params.iter().map(|p| p.as_tensor().id()).collect(),
+            sums: self,
+        }
+    }
+
     pub fn get(&self, param: &Tensor) -> Option<&Tensor> {
         self.index.get(&param.id()).map(|&i| &self.grads[i])
     }
@@ -92,6 +103,22 @@ impl GradAccumulator {
     pub fn clear(&mut self) {
         self.index.clear();
         self.grads.clear();
+    }
+}
+
+/// See [`GradAccumulator::sink`].
+pub struct ParamSink<'a> {
+    params: HashSet<TensorId>,
+    sums: &'a mut GradAccumulator,
+}
+
+impl GradSink for ParamSink<'_> {
+    fn take(&mut self, var: &Tensor, grad: &Tensor) -> Result<bool> {
+        if !self.params.contains(&var.id()) {
+            return Ok(false);
+        }
+        self.sums.add(var, grad)?;
+        Ok(true)
     }
 }
 
@@ -198,6 +225,42 @@ impl AdamW {
             let update = ((&self.m[i] / denom)? * (lr / bc1))?;
             p.set(&(theta - update)?)?;
         }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor, Var};
+
+    use super::GradAccumulator;
+
+    #[test]
+    fn the_sink_sums_parameter_gradients_and_backprop_keeps_no_untracked_ones(
+    ) -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let w = Var::new(&[1f32, 2., 3.], &dev)?;
+        let other = Var::new(&[5f32, 7., 11.], &dev)?;
+        // A constant with an op of its own (it is no leaf) but on no path to a variable.
+        let mask = (Tensor::new(&[1f32, 0., 1.], &dev)? * 2.0)?;
+        let y = ((w.as_tensor() * &mask)? + w.as_tensor().sqr()?)?;
+        let loss = (y * other.as_tensor())?.sum_all()?;
+        let mut sums = GradAccumulator::default();
+        let store = loss.backward_into(&mut sums.sink(std::slice::from_ref(&w)))?;
+        // dL/dw = other·mask + 2·w·other, both contributions summed by the sink.
+        let want = [5. * 2. + 2. * 5., 0. + 4. * 7., 11. * 2. + 6. * 11.];
+        assert_eq!(sums.get(w.as_tensor()).unwrap().to_vec1::<f32>()?, want);
+        assert!(store.get(w.as_tensor()).is_none(), "taken by the sink");
+        assert!(
+            store.get(other.as_tensor()).is_some(),
+            "not a sink parameter"
+        );
+        assert!(store.get(&mask).is_none(), "untracked: no gradient kept");
+        // A second backward adds in place into the same sums.
+        let loss = (w.as_tensor() * 3.0)?.sum_all()?;
+        loss.backward_into(&mut sums.sink(std::slice::from_ref(&w)))?;
+        let twice: Vec<f32> = want.iter().map(|x| x + 3.0).collect();
+        assert_eq!(sums.get(w.as_tensor()).unwrap().to_vec1::<f32>()?, twice);
         Ok(())
     }
 }

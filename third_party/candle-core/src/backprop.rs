@@ -1,7 +1,7 @@
 //! Methods for backpropagation of gradients.
 use crate::op::{BinaryOp, Op, ReduceOp, UnaryOp};
 use crate::{Error, Result, Tensor, TensorId};
-use std::collections::{hash_map::Entry, HashMap};
+use std::collections::{hash_map::Entry, HashMap, HashSet};
 
 // arg has been reduced to node via reduce_dims, expand it back to arg.
 // This has to handle keepdims.
@@ -163,8 +163,24 @@ impl Tensor {
     }
 
     pub fn backward(&self) -> Result<GradStore> {
+        self.backward_impl(None)
+    }
+
+    /// Like [`Tensor::backward`], but every gradient contribution that reaches a variable is
+    /// first offered to `sink` (intuitor patch, see third_party/README.md); those it takes are
+    /// not kept in the returned store.
+    pub fn backward_into(&self, sink: &mut dyn GradSink) -> Result<GradStore> {
+        self.backward_impl(Some(sink))
+    }
+
+    fn backward_impl(&self, sink: Option<&mut dyn GradSink>) -> Result<GradStore> {
         let sorted_nodes = self.sorted_nodes();
-        let mut grads = GradStore::new();
+        let tracked = sorted_nodes.iter().map(|n| n.id()).collect();
+        let mut grads = SinkedStore {
+            store: GradStore::new(),
+            sink,
+            tracked,
+        };
         grads.insert(self, self.ones_like()?.contiguous()?);
         for node in sorted_nodes.iter() {
             if node.is_variable() {
@@ -678,7 +694,58 @@ impl Tensor {
                 };
             }
         }
-        Ok(grads)
+        let SinkedStore {
+            mut store, tracked, ..
+        } = grads;
+        store.0.retain(|id, _| tracked.contains(id));
+        Ok(store)
+    }
+}
+
+/// Takes the gradient contributions of variables as backprop produces them (intuitor patch):
+/// e.g. adds them in place into running sums, so that a parameter's gradient is never held
+/// twice.
+pub trait GradSink {
+    /// Offers one contribution to the gradient of the variable `var`; returns `false` to have
+    /// it stored as usual.
+    fn take(&mut self, var: &Tensor, grad: &Tensor) -> Result<bool>;
+}
+
+/// The store backprop fills, with the optional sink for variables' contributions.
+///
+/// Only nodes on a path to a variable (`tracked`) keep gradients (intuitor patch): upstream also
+/// stores the gradient of every other argument of an op (an attention mask, a detached input),
+/// which nothing reads but which stays alive until the store is dropped, e.g. one
+/// attention-sized tensor per layer.
+struct SinkedStore<'a> {
+    store: GradStore,
+    sink: Option<&'a mut dyn GradSink>,
+    tracked: HashSet<TensorId>,
+}
+
+impl SinkedStore<'_> {
+    fn insert(&mut self, tensor: &Tensor, grad: Tensor) -> Option<Tensor> {
+        self.store.insert(tensor, grad)
+    }
+
+    fn remove(&mut self, tensor: &Tensor) -> Option<Tensor> {
+        self.store.remove(tensor)
+    }
+
+    fn or_insert(&mut self, tensor: &Tensor) -> Result<&mut Tensor> {
+        self.store.or_insert(tensor)
+    }
+
+    fn accumulate(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
+        if !self.tracked.contains(&tensor.id()) {
+            return Ok(());
+        }
+        if let Some(sink) = self.sink.as_mut() {
+            if tensor.is_variable() && sink.take(tensor, grad)? {
+                return Ok(());
+            }
+        }
+        self.store.accumulate(tensor, grad)
     }
 }
 
