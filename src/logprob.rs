@@ -46,17 +46,22 @@ enum Layout {
 }
 
 /// One prompt and the completions that follow it. A completion's first token is predicted by
-/// the prompt's last position and token `k` by its own position `k − 1`, so the completion
-/// forward takes each completion without its last token, right-padded (causal attention keeps
-/// the padding out of every real position).
-struct SharedPrompt {
+/// the prompt's last position and token `k` by its own position `k − 1`, so a completion forward
+/// takes each completion without its last token, right-padded (causal attention keeps the
+/// padding out of every real position).
+pub struct SharedPrompt {
     prompt: Tensor,
     prompt_positions: Tensor,
-    /// `[group, longest − 1]` completion inputs and their positions; `None` when no completion
-    /// has more than one token.
-    completions: Option<(Tensor, Tensor)>,
-    /// Index of each scored token in `[prompt rows ; group · (longest − 1) rows]`.
-    rows: Tensor,
+    /// The scored tokens of each completion.
+    completions: Vec<Vec<u32>>,
+}
+
+/// What the completions of a [`SharedPrompt`] read from its forward: every layer's keys and
+/// values (`[1, kv_heads, p, head_dim]`) and the last position's hidden state (`[1, hidden]`),
+/// which predicts each completion's first token.
+pub struct PromptStates {
+    pub kv: Vec<(Tensor, Tensor)>,
+    pub last: Tensor,
 }
 
 impl PackedBatch {
@@ -82,6 +87,14 @@ impl PackedBatch {
             targets: targets.collect(),
             lens,
         })
+    }
+
+    /// The prompt groups, when the batch shares prompts (`None`: one left-padded forward).
+    pub fn groups(&self) -> Option<&[SharedPrompt]> {
+        match &self.layout {
+            Layout::SharedPrompts(groups) => Some(groups),
+            Layout::LeftPadded { .. } => None,
+        }
     }
 
     /// The hidden states that predict each scored token, `[n_scored, hidden]`.
@@ -153,65 +166,94 @@ fn left_padded(seqs: &[Sequence], device: &candle_core::Device) -> Result<Layout
 impl SharedPrompt {
     fn new(seqs: &[Sequence], device: &candle_core::Device) -> Result<Self> {
         let prompt = seqs[0].prompt_ids;
-        let p = prompt.len();
-        let width = seqs
-            .iter()
-            .map(|s| s.completion_ids.len().saturating_sub(1))
-            .max()
-            .unwrap_or(0);
-        let g = seqs.len();
-        let mut ids = vec![0u32; g * width];
-        let mut rows = Vec::new();
-        for (i, s) in seqs.iter().enumerate() {
-            let c = s.completion_ids.len();
-            for (k, &tok) in s
-                .completion_ids
-                .iter()
-                .take(c.saturating_sub(1))
-                .enumerate()
-            {
-                ids[i * width + k] = tok;
-            }
-            rows.extend((0..c).map(|k| match k {
-                0 => (p - 1) as u32,
-                k => (p + i * width + k - 1) as u32,
-            }));
-        }
-        let positions = |from: usize, n: usize, copies: usize| -> Result<Tensor> {
-            let one: Vec<u32> = (from..from + n).map(|x| x as u32).collect();
-            Tensor::new(one.as_slice(), device)?
-                .unsqueeze(0)?
-                .repeat((copies, 1))
-        };
-        let completions = match width {
-            0 => None,
-            w => Some((Tensor::from_vec(ids, (g, w), device)?, positions(p, w, g)?)),
-        };
         Ok(Self {
             prompt: Tensor::new(prompt, device)?.unsqueeze(0)?,
-            prompt_positions: positions(0, p, 1)?,
-            completions,
-            rows: Tensor::new(rows, device)?,
+            prompt_positions: positions(0, prompt.len(), 1, device)?,
+            completions: seqs.iter().map(|s| s.completion_ids.to_vec()).collect(),
         })
     }
 
-    fn scoring_rows(&self, decoder: &Decoder) -> Result<Tensor> {
+    /// Number of completions.
+    pub fn len(&self) -> usize {
+        self.completions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.completions.is_empty()
+    }
+
+    /// Scored tokens of completion `i`.
+    pub fn scored(&self, i: usize) -> usize {
+        self.completions[i].len()
+    }
+
+    /// The prompt's forward, batch 1, keeping what its completions read.
+    pub fn prompt_forward(&self, decoder: &Decoder) -> Result<PromptStates> {
         let mut kv = Vec::new();
-        let prompt = decoder.hidden_states_with(
+        let hidden = decoder.hidden_states_with(
             &self.prompt,
             &self.prompt_positions,
             None,
             KvContext::Capture(&mut kv),
         )?;
-        let h = prompt.dim(2)?;
-        let mut parts = vec![prompt.squeeze(0)?];
-        if let Some((ids, positions)) = &self.completions {
-            let hidden =
-                decoder.hidden_states_with(ids, positions, None, KvContext::Prefix(&kv))?;
-            parts.push(hidden.reshape(((), h))?);
-        }
-        Tensor::cat(&parts, 0)?.index_select(&self.rows, 0)
+        let p = hidden.dim(1)?;
+        Ok(PromptStates {
+            kv,
+            last: hidden.squeeze(0)?.narrow(0, p - 1, 1)?,
+        })
     }
+
+    /// The scoring rows of completions `range` (in order, `[Σ scored, hidden]`), one forward
+    /// attending to `prompt`.
+    pub fn completion_rows(
+        &self,
+        decoder: &Decoder,
+        range: std::ops::Range<usize>,
+        prompt: &PromptStates,
+    ) -> Result<Tensor> {
+        let device = prompt.last.device();
+        let seqs = &self.completions[range];
+        let p = self.prompt.dim(1)?;
+        let width = seqs
+            .iter()
+            .map(|c| c.len().saturating_sub(1))
+            .max()
+            .unwrap_or(0);
+        let mut ids = vec![0u32; seqs.len() * width];
+        let mut rows = Vec::new();
+        for (i, c) in seqs.iter().enumerate() {
+            for (k, &tok) in c.iter().take(c.len().saturating_sub(1)).enumerate() {
+                ids[i * width + k] = tok;
+            }
+            // Row 0 is the prompt's last position; then the completions' own positions.
+            rows.extend((0..c.len()).map(|k| match k {
+                0 => 0,
+                k => (1 + i * width + k - 1) as u32,
+            }));
+        }
+        let mut parts = vec![prompt.last.clone()];
+        if width > 0 {
+            let ids = Tensor::from_vec(ids, (seqs.len(), width), device)?;
+            let pos = positions(p, width, seqs.len(), device)?;
+            let hidden =
+                decoder.hidden_states_with(&ids, &pos, None, KvContext::Prefix(&prompt.kv))?;
+            parts.push(hidden.reshape(((), prompt.last.dim(1)?))?);
+        }
+        Tensor::cat(&parts, 0)?.index_select(&Tensor::new(rows, device)?, 0)
+    }
+
+    fn scoring_rows(&self, decoder: &Decoder) -> Result<Tensor> {
+        let prompt = self.prompt_forward(decoder)?;
+        self.completion_rows(decoder, 0..self.len(), &prompt)
+    }
+}
+
+/// Positions `from .. from + n` for `copies` rows, `[copies, n]`.
+fn positions(from: usize, n: usize, copies: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let one: Vec<u32> = (from..from + n).map(|x| x as u32).collect();
+    Tensor::new(one.as_slice(), device)?
+        .unsqueeze(0)?
+        .repeat((copies, 1))
 }
 
 /// `log_softmax(rows · lm_headᵀ / T)` gathered at `targets` (differentiable in `rows` and

@@ -1,16 +1,20 @@
 //! One forward batch of the policy update (spec §4.2, §4.5): forward, the GRPO loss, backward,
 //! with gradients accumulated into a [`GradAccumulator`].
 //!
-//! Memory stays bounded by computing the loss over chunks of completion positions: the decoder
-//! runs once with autograd; its scoring rows are cut from the graph into a leaf; each chunk's
-//! logits → log-probs → loss is back-propagated on its own (gradients for the rows and the
-//! lm_head); finally `Σ rows · ∂L/∂rows` is back-propagated through the decoder. The result is
-//! the exact gradient of the whole batch's loss (every aggregation is a per-token weighted
-//! sum, see [`crate::loss::sequence_weights`]).
+//! Memory stays bounded three ways. The loss runs over chunks of completion positions: the
+//! scoring rows are cut from the graph into a leaf, each chunk's logits → log-probs → loss is
+//! back-propagated on its own, then `Σ rows · ∂L/∂rows` goes back through the decoder. A group
+//! sharing a prompt is cut after the prompt, so that one completion's activations are alive at a
+//! time ([`Backprop::group`]). Parameter gradients go into the sums during backward
+//! ([`GradAccumulator::sink`]). The result is the exact gradient of the whole batch's loss
+//! (every aggregation is a per-token weighted sum, see [`crate::loss::sequence_weights`]).
 
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, Var};
 
-use crate::logprob::{chunk_logprobs, PackedBatch, Sequence, CHUNK_ROWS};
+use crate::logprob::{
+    chunk_logprobs, PackedBatch, PromptStates, Sequence, SharedPrompt, CHUNK_ROWS,
+};
 use crate::loss::{clipped, k3_kl, per_token_loss, LossConfig};
 use crate::optim::GradAccumulator;
 use crate::policy::Policy;
@@ -56,6 +60,10 @@ impl UpdateStats {
 
 /// Forward + backward of one batch of sequences (any grouping: the loss weights carry the
 /// micro-batch structure); gradients are added to `grads`.
+///
+/// A batch that shares prompts runs group by group with the graph cut after the prompt
+/// ([`backprop_group`]), so the activations alive at once are one prompt's and one
+/// completion's, not the whole batch's.
 pub fn accumulate_micro_batch(
     policy: &Policy,
     seqs: &[UpdateSequence],
@@ -63,8 +71,6 @@ pub fn accumulate_micro_batch(
     temperature: f64,
     grads: &mut GradAccumulator,
 ) -> Result<UpdateStats> {
-    let device = policy.decoder.device();
-    let dtype = policy.decoder.dtype();
     let packed_seqs: Vec<Sequence> = seqs
         .iter()
         .map(|s| Sequence {
@@ -72,123 +78,257 @@ pub fn accumulate_micro_batch(
             completion_ids: &s.completion_ids,
         })
         .collect();
-    let packed = PackedBatch::new(&packed_seqs, device)?;
-    let n = packed.targets.len();
+    let packed = PackedBatch::new(&packed_seqs, policy.decoder.device())?;
     let mut stats = UpdateStats::default();
-    if n == 0 {
+    if packed.targets.is_empty() {
         return Ok(stats);
     }
-    // Per-token inputs, flattened in packing order.
-    let mut adv = Vec::with_capacity(n);
-    let mut weight = Vec::with_capacity(n);
-    let mut old: Vec<Option<f32>> = Vec::with_capacity(n);
-    let mut reference: Vec<f32> = Vec::with_capacity(n);
-    let need_ref = cfg.beta != 0.0;
-    for (i, s) in seqs.iter().enumerate() {
-        let len = packed.lens[i];
-        let check = |v: &Option<Vec<f32>>, what: &str| -> Result<()> {
-            match v {
-                Some(v) if v.len() != len => {
-                    candle_core::bail!(
-                        "sequence {i}: {} {what} for {len} completion tokens",
-                        v.len()
-                    )
-                }
-                _ => Ok(()),
+    let tokens = TokenInputs::new(seqs, &packed, cfg)?;
+    let mut run = Backprop {
+        policy,
+        cfg,
+        temperature,
+        tokens: &tokens,
+        grads,
+        stats: &mut stats,
+    };
+    match packed.groups() {
+        Some(groups) => {
+            let mut at = 0;
+            for group in groups {
+                at = run.group(group, at)?;
             }
+        }
+        None => {
+            let rows = packed.scoring_rows(&policy.decoder)?;
+            run.rows(rows, 0)?;
+        }
+    }
+    stats.tokens = packed.targets.len();
+    Ok(stats)
+}
+
+/// The per-token inputs of the loss, flattened in packing order.
+struct TokenInputs {
+    targets: Vec<u32>,
+    adv: Vec<f64>,
+    weight: Vec<f64>,
+    old: Vec<Option<f32>>,
+    reference: Vec<f32>,
+}
+
+impl TokenInputs {
+    fn new(seqs: &[UpdateSequence], packed: &PackedBatch, cfg: &LossConfig) -> Result<Self> {
+        let n = packed.targets.len();
+        let mut t = TokenInputs {
+            targets: packed.targets.clone(),
+            adv: Vec::with_capacity(n),
+            weight: Vec::with_capacity(n),
+            old: Vec::with_capacity(n),
+            reference: Vec::with_capacity(n),
         };
-        check(&s.old_logps, "old log-probs")?;
-        check(&s.ref_logps, "reference log-probs")?;
-        for k in 0..len {
-            adv.push(s.advantage);
-            weight.push(s.weight);
-            old.push(s.old_logps.as_ref().map(|v| v[k]));
-            if need_ref {
-                let r = s.ref_logps.as_ref().ok_or_else(|| {
-                    candle_core::Error::Msg(format!(
-                        "sequence {i}: beta > 0 needs reference log-probs"
-                    ))
-                })?;
-                reference.push(r[k]);
+        let need_ref = cfg.beta != 0.0;
+        for (i, s) in seqs.iter().enumerate() {
+            let len = packed.lens[i];
+            let check = |v: &Option<Vec<f32>>, what: &str| -> Result<()> {
+                match v {
+                    Some(v) if v.len() != len => {
+                        candle_core::bail!(
+                            "sequence {i}: {} {what} for {len} completion tokens",
+                            v.len()
+                        )
+                    }
+                    _ => Ok(()),
+                }
+            };
+            check(&s.old_logps, "old log-probs")?;
+            check(&s.ref_logps, "reference log-probs")?;
+            for k in 0..len {
+                t.adv.push(s.advantage);
+                t.weight.push(s.weight);
+                t.old.push(s.old_logps.as_ref().map(|v| v[k]));
+                if need_ref {
+                    let r = s.ref_logps.as_ref().ok_or_else(|| {
+                        candle_core::Error::Msg(format!(
+                            "sequence {i}: beta > 0 needs reference log-probs"
+                        ))
+                    })?;
+                    t.reference.push(r[k]);
+                }
             }
+        }
+        Ok(t)
+    }
+}
+
+/// One forward batch's backward: where the gradients and metrics go.
+struct Backprop<'a> {
+    policy: &'a Policy,
+    cfg: &'a LossConfig,
+    temperature: f64,
+    tokens: &'a TokenInputs,
+    grads: &'a mut GradAccumulator,
+    stats: &'a mut UpdateStats,
+}
+
+impl Backprop<'_> {
+    /// One prompt group, its tokens starting at `at`; returns where the next group's start.
+    ///
+    /// The graph is cut after the prompt: each completion runs on its own, attending to leaf
+    /// copies of the prompt's keys/values and reading a leaf copy of its last hidden row, and is
+    /// back-propagated before the next one runs. The leaves' gradients are summed and sent
+    /// through the prompt's forward once at the end (`Σ state · ∂L/∂state`), which gives the
+    /// same gradient as one backward over the whole group.
+    fn group(&mut self, group: &SharedPrompt, mut at: usize) -> Result<usize> {
+        let decoder = &self.policy.decoder;
+        let prompt = group.prompt_forward(decoder)?;
+        let leaf = |t: &Tensor| Var::from_tensor(&t.detach());
+        let kv_leaves = prompt
+            .kv
+            .iter()
+            .map(|(k, v)| Ok((leaf(k)?, leaf(v)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let last_leaf = leaf(&prompt.last)?;
+        let cut = PromptStates {
+            kv: kv_leaves
+                .iter()
+                .map(|(k, v)| (k.as_tensor().clone(), v.as_tensor().clone()))
+                .collect(),
+            last: last_leaf.as_tensor().clone(),
+        };
+        // The prompt's states, each with the sum of its leaf's gradients.
+        let mut states: Vec<(Tensor, Var, Option<Tensor>)> = prompt
+            .kv
+            .into_iter()
+            .zip(kv_leaves)
+            .flat_map(|((k, v), (kl, vl))| [(k, kl, None), (v, vl, None)])
+            .collect();
+        states.push((prompt.last, last_leaf, None));
+        for i in 0..group.len() {
+            let n = group.scored(i);
+            if n == 0 {
+                continue;
+            }
+            let rows = group.completion_rows(decoder, i..i + 1, &cut)?;
+            let g = self.rows(rows, at)?;
+            for (_, leaf, sum) in states.iter_mut() {
+                if let Some(d) = g.get(leaf.as_tensor()) {
+                    *sum = Some(match sum.take() {
+                        Some(s) => (s + d)?,
+                        None => d.clone(),
+                    });
+                }
+            }
+            at += n;
+        }
+        drop(cut);
+        let mut surrogate: Option<Tensor> = None;
+        for (state, _, sum) in states {
+            if let Some(d) = sum {
+                let term = (state * d)?.sum_all()?;
+                surrogate = Some(match surrogate {
+                    Some(s) => (s + term)?,
+                    None => term,
+                });
+            }
+        }
+        if let Some(surrogate) = surrogate {
+            self.backward(surrogate)?;
+        }
+        Ok(at)
+    }
+
+    /// The loss of the scoring rows `rows` (tokens `at ..` of the batch), back-propagated into
+    /// the gradient sums; returns the gradients of the other leaves the rows depend on.
+    ///
+    /// The rows are cut from the graph into a leaf; each chunk's logits → log-probs → loss is
+    /// back-propagated on its own (gradients for the rows and the lm_head), then
+    /// `Σ rows · ∂L/∂rows` is back-propagated through the decoder.
+    fn rows(&mut self, rows: Tensor, at: usize) -> Result<GradStore> {
+        let (device, dtype) = (rows.device().clone(), rows.dtype());
+        let (cfg, t) = (self.cfg, self.tokens);
+        let n = rows.dim(0)?;
+        let leaf = Var::from_tensor(&rows.detach())?;
+        let lm_head = self.policy.decoder.lm_head();
+        let mut rows_grad: Option<Tensor> = None;
+        for start in (0..n).step_by(CHUNK_ROWS) {
+            let len = CHUNK_ROWS.min(n - start);
+            let range = at + start..at + start + len;
+            let r = leaf.as_tensor().narrow(0, start, len)?;
+            let (logp, entropy) = chunk_logprobs(
+                &r,
+                lm_head,
+                &t.targets[range.clone()],
+                self.temperature,
+                true,
+            )?;
+            let logp_host: Vec<f64> = logp.to_dtype(DType::F64)?.to_vec1()?;
+            let old_t = match t.old[range.start].is_some() {
+                true => {
+                    let v: Vec<f64> = t.old[range.clone()]
+                        .iter()
+                        .map(|o| o.unwrap_or(0.0) as f64)
+                        .collect();
+                    Tensor::new(v, &device)?.to_dtype(dtype)?
+                }
+                false => logp.detach(),
+            };
+            let adv_t = Tensor::new(&t.adv[range.clone()], &device)?.to_dtype(dtype)?;
+            let w_t = Tensor::new(&t.weight[range.clone()], &device)?.to_dtype(dtype)?;
+            let ref_t = if cfg.beta != 0.0 {
+                let v: Vec<f64> = t.reference[range.clone()]
+                    .iter()
+                    .map(|&x| x as f64)
+                    .collect();
+                Some(Tensor::new(v, &device)?.to_dtype(dtype)?)
+            } else {
+                None
+            };
+            let l = per_token_loss(&logp, &old_t, ref_t.as_ref(), &adv_t, cfg)?;
+            let loss = (l * &w_t)?.sum_all()?;
+            let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if !value.is_finite() {
+                candle_core::bail!("the loss is {value} (NaN/Inf); not training on it");
+            }
+            self.stats.loss += value;
+            let g = self.backward(loss)?;
+            if let Some(gr) = g.get(leaf.as_tensor()) {
+                rows_grad = Some(match rows_grad {
+                    Some(acc) => (acc + gr)?,
+                    None => gr.clone(),
+                });
+            }
+            // Metrics (no gradient).
+            let old_host: Vec<f64> = old_t.to_dtype(DType::F64)?.to_vec1()?;
+            for (j, &lp) in logp_host.iter().enumerate() {
+                let (lo, hi) = clipped((lp - old_host[j]).exp(), t.adv[range.start + j], cfg);
+                self.stats.clip_low += lo as usize;
+                self.stats.clip_high += hi as usize;
+            }
+            if let Some(r) = &ref_t {
+                let mut kl = k3_kl(&logp.detach(), r)?;
+                if cfg.kl_bias_correction {
+                    kl = (kl * (logp.detach() - &old_t)?.exp()?)?;
+                }
+                self.stats.kl_sum += kl.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
+            }
+            if let Some(e) = entropy {
+                self.stats.entropy_sum += e.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
+            }
+        }
+        match rows_grad {
+            Some(gr) => self.backward((rows * gr.detach())?.sum_all()?),
+            None => Ok(GradStore::default()),
         }
     }
 
-    let rows = packed.scoring_rows(&policy.decoder)?;
-    let leaf = Var::from_tensor(&rows.detach())?;
-    let lm_head = policy.decoder.lm_head();
-    let mut rows_grad: Option<Tensor> = None;
-    for start in (0..n).step_by(CHUNK_ROWS) {
-        let len = CHUNK_ROWS.min(n - start);
-        let range = start..start + len;
-        let r = leaf.as_tensor().narrow(0, start, len)?;
-        let (logp, entropy) = chunk_logprobs(
-            &r,
-            lm_head,
-            &packed.targets[range.clone()],
-            temperature,
-            true,
-        )?;
-        let logp_host: Vec<f64> = logp.to_dtype(DType::F64)?.to_vec1()?;
-        let old_t = match old[start].is_some() {
-            true => {
-                let v: Vec<f64> = old[range.clone()]
-                    .iter()
-                    .map(|o| o.unwrap_or(0.0) as f64)
-                    .collect();
-                Tensor::new(v, device)?.to_dtype(dtype)?
-            }
-            false => logp.detach(),
-        };
-        let adv_t = Tensor::new(&adv[range.clone()], device)?.to_dtype(dtype)?;
-        let w_t = Tensor::new(&weight[range.clone()], device)?.to_dtype(dtype)?;
-        let ref_t = if need_ref {
-            let v: Vec<f64> = reference[range.clone()].iter().map(|&x| x as f64).collect();
-            Some(Tensor::new(v, device)?.to_dtype(dtype)?)
-        } else {
-            None
-        };
-        let l = per_token_loss(&logp, &old_t, ref_t.as_ref(), &adv_t, cfg)?;
-        let loss = (l * &w_t)?.sum_all()?;
-        let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        if !value.is_finite() {
-            candle_core::bail!("the loss is {value} (NaN/Inf); not training on it");
-        }
-        stats.loss += value;
-        let g = loss.backward_into(&mut grads.sink(&policy.vars))?;
-        if let Some(gr) = g.get(leaf.as_tensor()) {
-            rows_grad = Some(match rows_grad {
-                Some(acc) => (acc + gr)?,
-                None => gr.clone(),
-            });
-        }
-        grads.add_store(&policy.vars, &g)?;
-        // Metrics (no gradient).
-        let old_host: Vec<f64> = old_t.to_dtype(DType::F64)?.to_vec1()?;
-        for (j, &lp) in logp_host.iter().enumerate() {
-            let (lo, hi) = clipped((lp - old_host[j]).exp(), adv[start + j], cfg);
-            stats.clip_low += lo as usize;
-            stats.clip_high += hi as usize;
-        }
-        if let Some(r) = &ref_t {
-            let mut kl = k3_kl(&logp.detach(), r)?;
-            if cfg.kl_bias_correction {
-                kl = (kl * (logp.detach() - &old_t)?.exp()?)?;
-            }
-            stats.kl_sum += kl.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
-        }
-        if let Some(e) = entropy {
-            stats.entropy_sum += e.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
-        }
+    /// Back-propagates `loss`: parameter gradients go straight into the sums; what backprop
+    /// kept for parameters (a gradient built by scatter, e.g. the embedding's) is added once the
+    /// graph is freed. Returns the store with the other leaves' gradients.
+    fn backward(&mut self, loss: Tensor) -> Result<GradStore> {
+        let g = loss.backward_into(&mut self.grads.sink(&self.policy.vars))?;
+        drop(loss);
+        self.grads.add_store(&self.policy.vars, &g)?;
+        Ok(g)
     }
-    stats.tokens = n;
-    if let Some(gr) = rows_grad {
-        let surrogate = (rows * gr.detach())?.sum_all()?;
-        // Parameter gradients go straight into the sums; what backprop kept (a gradient built by
-        // scatter, e.g. the embedding's) is added once the activations are freed.
-        let g = surrogate.backward_into(&mut grads.sink(&policy.vars))?;
-        drop(surrogate);
-        grads.add_store(&policy.vars, &g)?;
-    }
-    Ok(stats)
 }

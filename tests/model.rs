@@ -1,5 +1,6 @@
 //! The decoder against HF transformers' logits (fixtures from scripts/make_fixtures.py), the KV
-//! cache against a full forward, and gradient flow to every parameter.
+//! cache against a full forward, gradient flow to every parameter, and the packed (quantized at
+//! rest) reference against the dense decoder.
 
 mod common;
 
@@ -8,7 +9,8 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor, Var};
 use common::*;
 use intuitor::model::decoder::positions_from_mask;
-use intuitor::model::{Decoder, KvCache};
+use intuitor::model::gguf::GgufFile;
+use intuitor::model::{Decoder, KvCache, LoadedModel, ModelSource};
 
 fn mask_rows(mask: &Tensor) -> Vec<Vec<u32>> {
     mask.to_dtype(DType::U32).unwrap().to_vec2().unwrap()
@@ -210,4 +212,35 @@ fn smollm2_greedy_completions_equal_transformers_token_for_token() {
         let expected: Vec<u32> = serde_json::from_value(case["completion_ids"].clone()).unwrap();
         assert_eq!(out[0].ids, expected, "greedy completion for {prompt:?}");
     }
+}
+
+#[test]
+fn a_packed_reference_gives_the_dense_logits_bit_for_bit() {
+    let dense = load_default();
+    let mut packed = load_default();
+    let ModelSource::Gguf(path) = &packed.source else {
+        panic!("the default model is a GGUF file");
+    };
+    let file = GgufFile::open(path).unwrap();
+    let cfg = packed.decoder.config().clone();
+    let weights = file.packed_linears(&cfg, DType::F32, &Device::Cpu).unwrap();
+    let before = packed.decoder.parameters().len();
+    let n = packed.decoder.pack(weights).unwrap();
+    assert_eq!(n, 7 * cfg.num_hidden_layers, "every layer linear is packed");
+    assert_eq!(packed.decoder.parameters().len(), before - n);
+    let ids = Tensor::new(
+        &[[1u32, 504, 3458, 314, 1488, 28, 253, 17, 30]],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let pos = Tensor::arange(0u32, 9, &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let logits = |m: &LoadedModel| -> Vec<u32> {
+        let z = m.decoder.forward(&ids, &pos, None, None).unwrap();
+        let z: Vec<f32> = z.flatten_all().unwrap().to_vec1().unwrap();
+        z.iter().map(|x| x.to_bits()).collect()
+    };
+    assert!(logits(&dense) == logits(&packed), "packed logits differ");
 }

@@ -16,6 +16,7 @@ use super::attention::CachedAttention;
 use super::config::ModelConfig;
 use super::fused::{self, RopeTables};
 use super::kv_cache::{KvCache, KvContext, LayerCache};
+use super::packed::PackedWeight;
 
 /// Additive attention bias for masked keys. Finite (not -inf) so that a query row whose keys are
 /// all masked (a left-padding position) gives a harmless uniform row instead of NaN.
@@ -25,18 +26,33 @@ const MASKED: f64 = -1e30;
 const DECODE_ROWS: usize = 4;
 
 struct Linear {
-    weight: Tensor,
+    weight: Weight,
     bias: Option<Tensor>,
+}
+
+/// A linear layer's weight: a tensor, or quantized blocks dequantized per use
+/// ([`Decoder::pack`]).
+enum Weight {
+    Dense(Tensor),
+    Packed(PackedWeight),
 }
 
 impl Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let x = x.reshape((b * t, d))?;
+        let unpacked;
+        let weight = match &self.weight {
+            Weight::Dense(w) => w,
+            Weight::Packed(p) => {
+                unpacked = p.dense()?;
+                &unpacked
+            }
+        };
         let y = if fused::enabled(&x) {
-            fused::linear(&x, &self.weight)?
+            fused::linear(&x, weight)?
         } else {
-            x.matmul(&self.weight.t()?)?
+            x.matmul(&weight.t()?)?
         };
         let y = match &self.bias {
             Some(bias) => y.broadcast_add(bias)?,
@@ -148,7 +164,7 @@ impl Decoder {
             let p = format!("model.layers.{i}");
             let mut linear = |name: &str, out: usize, inp: usize, bias: bool| -> Result<Linear> {
                 Ok(Linear {
-                    weight: take(format!("{p}.{name}.weight"), &[out, inp])?,
+                    weight: Weight::Dense(take(format!("{p}.{name}.weight"), &[out, inp])?),
                     bias: if bias {
                         Some(take(format!("{p}.{name}.bias"), &[out])?)
                     } else {
@@ -220,6 +236,41 @@ impl Decoder {
 
     pub fn dtype(&self) -> DType {
         self.embed_tokens.dtype()
+    }
+
+    /// Keeps the layers' linear weights found in `packed` quantized, dequantizing each on use
+    /// (for a decoder that never trains, e.g. the frozen KL reference); they leave
+    /// [`Decoder::parameters`]. Returns how many were packed.
+    pub fn pack(&mut self, mut packed: HashMap<String, PackedWeight>) -> Result<usize> {
+        let mut count = 0;
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let linears = [
+                ("self_attn.q_proj", &mut layer.q_proj),
+                ("self_attn.k_proj", &mut layer.k_proj),
+                ("self_attn.v_proj", &mut layer.v_proj),
+                ("self_attn.o_proj", &mut layer.o_proj),
+                ("mlp.gate_proj", &mut layer.gate_proj),
+                ("mlp.up_proj", &mut layer.up_proj),
+                ("mlp.down_proj", &mut layer.down_proj),
+            ];
+            for (name, linear) in linears {
+                let key = format!("model.layers.{i}.{name}.weight");
+                let (Some(p), Weight::Dense(w)) = (packed.remove(&key), &linear.weight) else {
+                    continue;
+                };
+                if p.dims() != w.dims() {
+                    candle_core::bail!(
+                        "packed `{key}` has shape {:?}, the decoder's {:?}",
+                        p.dims(),
+                        w.dims()
+                    );
+                }
+                linear.weight = Weight::Packed(p);
+                self.params.retain(|(n, _)| *n != key);
+                count += 1;
+            }
+        }
+        Ok(count)
     }
 
     /// The trainable tensors with their HF names (a tied head appears once, as the embedding).

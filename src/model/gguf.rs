@@ -13,6 +13,7 @@ use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{DType, Device, Tensor};
 
 use super::config::{check_model_type, ModelConfig, RopeScaling};
+use super::packed::PackedWeight;
 use super::LoadError;
 
 /// An opened GGUF file: header, metadata and tensor index (tensor data is read on demand).
@@ -166,33 +167,61 @@ impl GgufFile {
         dtype: DType,
         device: &Device,
     ) -> Result<HashMap<String, Tensor>, LoadError> {
+        self.packed(cfg, dtype, device, |_| true)?
+            .into_iter()
+            .map(|(name, p)| {
+                let t = p
+                    .dense()
+                    .map_err(|e| LoadError::invalid(&self.path, format!("tensor `{name}`: {e}")))?;
+                Ok((name, t))
+            })
+            .collect()
+    }
+
+    /// The decoder layers' linear weights (`model.layers.*_proj.weight`) as stored, for a
+    /// decoder that keeps them packed ([`super::Decoder::pack`]).
+    pub fn packed_linears(
+        &self,
+        cfg: &ModelConfig,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<HashMap<String, PackedWeight>, LoadError> {
+        self.packed(cfg, dtype, device, |hf| {
+            hf.starts_with("model.layers.") && hf.ends_with("_proj.weight")
+        })
+    }
+
+    /// The tensors whose HF name passes `keep`, as stored in the file.
+    fn packed(
+        &self,
+        cfg: &ModelConfig,
+        dtype: DType,
+        device: &Device,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<HashMap<String, PackedWeight>, LoadError> {
         let mut f = File::open(&self.path).map_err(|e| LoadError::io(&self.path, e))?;
         let permuted = cfg.model_type == "llama";
         let mut out = HashMap::new();
         for name in self.content.tensor_infos.keys() {
-            let Some(hf) = hf_name(name) else { continue };
-            let bad = |e: candle_core::Error| {
-                LoadError::invalid(&self.path, format!("tensor `{name}`: {e}"))
+            let Some(hf) = hf_name(name).filter(|hf| keep(hf)) else {
+                continue;
             };
-            // Dequantize on the CPU (every ggml type is supported there), then move.
             let q = self
                 .content
                 .tensor(&mut f, name, &Device::Cpu)
-                .map_err(bad)?;
-            let mut t = q.dequantize(&Device::Cpu).map_err(bad)?;
-            if permuted && (name.ends_with("attn_q.weight") || name.ends_with("attn_k.weight")) {
-                let heads = if name.ends_with("attn_q.weight") {
-                    cfg.num_attention_heads
-                } else {
-                    cfg.num_key_value_heads
-                };
-                t = unpermute_qk(&t, heads).map_err(bad)?;
-            }
-            let t = t
-                .to_dtype(dtype)
-                .and_then(|t| t.to_device(device))
-                .map_err(bad)?;
-            out.insert(hf, t);
+                .map_err(|e| LoadError::invalid(&self.path, format!("tensor `{name}`: {e}")))?;
+            let unpermute_heads = match name {
+                n if permuted && n.ends_with("attn_q.weight") => Some(cfg.num_attention_heads),
+                n if permuted && n.ends_with("attn_k.weight") => Some(cfg.num_key_value_heads),
+                _ => None,
+            };
+            let p = PackedWeight {
+                q,
+                unpermute_heads,
+                dtype,
+                device: device.clone(),
+            };
+            out.insert(hf, p);
         }
         Ok(out)
     }

@@ -8,6 +8,7 @@ pub mod decoder;
 pub mod fused;
 pub mod gguf;
 pub mod kv_cache;
+pub mod packed;
 pub mod weights;
 
 use std::path::{Path, PathBuf};

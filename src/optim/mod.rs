@@ -4,12 +4,17 @@
 //! candle's `AdamW` defaults to weight_decay 0.01 and has no clipping or accumulation; HF's
 //! Trainer default (and the reference run, spec §4.4) is weight_decay 0, clip 1.0.
 
+mod adamw;
 pub mod schedule;
+
+pub use adamw::{AdamW, AdamWConfig};
 
 use std::collections::{HashMap, HashSet};
 
 use candle_core::backprop::GradSink;
-use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Result, Tensor, TensorId, Var};
+use candle_core::{
+    CpuStorage, DType, InplaceOp1, InplaceOp2, Layout, Result, Storage, Tensor, TensorId, Var,
+};
 use rayon::prelude::*;
 
 /// Sums gradients per parameter across backward passes (micro-batches, chunks). Kept in
@@ -76,11 +81,14 @@ impl GradAccumulator {
     pub fn global_norm(&self) -> Result<f64> {
         let mut sq = 0f64;
         for g in &self.grads {
-            sq += g
-                .to_dtype(DType::F64)?
-                .sqr()?
-                .sum_all()?
-                .to_scalar::<f64>()?;
+            sq += match sum_of_squares_f32(g) {
+                Some(x) => x,
+                None => g
+                    .to_dtype(DType::F64)?
+                    .sqr()?
+                    .sum_all()?
+                    .to_scalar::<f64>()?,
+            };
         }
         Ok(sq.sqrt())
     }
@@ -93,7 +101,11 @@ impl GradAccumulator {
             let coef = max_norm / (norm + 1e-6);
             if coef < 1.0 {
                 for g in self.grads.iter_mut() {
-                    *g = (&*g * coef)?;
+                    if crate::model::fused::enabled(g) {
+                        g.inplace_op1(&Scale(coef as f32))?;
+                    } else {
+                        *g = (&*g * coef)?;
+                    }
                 }
             }
         }
@@ -119,6 +131,45 @@ impl GradSink for ParamSink<'_> {
         }
         self.sums.add(var, grad)?;
         Ok(true)
+    }
+}
+
+/// Σ x² in f64 of a contiguous f32 CPU tensor (each sum is one, see [`GradAccumulator::add`])
+/// without an f64 copy of it: fixed chunks summed in order, so the result does not depend on
+/// the number of threads.
+fn sum_of_squares_f32(t: &Tensor) -> Option<f64> {
+    let (storage, layout) = t.storage_and_layout();
+    match (&*storage, layout.contiguous_offsets()) {
+        (Storage::Cpu(CpuStorage::F32(d)), Some((a, b))) => Some(
+            d[a..b]
+                .par_chunks(1 << 16)
+                .map(|c| c.iter().map(|&x| x as f64 * x as f64).sum::<f64>())
+                .collect::<Vec<_>>()
+                .iter()
+                .sum(),
+        ),
+        _ => None,
+    }
+}
+
+/// `x ← x · c` in place (what `tensor * c` computes, without a second buffer).
+struct Scale(f32);
+
+impl InplaceOp1 for Scale {
+    fn name(&self) -> &'static str {
+        "scale"
+    }
+
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> Result<()> {
+        match (s, l.contiguous_offsets()) {
+            (CpuStorage::F32(d), Some((a, b))) => {
+                d[a..b]
+                    .par_chunks_mut(1 << 16)
+                    .for_each(|c| c.iter_mut().for_each(|x| *x = *x * self.0 + 0.0));
+                Ok(())
+            }
+            _ => candle_core::bail!("scale: expected a contiguous f32 tensor"),
+        }
     }
 }
 
@@ -153,78 +204,6 @@ impl InplaceOp2 for AddAssign {
             .par_chunks_mut(1 << 16)
             .zip(src.par_chunks(1 << 16))
             .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, s)| *d += s));
-        Ok(())
-    }
-}
-
-/// AdamW hyperparameters (`torch.optim.AdamW` names).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct AdamWConfig {
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    pub weight_decay: f64,
-}
-
-impl Default for AdamWConfig {
-    /// HF Trainer defaults: β (0.9, 0.999), ε 1e-8, weight decay 0.
-    fn default() -> Self {
-        Self {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        }
-    }
-}
-
-/// AdamW state: first and second moments per parameter and the step count.
-pub struct AdamW {
-    pub cfg: AdamWConfig,
-    pub params: Vec<Var>,
-    pub m: Vec<Tensor>,
-    pub v: Vec<Tensor>,
-    pub step: usize,
-}
-
-impl AdamW {
-    pub fn new(params: Vec<Var>, cfg: AdamWConfig) -> Result<Self> {
-        let m = params
-            .iter()
-            .map(|p| p.as_tensor().zeros_like())
-            .collect::<Result<Vec<_>>>()?;
-        let v = m.clone();
-        Ok(Self {
-            cfg,
-            params,
-            m,
-            v,
-            step: 0,
-        })
-    }
-
-    /// One update at learning rate `lr` with the accumulated gradients (parameters without a
-    /// gradient are left alone, as PyTorch does for `grad is None`).
-    pub fn step(&mut self, grads: &GradAccumulator, lr: f64) -> Result<()> {
-        self.step += 1;
-        let c = self.cfg;
-        let bc1 = 1.0 - c.beta1.powi(self.step as i32);
-        let bc2 = 1.0 - c.beta2.powi(self.step as i32);
-        for (i, p) in self.params.iter().enumerate() {
-            let Some(g) = grads.get(p.as_tensor()) else {
-                continue;
-            };
-            let g = g.to_dtype(p.dtype())?;
-            let mut theta = p.as_tensor().detach();
-            if c.weight_decay != 0.0 {
-                theta = (theta * (1.0 - lr * c.weight_decay))?;
-            }
-            self.m[i] = ((&self.m[i] * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
-            self.v[i] = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
-            let denom = ((self.v[i].sqrt()? / bc2.sqrt())? + c.eps)?;
-            let update = ((&self.m[i] / denom)? * (lr / bc1))?;
-            p.set(&(theta - update)?)?;
-        }
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use candle_core::DType;
+use candle_core::{DType, Device};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{PromptOverflow, TrainConfig};
@@ -20,6 +20,7 @@ use crate::data::demo::{self, Split};
 use crate::data::{self, Fields, Problem};
 use crate::eval::check::check;
 use crate::loss::LossConfig;
+use crate::model::gguf::GgufFile;
 use crate::model::{LoadedModel, ModelSource};
 use crate::optim::schedule::warmup_steps;
 use crate::optim::{AdamW, AdamWConfig};
@@ -50,11 +51,25 @@ pub struct Trainer {
     pub num_tokens: usize,
 }
 
+/// On the CPU, the frozen initial weights (KL reference, offline scorer) keep a GGUF model's
+/// layers in their quantized blocks, dequantized per use with the same values
+/// ([`crate::model::packed`]): about 360 MB less for SmolLM2-135M. The policy trains its own f32
+/// copy, made before.
+fn pack_reference(base: &mut LoadedModel, device: &Device) -> anyhow::Result<()> {
+    if let (ModelSource::Gguf(path), true) = (&base.source, device.is_cpu()) {
+        let file = GgufFile::open(path)?;
+        let cfg = base.decoder.config().clone();
+        let packed = file.packed_linears(&cfg, base.decoder.dtype(), device)?;
+        base.decoder.pack(packed)?;
+    }
+    Ok(())
+}
+
 impl Trainer {
     /// Sets up a run (or resumes the latest checkpoint of `resume`).
     pub fn new(cfg: TrainConfig, resume: Option<&Path>) -> anyhow::Result<Self> {
         let device = crate::runtime::device(&cfg.device)?;
-        let base = LoadedModel::load(&ModelSource::resolve(&cfg.model)?, DType::F32, &device)?;
+        let mut base = LoadedModel::load(&ModelSource::resolve(&cfg.model)?, DType::F32, &device)?;
         let (problems, prompts, dropped) = load_prompts(&cfg, &base)?;
         if dropped > 0 {
             eprintln!(
@@ -91,6 +106,7 @@ impl Trainer {
             )?,
             None => Policy::from_decoder(&base.decoder)?,
         };
+        pack_reference(&mut base, &device)?;
         let adam = AdamWConfig {
             beta1: cfg.adam_beta1,
             beta2: cfg.adam_beta2,
