@@ -178,7 +178,9 @@ impl Backprop<'_> {
     /// copies of the prompt's keys/values and reading a leaf copy of its last hidden row, and is
     /// back-propagated before the next one runs. The leaves' gradients are summed and sent
     /// through the prompt's forward once at the end (`Σ state · ∂L/∂state`), which gives the
-    /// same gradient as one backward over the whole group.
+    /// same gradient as one backward over the whole group. That forward is run again at the
+    /// end rather than kept (the same kernels give the same values), so the prompt's and a
+    /// completion's activations are never alive together.
     fn group(&mut self, group: &SharedPrompt, mut at: usize) -> Result<usize> {
         let decoder = &self.policy.decoder;
         let prompt = group.prompt_forward(decoder)?;
@@ -196,14 +198,13 @@ impl Backprop<'_> {
                 .collect(),
             last: last_leaf.as_tensor().clone(),
         };
-        // The prompt's states, each with the sum of its leaf's gradients.
-        let mut states: Vec<(Tensor, Var, Option<Tensor>)> = prompt
-            .kv
+        drop(prompt);
+        // Each leaf with the sum of its gradients.
+        let mut leaves: Vec<(Var, Option<Tensor>)> = kv_leaves
             .into_iter()
-            .zip(kv_leaves)
-            .flat_map(|((k, v), (kl, vl))| [(k, kl, None), (v, vl, None)])
+            .flat_map(|(k, v)| [(k, None), (v, None)])
             .collect();
-        states.push((prompt.last, last_leaf, None));
+        leaves.push((last_leaf, None));
         for i in 0..group.len() {
             let n = group.scored(i);
             if n == 0 {
@@ -211,7 +212,7 @@ impl Backprop<'_> {
             }
             let rows = group.completion_rows(decoder, i..i + 1, &cut)?;
             let g = self.rows(rows, at)?;
-            for (_, leaf, sum) in states.iter_mut() {
+            for (leaf, sum) in leaves.iter_mut() {
                 if let Some(d) = g.get(leaf.as_tensor()) {
                     *sum = Some(match sum.take() {
                         Some(s) => (s + d)?,
@@ -222,8 +223,14 @@ impl Backprop<'_> {
             at += n;
         }
         drop(cut);
+        let prompt = group.prompt_forward(decoder)?;
+        let states = prompt
+            .kv
+            .into_iter()
+            .flat_map(|(k, v)| [k, v])
+            .chain([prompt.last]);
         let mut surrogate: Option<Tensor> = None;
-        for (state, _, sum) in states {
+        for (state, (_, sum)) in states.zip(leaves) {
             if let Some(d) = sum {
                 let term = (state * d)?.sum_all()?;
                 surrogate = Some(match surrogate {

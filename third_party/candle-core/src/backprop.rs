@@ -447,10 +447,12 @@ impl Tensor {
                         grads.accumulate(src, &src_grad)?;
                     }
                     Op::IndexSelect(arg, indexes, dim) => {
-                        let sum_grad = grads.or_insert(arg)?;
                         // index_select accepts strided ids but index_add requires contiguous ones.
                         let indexes = indexes.contiguous()?;
-                        *sum_grad = sum_grad.index_add(&indexes, &grad, *dim)?;
+                        if !grads.take_index_add(arg, &indexes, &grad, *dim)? {
+                            let sum_grad = grads.or_insert(arg)?;
+                            *sum_grad = sum_grad.index_add(&indexes, &grad, *dim)?;
+                        }
                     }
                     Op::Matmul(lhs, rhs) => {
                         // Skipping checks, the op went ok, we can skip
@@ -709,6 +711,19 @@ pub trait GradSink {
     /// Offers one contribution to the gradient of the variable `var`; returns `false` to have
     /// it stored as usual.
     fn take(&mut self, var: &Tensor, grad: &Tensor) -> Result<bool>;
+
+    /// Offers the contribution of an `index_select` of `var` (an embedding lookup): `grad`'s
+    /// slices along `dim` add to `var`'s at `indexes`. Without it (`false`), backprop builds a
+    /// zero tensor of `var`'s size and stores the `index_add` into it.
+    fn take_index_add(
+        &mut self,
+        _var: &Tensor,
+        _indexes: &Tensor,
+        _grad: &Tensor,
+        _dim: usize,
+    ) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// The store backprop fills, with the optional sink for variables' contributions.
@@ -734,6 +749,21 @@ impl SinkedStore<'_> {
 
     fn or_insert(&mut self, tensor: &Tensor) -> Result<&mut Tensor> {
         self.store.or_insert(tensor)
+    }
+
+    fn take_index_add(
+        &mut self,
+        tensor: &Tensor,
+        indexes: &Tensor,
+        grad: &Tensor,
+        dim: usize,
+    ) -> Result<bool> {
+        match self.sink.as_mut() {
+            Some(sink) if tensor.is_variable() && self.tracked.contains(&tensor.id()) => {
+                sink.take_index_add(tensor, indexes, grad, dim)
+            }
+            _ => Ok(false),
+        }
     }
 
     fn accumulate(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
