@@ -269,12 +269,7 @@ pub fn chunk_logprobs(
 ) -> Result<(Tensor, Option<Tensor>)> {
     if fused::enabled(rows) {
         let logits = fused::linear(rows, lm_head)?;
-        let both = fused::target_logprob_entropy(&logits, targets, 1.0 / temperature)?;
-        let entropy = both.narrow(1, 1, 1)?.squeeze(1)?.detach();
-        return Ok((
-            both.narrow(1, 0, 1)?.squeeze(1)?,
-            with_entropy.then_some(entropy),
-        ));
+        return logits_logprobs(&logits, targets, temperature, with_entropy);
     }
     let logits = rows.matmul(&lm_head.t()?)?;
     let logp_all = candle_nn::ops::log_softmax(&(logits / temperature)?, D::Minus1)?;
@@ -288,6 +283,22 @@ pub fn chunk_logprobs(
         false => None,
     };
     Ok((logp, entropy))
+}
+
+/// The fused half of [`chunk_logprobs`] (CPU f32): log-prob of each target under
+/// `log_softmax(logits / T)` (differentiable in `logits`) and, when asked, each row's entropy.
+pub fn logits_logprobs(
+    logits: &Tensor,
+    targets: &[u32],
+    temperature: f64,
+    with_entropy: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let both = fused::target_logprob_entropy(logits, targets, 1.0 / temperature)?;
+    let entropy = both.narrow(1, 1, 1)?.squeeze(1)?.detach();
+    Ok((
+        both.narrow(1, 0, 1)?.squeeze(1)?,
+        with_entropy.then_some(entropy),
+    ))
 }
 
 /// Per-token log-probs (under logits / T) of every sequence's completion, without gradient:

@@ -13,9 +13,10 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, Var};
 
 use crate::logprob::{
-    chunk_logprobs, PackedBatch, PromptStates, Sequence, SharedPrompt, CHUNK_ROWS,
+    chunk_logprobs, logits_logprobs, PackedBatch, PromptStates, Sequence, SharedPrompt, CHUNK_ROWS,
 };
 use crate::loss::{clipped, k3_kl, per_token_loss, LossConfig};
+use crate::model::fused;
 use crate::optim::GradAccumulator;
 use crate::policy::Policy;
 
@@ -257,18 +258,26 @@ impl Backprop<'_> {
         let n = rows.dim(0)?;
         let leaf = Var::from_tensor(&rows.detach())?;
         let lm_head = self.policy.decoder.lm_head();
-        let mut rows_grad: Option<Tensor> = None;
+        let mut rows_grad = Vec::new();
         for start in (0..n).step_by(CHUNK_ROWS) {
             let len = CHUNK_ROWS.min(n - start);
             let range = at + start..at + start + len;
             let r = leaf.as_tensor().narrow(0, start, len)?;
-            let (logp, entropy) = chunk_logprobs(
-                &r,
-                lm_head,
-                &t.targets[range.clone()],
-                self.temperature,
-                true,
-            )?;
+            let targets = &t.targets[range.clone()];
+            // On the CPU the lm_head's backward is done here: the logits are a leaf, whose
+            // gradient gives the rows' (dz · W) and the lm_head's, added into its sum by its own
+            // gemm (no [vocab, hidden] temporary per chunk).
+            let logits = match fused::enabled(&r) {
+                true => Some(Var::from_tensor(&fused::linear(
+                    &r.detach(),
+                    &lm_head.detach(),
+                )?)?),
+                false => None,
+            };
+            let (logp, entropy) = match &logits {
+                Some(z) => logits_logprobs(z.as_tensor(), targets, self.temperature, true)?,
+                None => chunk_logprobs(&r, lm_head, targets, self.temperature, true)?,
+            };
             let logp_host: Vec<f64> = logp.to_dtype(DType::F64)?.to_vec1()?;
             let old_t = match t.old[range.start].is_some() {
                 true => {
@@ -299,12 +308,24 @@ impl Backprop<'_> {
             }
             self.stats.loss += value;
             let g = self.backward(loss)?;
-            if let Some(gr) = g.get(leaf.as_tensor()) {
-                rows_grad = Some(match rows_grad {
-                    Some(acc) => (acc + gr)?,
-                    None => gr.clone(),
-                });
-            }
+            let part = match &logits {
+                Some(z) => match g.get(z.as_tensor()) {
+                    Some(dz) => {
+                        let sum = self.grads.sum_for(lm_head)?;
+                        fused::add_weight_grad(sum, dz, &r.detach())?;
+                        Some(dz.matmul(&lm_head.detach())?)
+                    }
+                    None => None,
+                },
+                None => match g.get(leaf.as_tensor()) {
+                    Some(gr) => Some(gr.narrow(0, start, len)?),
+                    None => None,
+                },
+            };
+            rows_grad.push(match part {
+                Some(p) => p,
+                None => r.detach().zeros_like()?,
+            });
             // Metrics (no gradient).
             let old_host: Vec<f64> = old_t.to_dtype(DType::F64)?.to_vec1()?;
             for (j, &lp) in logp_host.iter().enumerate() {
@@ -323,10 +344,9 @@ impl Backprop<'_> {
                 self.stats.entropy_sum += e.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
             }
         }
-        match rows_grad {
-            Some(gr) => self.backward((rows * gr.detach())?.sum_all()?),
-            None => Ok(GradStore::default()),
-        }
+        // Detached: backprop's gradients can carry a graph (dz · W is built from the tracked W).
+        let gr = Tensor::cat(&rows_grad, 0)?.detach();
+        self.backward((rows * gr)?.sum_all()?)
     }
 
     /// Back-propagates `loss`: parameter gradients go straight into the sums; what backprop

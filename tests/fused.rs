@@ -160,3 +160,17 @@ fn linear_matches_the_composite() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn add_weight_grad_adds_the_weight_gradient_into_the_sum() -> Result<()> {
+    let (rows, out, inp) = (37, 21, 13);
+    let dy = rand(&[rows, out], 11).as_tensor().clone();
+    let x = rand(&[rows, inp], 12).as_tensor().clone();
+    let before = rand(&[out, inp], 13).as_tensor().copy()?;
+    let sum = before.copy()?;
+    fused::add_weight_grad(&sum, &dy, &x)?;
+    let want = (before + dy.t()?.matmul(&x)?)?;
+    let diff = max_diff(&sum, &want);
+    assert!(diff < 1e-5, "Δ {diff}");
+    Ok(())
+}

@@ -74,6 +74,14 @@ impl GradAccumulator {
         }
     }
 
+    /// The running sum of `param` (zeros if it has none yet), to add into in place.
+    pub fn sum_for(&mut self, param: &Tensor) -> Result<&Tensor> {
+        if !self.index.contains_key(&param.id()) {
+            self.add(param, &param.zeros_like()?)?;
+        }
+        Ok(&self.grads[self.index[&param.id()]])
+    }
+
     pub fn get(&self, param: &Tensor) -> Option<&Tensor> {
         self.index.get(&param.id()).map(|&i| &self.grads[i])
     }
@@ -147,10 +155,7 @@ impl GradSink for ParamSink<'_> {
             return Ok(false);
         }
         if dim == 0 && crate::model::fused::enabled(grad) {
-            if !self.sums.index.contains_key(&var.id()) {
-                self.sums.add(var, &var.zeros_like()?)?;
-            }
-            let sum = self.sums.get(var).expect("inserted above");
+            let sum = self.sums.sum_for(var)?;
             sum.inplace_op3(indexes, &grad.contiguous()?, &AddRows)?;
         } else {
             let g = var.zeros_like()?.index_add(indexes, grad, dim)?;

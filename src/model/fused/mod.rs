@@ -22,7 +22,7 @@ mod rope;
 pub use attention::attention_softmax;
 pub(crate) use attention::softmax_in_place;
 pub use head::target_logprob_entropy;
-pub use linear::linear;
+pub use linear::{add_weight_grad, linear};
 pub use mlp::swiglu;
 pub use norm::rms_norm;
 pub use rope::{rope_heads, RopeTables};
