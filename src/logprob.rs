@@ -64,6 +64,30 @@ pub struct PromptStates {
     pub last: Tensor,
 }
 
+impl PromptStates {
+    /// Every state in one list: each layer's keys, then its values, then the last hidden row.
+    pub fn into_states(self) -> Vec<Tensor> {
+        self.kv
+            .into_iter()
+            .flat_map(|(k, v)| [k, v])
+            .chain([self.last])
+            .collect()
+    }
+
+    /// The inverse of [`PromptStates::into_states`].
+    pub fn from_states(mut states: Vec<Tensor>) -> Result<Self> {
+        let last = match (states.pop(), states.len() % 2) {
+            (Some(last), 0) => last,
+            _ => candle_core::bail!("prompt states: expected key/value pairs and a last row"),
+        };
+        let kv = states
+            .chunks_exact(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect();
+        Ok(Self { kv, last })
+    }
+}
+
 impl PackedBatch {
     pub fn new(seqs: &[Sequence], device: &candle_core::Device) -> Result<Self> {
         if let Some(i) = seqs.iter().position(|s| s.prompt_ids.is_empty()) {

@@ -63,7 +63,7 @@ impl UpdateStats {
 /// micro-batch structure); gradients are added to `grads`.
 ///
 /// A batch that shares prompts runs group by group with the graph cut after the prompt
-/// ([`backprop_group`]), so the activations alive at once are one prompt's and one
+/// ([`Backprop::group`]), so the activations alive at once are one prompt's or one
 /// completion's, not the whole batch's.
 pub fn accumulate_micro_batch(
     policy: &Policy,
@@ -173,7 +173,7 @@ struct Backprop<'a> {
 }
 
 impl Backprop<'_> {
-    /// One prompt group, its tokens starting at `at`; returns where the next group's start.
+    /// One prompt group, its tokens starting at `at`; returns where the next group starts.
     ///
     /// The graph is cut after the prompt: each completion runs on its own, attending to leaf
     /// copies of the prompt's keys/values and reading a leaf copy of its last hidden row, and is
@@ -184,28 +184,16 @@ impl Backprop<'_> {
     /// completion's activations are never alive together.
     fn group(&mut self, group: &SharedPrompt, mut at: usize) -> Result<usize> {
         let decoder = &self.policy.decoder;
-        let prompt = group.prompt_forward(decoder)?;
-        let leaf = |t: &Tensor| Var::from_tensor(&t.detach());
-        let kv_leaves = prompt
-            .kv
+        // Leaf copies share only the states' storage: the prompt's graph is freed here.
+        let leaves = group
+            .prompt_forward(decoder)?
+            .into_states()
             .iter()
-            .map(|(k, v)| Ok((leaf(k)?, leaf(v)?)))
+            .map(|t| Var::from_tensor(&t.detach()))
             .collect::<Result<Vec<_>>>()?;
-        let last_leaf = leaf(&prompt.last)?;
-        let cut = PromptStates {
-            kv: kv_leaves
-                .iter()
-                .map(|(k, v)| (k.as_tensor().clone(), v.as_tensor().clone()))
-                .collect(),
-            last: last_leaf.as_tensor().clone(),
-        };
-        drop(prompt);
-        // Each leaf with the sum of its gradients.
-        let mut leaves: Vec<(Var, Option<Tensor>)> = kv_leaves
-            .into_iter()
-            .flat_map(|(k, v)| [(k, None), (v, None)])
-            .collect();
-        leaves.push((last_leaf, None));
+        let cut =
+            PromptStates::from_states(leaves.iter().map(|v| v.as_tensor().clone()).collect())?;
+        let mut sums: Vec<Option<Tensor>> = vec![None; leaves.len()];
         for i in 0..group.len() {
             let n = group.scored(i);
             if n == 0 {
@@ -213,7 +201,7 @@ impl Backprop<'_> {
             }
             let rows = group.completion_rows(decoder, i..i + 1, &cut)?;
             let g = self.rows(rows, at)?;
-            for (leaf, sum) in leaves.iter_mut() {
+            for (leaf, sum) in leaves.iter().zip(sums.iter_mut()) {
                 if let Some(d) = g.get(leaf.as_tensor()) {
                     *sum = Some(match sum.take() {
                         Some(s) => (s + d)?,
@@ -224,14 +212,9 @@ impl Backprop<'_> {
             at += n;
         }
         drop(cut);
-        let prompt = group.prompt_forward(decoder)?;
-        let states = prompt
-            .kv
-            .into_iter()
-            .flat_map(|(k, v)| [k, v])
-            .chain([prompt.last]);
+        let states = group.prompt_forward(decoder)?.into_states();
         let mut surrogate: Option<Tensor> = None;
-        for (state, (_, sum)) in states.zip(leaves) {
+        for (state, sum) in states.into_iter().zip(sums) {
             if let Some(d) = sum {
                 let term = (state * d)?.sum_all()?;
                 surrogate = Some(match surrogate {

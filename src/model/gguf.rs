@@ -170,9 +170,7 @@ impl GgufFile {
         self.packed(cfg, dtype, device, |_| true)?
             .into_iter()
             .map(|(name, p)| {
-                let t = p
-                    .dense()
-                    .map_err(|e| LoadError::invalid(&self.path, format!("tensor `{name}`: {e}")))?;
+                let t = p.dense().map_err(|e| self.tensor_error(&name, e))?;
                 Ok((name, t))
             })
             .collect()
@@ -189,6 +187,10 @@ impl GgufFile {
         self.packed(cfg, dtype, device, |hf| {
             hf.starts_with("model.layers.") && hf.ends_with("_proj.weight")
         })
+    }
+
+    fn tensor_error(&self, name: &str, e: candle_core::Error) -> LoadError {
+        LoadError::invalid(&self.path, format!("tensor `{name}`: {e}"))
     }
 
     /// The tensors whose HF name passes `keep`, as stored in the file.
@@ -209,7 +211,7 @@ impl GgufFile {
             let q = self
                 .content
                 .tensor(&mut f, name, &Device::Cpu)
-                .map_err(|e| LoadError::invalid(&self.path, format!("tensor `{name}`: {e}")))?;
+                .map_err(|e| self.tensor_error(name, e))?;
             let unpermute_heads = match name {
                 n if permuted && n.ends_with("attn_q.weight") => Some(cfg.num_attention_heads),
                 n if permuted && n.ends_with("attn_k.weight") => Some(cfg.num_key_value_heads),

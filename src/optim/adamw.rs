@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, Va
 use rayon::prelude::*;
 
 use super::GradAccumulator;
-use crate::model::fused;
+use crate::model::fused::{self, slice, slice_mut};
 
 /// AdamW hyperparameters (`torch.optim.AdamW` names).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -145,8 +145,16 @@ impl InplaceOp2 for Moment {
         g: &CpuStorage,
         gl: &Layout,
     ) -> Result<()> {
-        let g = fused_slice(self.name(), g, gl)?;
-        let dst = fused_slice_mut(self.name(), dst, dl, g.len())?;
+        let g = slice(self.name(), g, gl)?;
+        let dst = slice_mut(self.name(), dst, dl)?;
+        if dst.len() != g.len() {
+            candle_core::bail!(
+                "{}: {} moments for {} gradients",
+                self.name(),
+                dst.len(),
+                g.len()
+            );
+        }
         let zip = dst.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK));
         match *self {
             Moment::First(k) => {
@@ -183,17 +191,15 @@ impl InplaceOp3 for Apply {
         v: &CpuStorage,
         vl: &Layout,
     ) -> Result<()> {
-        let (m, v) = (
-            fused_slice(self.name(), m, ml)?,
-            fused_slice(self.name(), v, vl)?,
-        );
-        let theta = fused_slice_mut(self.name(), theta, tl, m.len())?;
-        if v.len() != m.len() {
+        let (m, v) = (slice(self.name(), m, ml)?, slice(self.name(), v, vl)?);
+        let theta = slice_mut(self.name(), theta, tl)?;
+        if m.len() != theta.len() || v.len() != theta.len() {
             candle_core::bail!(
-                "{}: {} moments for {} parameters",
+                "{}: {} and {} moments for {} parameters",
                 self.name(),
+                m.len(),
                 v.len(),
-                m.len()
+                theta.len()
             );
         }
         let k = self.0;
@@ -214,25 +220,6 @@ impl InplaceOp3 for Apply {
 
 /// Elements per rayon task.
 const CHUNK: usize = 1 << 16;
-
-fn fused_slice<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(d), Some((a, b))) => Ok(&d[a..b]),
-        _ => candle_core::bail!("{op}: expected a contiguous f32 tensor"),
-    }
-}
-
-fn fused_slice_mut<'a>(
-    op: &str,
-    s: &'a mut CpuStorage,
-    l: &Layout,
-    len: usize,
-) -> Result<&'a mut [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(d), Some((a, b))) if b - a == len => Ok(&mut d[a..b]),
-        _ => candle_core::bail!("{op}: expected a contiguous f32 tensor of {len} elements"),
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,8 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
+use crate::model::fused::{slice, slice_mut};
+
 /// Sums gradients per parameter across backward passes (micro-batches, chunks). Kept in
 /// insertion order so that the global norm (and hence clipping) is summed in the same order on
 /// every run: exact resume depends on it.
@@ -76,10 +78,15 @@ impl GradAccumulator {
 
     /// The running sum of `param` (zeros if it has none yet), to add into in place.
     pub fn sum_for(&mut self, param: &Tensor) -> Result<&Tensor> {
-        if !self.index.contains_key(&param.id()) {
-            self.add(param, &param.zeros_like()?)?;
-        }
-        Ok(&self.grads[self.index[&param.id()]])
+        let i = match self.index.get(&param.id()) {
+            Some(&i) => i,
+            None => {
+                self.index.insert(param.id(), self.grads.len());
+                self.grads.push(param.zeros_like()?);
+                self.grads.len() - 1
+            }
+        };
+        Ok(&self.grads[i])
     }
 
     pub fn get(&self, param: &Tensor) -> Option<&Tensor> {
@@ -182,18 +189,14 @@ impl InplaceOp3 for AddRows {
         src: &CpuStorage,
         src_l: &Layout,
     ) -> Result<()> {
-        let (Some((a0, a1)), Some((i0, i1)), Some((s0, s1))) = (
-            dst_l.contiguous_offsets(),
-            ids_l.contiguous_offsets(),
-            src_l.contiguous_offsets(),
-        ) else {
-            candle_core::bail!("add-rows: expected contiguous tensors");
-        };
+        let (dst, src) = (
+            slice_mut(self.name(), dst, dst_l)?,
+            slice(self.name(), src, src_l)?,
+        );
         let width = dst_l.dims().last().copied().unwrap_or(1);
-        let (CpuStorage::F32(dst), CpuStorage::F32(src)) = (dst, src) else {
-            candle_core::bail!("add-rows: expected f32 tensors");
+        let Some((i0, i1)) = ids_l.contiguous_offsets() else {
+            candle_core::bail!("add-rows: expected contiguous indexes");
         };
-        let (dst, src) = (&mut dst[a0..a1], &src[s0..s1]);
         let ids: Vec<usize> = match ids {
             CpuStorage::U32(v) => v[i0..i1].iter().map(|&i| i as usize).collect(),
             CpuStorage::I64(v) => v[i0..i1].iter().map(|&i| i as usize).collect(),
@@ -223,17 +226,17 @@ impl InplaceOp3 for AddRows {
 /// the number of threads.
 fn sum_of_squares_f32(t: &Tensor) -> Option<f64> {
     let (storage, layout) = t.storage_and_layout();
-    match (&*storage, layout.contiguous_offsets()) {
-        (Storage::Cpu(CpuStorage::F32(d)), Some((a, b))) => Some(
-            d[a..b]
-                .par_chunks(1 << 16)
-                .map(|c| c.iter().map(|&x| x as f64 * x as f64).sum::<f64>())
-                .collect::<Vec<_>>()
-                .iter()
-                .sum(),
-        ),
-        _ => None,
-    }
+    let Storage::Cpu(s) = &*storage else {
+        return None;
+    };
+    let d = slice("sum-of-squares", s, layout).ok()?;
+    Some(
+        d.par_chunks(1 << 16)
+            .map(|c| c.iter().map(|&x| x as f64 * x as f64).sum::<f64>())
+            .collect::<Vec<_>>()
+            .iter()
+            .sum(),
+    )
 }
 
 /// `x ← x · c` in place (what `tensor * c` computes, without a second buffer).
@@ -245,15 +248,10 @@ impl InplaceOp1 for Scale {
     }
 
     fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> Result<()> {
-        match (s, l.contiguous_offsets()) {
-            (CpuStorage::F32(d), Some((a, b))) => {
-                d[a..b]
-                    .par_chunks_mut(1 << 16)
-                    .for_each(|c| c.iter_mut().for_each(|x| *x = *x * self.0 + 0.0));
-                Ok(())
-            }
-            _ => candle_core::bail!("scale: expected a contiguous f32 tensor"),
-        }
+        slice_mut(self.name(), s, l)?
+            .par_chunks_mut(1 << 16)
+            .for_each(|c| c.iter_mut().for_each(|x| *x = *x * self.0 + 0.0));
+        Ok(())
     }
 }
 
@@ -272,20 +270,14 @@ impl InplaceOp2 for AddAssign {
         src: &CpuStorage,
         src_l: &Layout,
     ) -> Result<()> {
-        let (Some((a0, a1)), Some((b0, b1))) =
-            (dst_l.contiguous_offsets(), src_l.contiguous_offsets())
-        else {
-            candle_core::bail!("add-assign: expected contiguous tensors");
-        };
-        if a1 - a0 != b1 - b0 {
-            candle_core::bail!("add-assign: {} elements += {}", a1 - a0, b1 - b0);
+        let (dst, src) = (
+            slice_mut(self.name(), dst, dst_l)?,
+            slice(self.name(), src, src_l)?,
+        );
+        if dst.len() != src.len() {
+            candle_core::bail!("add-assign: {} elements += {}", dst.len(), src.len());
         }
-        let src = &src.as_slice::<f32>()?[b0..b1];
-        let CpuStorage::F32(dst) = dst else {
-            candle_core::bail!("add-assign: expected f32");
-        };
-        dst[a0..a1]
-            .par_chunks_mut(1 << 16)
+        dst.par_chunks_mut(1 << 16)
             .zip(src.par_chunks(1 << 16))
             .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, s)| *d += s));
         Ok(())

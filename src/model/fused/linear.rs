@@ -2,7 +2,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, InplaceOp3, Layout, Result, Shape, Tensor};
 
-use super::{few_rows, output, slice};
+use super::{few_rows, gemm_parallelism, output, slice, slice_mut};
 
 /// `x · Wᵀ` for `x` `[…, in]` and `W` `[out, in]` → `[…, out]`. The backward is two matmuls:
 /// `dx = dy · W` and `dW = dyᵀ · x` (already `[out, in]`, where candle's transposed matmul
@@ -48,11 +48,6 @@ impl CustomOp2 for Linear {
             return output(few_rows::product(x, w, rows, inp, out), shape);
         }
         let mut y = vec![0f32; rows * out];
-        let threads = rayon::current_num_threads();
-        let parallelism = match threads {
-            1 => gemm::Parallelism::None,
-            n => gemm::Parallelism::Rayon(n),
-        };
         // Few rows (decoding) run faster as yᵀ = W·xᵀ (gemm blocks over W's rows; measured
         // 1.1–2.9× at 28 rows), written straight into y's row-major layout.
         let (m, n, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, dst_cs, dst_rs) = if rows <= FEW_ROWS {
@@ -83,7 +78,7 @@ impl CustomOp2 for Linear {
                 false,
                 false,
                 false,
-                parallelism,
+                gemm_parallelism(),
             );
         }
         output(y, shape)
@@ -131,10 +126,8 @@ impl InplaceOp3 for AddWeightGrad {
         let (dy, x) = (slice(self.name(), dy, dyl)?, slice(self.name(), x, xl)?);
         let (out, inp) = sl.shape().dims2()?;
         let rows = dy.len() / out.max(1);
-        let (CpuStorage::F32(sum), Some((a, b))) = (sum, sl.contiguous_offsets()) else {
-            candle_core::bail!("{}: expected a contiguous f32 sum", self.name());
-        };
-        if b - a != out * inp || dy.len() != rows * out || x.len() != rows * inp {
+        let sum = slice_mut(self.name(), sum, sl)?;
+        if sum.len() != out * inp || dy.len() != rows * out || x.len() != rows * inp {
             candle_core::bail!(
                 "{}: [{out}, {inp}] sum, {} dy and {} x elements",
                 self.name(),
@@ -142,11 +135,6 @@ impl InplaceOp3 for AddWeightGrad {
                 x.len()
             );
         }
-        let threads = rayon::current_num_threads();
-        let parallelism = match threads {
-            1 => gemm::Parallelism::None,
-            n => gemm::Parallelism::Rayon(n),
-        };
         // SAFETY: dst is the `out × inp` sum (row-major), lhs is dyᵀ (element (o, r) at
         // r·out + o), rhs is x (element (r, i) at r·inp + i): every pointer stays inside its
         // slice, whose lengths are checked above.
@@ -155,7 +143,7 @@ impl InplaceOp3 for AddWeightGrad {
                 out,
                 inp,
                 rows,
-                sum[a..b].as_mut_ptr(),
+                sum.as_mut_ptr(),
                 1,
                 inp as isize,
                 true,
@@ -170,7 +158,7 @@ impl InplaceOp3 for AddWeightGrad {
                 false,
                 false,
                 false,
-                parallelism,
+                gemm_parallelism(),
             );
         }
         Ok(())

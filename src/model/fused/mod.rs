@@ -38,10 +38,26 @@ pub fn enabled(t: &Tensor) -> bool {
 }
 
 /// The contiguous f32 data of a storage, or an error naming the op.
-fn slice<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+pub(crate) fn slice<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
         None => candle_core::bail!("{op}: expected a contiguous input"),
+    }
+}
+
+/// [`slice`] for the storage an in-place op writes.
+pub(crate) fn slice_mut<'a>(op: &str, s: &'a mut CpuStorage, l: &Layout) -> Result<&'a mut [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(d), Some((a, b))) => Ok(&mut d[a..b]),
+        _ => candle_core::bail!("{op}: expected a contiguous f32 tensor"),
+    }
+}
+
+/// gemm's threading for the current rayon pool.
+fn gemm_parallelism() -> gemm::Parallelism {
+    match rayon::current_num_threads() {
+        1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
     }
 }
 
