@@ -214,6 +214,20 @@ fn smollm2_greedy_completions_equal_transformers_token_for_token() {
     }
 }
 
+/// A 9-token prompt `[1, 9]` and its positions.
+fn short_prompt() -> (Tensor, Tensor) {
+    let ids = Tensor::new(
+        &[[1u32, 504, 3458, 314, 1488, 28, 253, 17, 30]],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let pos = Tensor::arange(0u32, 9, &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    (ids, pos)
+}
+
 #[test]
 fn a_packed_reference_gives_the_dense_logits_bit_for_bit() {
     let dense = load_default();
@@ -228,19 +242,35 @@ fn a_packed_reference_gives_the_dense_logits_bit_for_bit() {
     let n = packed.decoder.pack(weights).unwrap();
     assert_eq!(n, 7 * cfg.num_hidden_layers, "every layer linear is packed");
     assert_eq!(packed.decoder.parameters().len(), before - n);
-    let ids = Tensor::new(
-        &[[1u32, 504, 3458, 314, 1488, 28, 253, 17, 30]],
-        &Device::Cpu,
-    )
-    .unwrap();
-    let pos = Tensor::arange(0u32, 9, &Device::Cpu)
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
+    let (ids, pos) = short_prompt();
     let logits = |m: &LoadedModel| -> Vec<u32> {
         let z = m.decoder.forward(&ids, &pos, None, None).unwrap();
         let z: Vec<f32> = z.flatten_all().unwrap().to_vec1().unwrap();
         z.iter().map(|x| x.to_bits()).collect()
     };
     assert!(logits(&dense) == logits(&packed), "packed logits differ");
+}
+
+#[test]
+fn a_decoding_copy_gives_the_dense_logits_and_puts_the_weights_back() {
+    let m = load_default();
+    let bits = |d: &intuitor::model::Decoder| -> Vec<Vec<u32>> {
+        d.parameters()
+            .iter()
+            .map(|(_, t)| {
+                let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+                v.iter().map(|x| x.to_bits()).collect()
+            })
+            .collect()
+    };
+    let before = bits(&m.decoder);
+    let (ids, pos) = short_prompt();
+    let dense = m.decoder.forward(&ids, &pos, None, None).unwrap();
+    let decoding = m.decoder.for_decoding().unwrap();
+    let fast = decoding.forward(&ids, &pos, None, None).unwrap();
+    // Only the order of the sums differs (the tolerance of the transformers comparison).
+    let d = max_abs_diff(&dense, &fast);
+    assert!(d > 0.0 && d <= 1e-3, "decoding-copy logits differ by {d}");
+    drop(decoding);
+    assert!(bits(&m.decoder) == before, "weights changed");
 }

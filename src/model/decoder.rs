@@ -17,6 +17,7 @@ use super::config::ModelConfig;
 use super::fused::{self, RopeTables};
 use super::kv_cache::{KvCache, KvContext, LayerCache};
 use super::packed::PackedWeight;
+use super::panels::Panels;
 
 /// Additive attention bias for masked keys. Finite (not -inf) so that a query row whose keys are
 /// all masked (a left-padding position) gives a harmless uniform row instead of NaN.
@@ -25,16 +26,19 @@ const MASKED: f64 = -1e30;
 /// Up to this many new positions per row, inference attention uses [`CachedAttention`].
 const DECODE_ROWS: usize = 4;
 
+#[derive(Clone)]
 struct Linear {
     weight: Weight,
     bias: Option<Tensor>,
 }
 
-/// A linear layer's weight: a tensor, or quantized blocks dequantized per use
-/// ([`Decoder::pack`]).
+/// A linear layer's weight: a tensor, quantized blocks dequantized per use ([`Decoder::pack`]),
+/// or panels for decoding ([`Decoder::for_decoding`]).
+#[derive(Clone)]
 enum Weight {
     Dense(Tensor),
-    Packed(PackedWeight),
+    Packed(Arc<PackedWeight>),
+    Panels(Arc<Panels>),
 }
 
 impl Linear {
@@ -48,20 +52,39 @@ impl Linear {
                 unpacked = p.dense()?;
                 &unpacked
             }
+            Weight::Panels(p) => {
+                let y = p.linear(&x)?;
+                return self.add_bias(y)?.reshape((b, t, ()));
+            }
         };
         let y = if fused::enabled(&x) {
             fused::linear(&x, weight)?
         } else {
             x.matmul(&weight.t()?)?
         };
-        let y = match &self.bias {
-            Some(bias) => y.broadcast_add(bias)?,
-            None => y,
-        };
-        y.reshape((b, t, ()))
+        self.add_bias(y)?.reshape((b, t, ()))
+    }
+
+    fn add_bias(&self, y: Tensor) -> Result<Tensor> {
+        match &self.bias {
+            Some(bias) => y.broadcast_add(bias),
+            None => Ok(y),
+        }
+    }
+
+    /// This layer with its dense weight as [`Panels`], where they exist for it.
+    fn for_decoding(&self) -> Result<Self> {
+        let mut out = self.clone();
+        if let Weight::Dense(w) = &self.weight {
+            if let Some(p) = Panels::in_place(w)? {
+                out.weight = Weight::Panels(Arc::new(p));
+            }
+        }
+        Ok(out)
     }
 }
 
+#[derive(Clone)]
 struct RmsNorm {
     weight: Tensor,
     eps: f64,
@@ -83,6 +106,7 @@ impl RmsNorm {
     }
 }
 
+#[derive(Clone)]
 struct Layer {
     input_layernorm: RmsNorm,
     q_proj: Linear,
@@ -133,6 +157,10 @@ pub struct Decoder {
     layers: Vec<Layer>,
     norm: RmsNorm,
     lm_head: Tensor,
+    /// The embedding and the head as [`Panels`] in a [`Decoder::for_decoding`] copy (the same
+    /// one when tied).
+    embed_panels: Option<Arc<Panels>>,
+    head_panels: Option<Arc<Panels>>,
     inv_freq: Tensor,
     params: Vec<(String, Tensor)>,
 }
@@ -216,8 +244,56 @@ impl Decoder {
             layers,
             norm,
             lm_head,
+            embed_panels: None,
+            head_panels: None,
             inv_freq,
             params,
+        })
+    }
+
+    /// A copy for decoding (a rollout): on the CPU in f32, the weight matrices are re-laid out
+    /// as [`Panels`] (`super::panels`: no per-call packing of W); elsewhere the same weights.
+    ///
+    /// The re-layout is done in the weights' own storage and undone when the copy is dropped:
+    /// until then every decoder sharing these weights (`self`, the `Var`s it was built from)
+    /// must not be used. Inference only.
+    pub fn for_decoding(&self) -> Result<Decoder> {
+        let in_place = |own: &Option<Arc<Panels>>, w: &Tensor| match own {
+            Some(p) => Ok(Some(p.clone())),
+            None => Ok::<_, candle_core::Error>(Panels::in_place(w)?.map(Arc::new)),
+        };
+        let embed_panels = in_place(&self.embed_panels, &self.embed_tokens)?;
+        let head_panels = if self.cfg.tie_word_embeddings {
+            embed_panels.clone()
+        } else {
+            in_place(&self.head_panels, &self.lm_head)?
+        };
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(Layer {
+                    q_proj: l.q_proj.for_decoding()?,
+                    k_proj: l.k_proj.for_decoding()?,
+                    v_proj: l.v_proj.for_decoding()?,
+                    o_proj: l.o_proj.for_decoding()?,
+                    gate_proj: l.gate_proj.for_decoding()?,
+                    up_proj: l.up_proj.for_decoding()?,
+                    down_proj: l.down_proj.for_decoding()?,
+                    ..l.clone()
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Decoder {
+            cfg: self.cfg.clone(),
+            embed_tokens: self.embed_tokens.clone(),
+            layers,
+            norm: self.norm.clone(),
+            lm_head: self.lm_head.clone(),
+            embed_panels,
+            head_panels,
+            inv_freq: self.inv_freq.clone(),
+            params: Vec::new(),
         })
     }
 
@@ -265,7 +341,7 @@ impl Decoder {
                         w.dims()
                     );
                 }
-                linear.weight = Weight::Packed(p);
+                linear.weight = Weight::Packed(Arc::new(p));
                 self.params.retain(|(n, _)| *n != key);
                 count += 1;
             }
@@ -328,7 +404,11 @@ impl Decoder {
             (Some(h), true) => Some(AttentionBias::Host(h.clone())),
             (None, _) => None,
         };
-        let mut x = self.embed_tokens.embedding(&input_ids.flatten_all()?)?;
+        let ids = input_ids.flatten_all()?;
+        let mut x = match &self.embed_panels {
+            Some(p) => p.embedding(&ids)?,
+            None => self.embed_tokens.embedding(&ids)?,
+        };
         x = x.reshape((b, t, self.cfg.hidden_size))?;
         for (i, layer) in self.layers.iter().enumerate() {
             let kv = match &mut ctx {
@@ -366,6 +446,9 @@ impl Decoder {
     /// Logits `[batch, seq, vocab]` from hidden states `[batch, seq, hidden]`.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let (b, t, h) = hidden.dims3()?;
+        if let Some(p) = &self.head_panels {
+            return p.linear(hidden);
+        }
         // The lm_head keeps x·Wᵀ: W·xᵀ measured slower here (the transposed [vocab, rows] result
         // is read back column by column).
         hidden

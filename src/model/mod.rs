@@ -9,6 +9,7 @@ pub mod fused;
 pub mod gguf;
 pub mod kv_cache;
 pub mod packed;
+pub mod panels;
 pub mod weights;
 
 use std::path::{Path, PathBuf};

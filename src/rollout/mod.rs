@@ -155,6 +155,8 @@ pub fn rollout(
     if let Some(p) = prompts.iter().position(|p| p.ids.is_empty()) {
         candle_core::bail!("prompt {p} is empty: at least one token is needed to generate from");
     }
+    // The weights are fixed for the whole rollout: lay them out for decoding once.
+    let decoder = &decoder.for_decoding()?;
     let device = decoder.device();
     let vocab = decoder.config().vocab_size;
     let layers = decoder.config().num_hidden_layers;

@@ -17,6 +17,7 @@ use crate::optim::GradAccumulator;
 use crate::reward::self_certainty::Scorer;
 use crate::reward::{self, RewardInput, RewardKind};
 use crate::rollout::{rollout, Completion, FinishReason, PromptRequest};
+use crate::runtime;
 use crate::score::score_completion;
 use crate::self_certainty::Alignment;
 use crate::update::{accumulate_micro_batch, UpdateSequence, UpdateStats};
@@ -64,13 +65,17 @@ pub fn train_step(t: &mut Trainer) -> anyhow::Result<StepOutput> {
         .collect();
 
     // 2. Rollout from the current policy; per-token self-certainty comes out of the same pass.
+    // Its decoding copy of the weights is as large as the policy: the heap is trimmed around it
+    // so that it neither stacks on the last update's free memory nor leaves holes for the next.
     let policy_now = t.policy.detached()?;
+    runtime::return_free_memory();
     let completions = rollout(
         &policy_now,
         &requests,
         &t.rollout_config(),
         Some(&t.base.tokenizer),
     )?;
+    runtime::return_free_memory();
     let rollout_time = started.elapsed().as_secs_f64();
 
     // 3. Score.

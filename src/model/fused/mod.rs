@@ -61,6 +61,6 @@ fn gemm_parallelism() -> gemm::Parallelism {
     }
 }
 
-fn output(data: Vec<f32>, shape: impl Into<Shape>) -> Result<(CpuStorage, Shape)> {
+pub(crate) fn output(data: Vec<f32>, shape: impl Into<Shape>) -> Result<(CpuStorage, Shape)> {
     Ok((CpuStorage::F32(data), shape.into()))
 }
