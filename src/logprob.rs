@@ -335,12 +335,13 @@ pub fn completion_logprobs(
     let packed = PackedBatch::new(seqs, decoder.device())?;
     let rows = packed.scoring_rows(decoder)?;
     let n = packed.targets.len();
+    let lm_head = decoder.lm_head()?;
     let mut flat = Vec::with_capacity(n);
     for start in (0..n).step_by(CHUNK_ROWS) {
         let len = CHUNK_ROWS.min(n - start);
         let (logp, _) = chunk_logprobs(
             &rows.narrow(0, start, len)?,
-            decoder.lm_head(),
+            &lm_head,
             &packed.targets[start..start + len],
             temperature,
             false,

@@ -240,7 +240,7 @@ impl Backprop<'_> {
         let (cfg, t) = (self.cfg, self.tokens);
         let n = rows.dim(0)?;
         let leaf = Var::from_tensor(&rows.detach())?;
-        let lm_head = self.policy.decoder.lm_head();
+        let lm_head = &*self.policy.decoder.lm_head()?;
         let mut rows_grad = Vec::new();
         for start in (0..n).step_by(CHUNK_ROWS) {
             let len = CHUNK_ROWS.min(n - start);

@@ -237,10 +237,16 @@ fn a_packed_reference_gives_the_dense_logits_bit_for_bit() {
     };
     let file = GgufFile::open(path).unwrap();
     let cfg = packed.decoder.config().clone();
-    let weights = file.packed_linears(&cfg, DType::F32, &Device::Cpu).unwrap();
+    let weights = file
+        .packed_matrices(&cfg, DType::F32, &Device::Cpu)
+        .unwrap();
     let before = packed.decoder.parameters().len();
     let n = packed.decoder.pack(weights).unwrap();
-    assert_eq!(n, 7 * cfg.num_hidden_layers, "every layer linear is packed");
+    assert_eq!(
+        n,
+        7 * cfg.num_hidden_layers + 1,
+        "every layer linear and the embedding are packed"
+    );
     assert_eq!(packed.decoder.parameters().len(), before - n);
     let (ids, pos) = short_prompt();
     let logits = |m: &LoadedModel| -> Vec<u32> {

@@ -7,6 +7,7 @@
 //! their own backward; elsewhere on candle's differentiable ops, with candle's fused ops only
 //! when no tensor in the call tracks a gradient.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use super::config::ModelConfig;
 use super::fused::{self, RopeTables};
 use super::kv_cache::{KvCache, KvContext, LayerCache};
 use super::packed::PackedWeight;
-use super::panels::Panels;
+use super::weight::{Linear, Weight};
 
 /// Additive attention bias for masked keys. Finite (not -inf) so that a query row whose keys are
 /// all masked (a left-padding position) gives a harmless uniform row instead of NaN.
@@ -25,64 +26,6 @@ const MASKED: f64 = -1e30;
 
 /// Up to this many new positions per row, inference attention uses [`CachedAttention`].
 const DECODE_ROWS: usize = 4;
-
-#[derive(Clone)]
-struct Linear {
-    weight: Weight,
-    bias: Option<Tensor>,
-}
-
-/// A linear layer's weight: a tensor, quantized blocks dequantized per use ([`Decoder::pack`]),
-/// or panels for decoding ([`Decoder::for_decoding`]).
-#[derive(Clone)]
-enum Weight {
-    Dense(Tensor),
-    Packed(Arc<PackedWeight>),
-    Panels(Arc<Panels>),
-}
-
-impl Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, d) = x.dims3()?;
-        let x = x.reshape((b * t, d))?;
-        let unpacked;
-        let weight = match &self.weight {
-            Weight::Dense(w) => w,
-            Weight::Packed(p) => {
-                unpacked = p.dense()?;
-                &unpacked
-            }
-            Weight::Panels(p) => {
-                let y = p.linear(&x)?;
-                return self.add_bias(y)?.reshape((b, t, ()));
-            }
-        };
-        let y = if fused::enabled(&x) {
-            fused::linear(&x, weight)?
-        } else {
-            x.matmul(&weight.t()?)?
-        };
-        self.add_bias(y)?.reshape((b, t, ()))
-    }
-
-    fn add_bias(&self, y: Tensor) -> Result<Tensor> {
-        match &self.bias {
-            Some(bias) => y.broadcast_add(bias),
-            None => Ok(y),
-        }
-    }
-
-    /// This layer with its dense weight as [`Panels`], where they exist for it.
-    fn for_decoding(&self) -> Result<Self> {
-        let mut out = self.clone();
-        if let Weight::Dense(w) = &self.weight {
-            if let Some(p) = Panels::in_place(w)? {
-                out.weight = Weight::Panels(Arc::new(p));
-            }
-        }
-        Ok(out)
-    }
-}
 
 #[derive(Clone)]
 struct RmsNorm {
@@ -153,14 +96,13 @@ fn split_heads(y: &Tensor, heads: usize) -> Result<Tensor> {
 /// The decoder's weights, held as tensors named like the HF checkpoint.
 pub struct Decoder {
     cfg: ModelConfig,
-    embed_tokens: Tensor,
+    device: Device,
+    dtype: DType,
+    embed_tokens: Weight,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    lm_head: Tensor,
-    /// The embedding and the head as [`Panels`] in a [`Decoder::for_decoding`] copy (the same
-    /// one when tied).
-    embed_panels: Option<Arc<Panels>>,
-    head_panels: Option<Arc<Panels>>,
+    /// The same weight as the embedding when tied.
+    lm_head: Weight,
     inv_freq: Tensor,
     params: Vec<(String, Tensor)>,
 }
@@ -240,12 +182,12 @@ impl Decoder {
         let inv_freq = Tensor::new(cfg.rope_inv_freq(), &device)?;
         Ok(Self {
             cfg: cfg.clone(),
-            embed_tokens,
+            device,
+            dtype: embed_tokens.dtype(),
+            embed_tokens: Weight::Dense(embed_tokens),
             layers,
             norm,
-            lm_head,
-            embed_panels: None,
-            head_panels: None,
+            lm_head: Weight::Dense(lm_head),
             inv_freq,
             params,
         })
@@ -258,15 +200,11 @@ impl Decoder {
     /// until then every decoder sharing these weights (`self`, the `Var`s it was built from)
     /// must not be used. Inference only.
     pub fn for_decoding(&self) -> Result<Decoder> {
-        let in_place = |own: &Option<Arc<Panels>>, w: &Tensor| match own {
-            Some(p) => Ok(Some(p.clone())),
-            None => Ok::<_, candle_core::Error>(Panels::in_place(w)?.map(Arc::new)),
-        };
-        let embed_panels = in_place(&self.embed_panels, &self.embed_tokens)?;
-        let head_panels = if self.cfg.tie_word_embeddings {
-            embed_panels.clone()
+        let embed_tokens = self.embed_tokens.for_decoding()?;
+        let lm_head = if self.cfg.tie_word_embeddings {
+            embed_tokens.clone()
         } else {
-            in_place(&self.head_panels, &self.lm_head)?
+            self.lm_head.for_decoding()?
         };
         let layers = self
             .layers
@@ -286,12 +224,12 @@ impl Decoder {
             .collect::<Result<Vec<_>>>()?;
         Ok(Decoder {
             cfg: self.cfg.clone(),
-            embed_tokens: self.embed_tokens.clone(),
+            device: self.device.clone(),
+            dtype: self.dtype,
+            embed_tokens,
             layers,
             norm: self.norm.clone(),
-            lm_head: self.lm_head.clone(),
-            embed_panels,
-            head_panels,
+            lm_head,
             inv_freq: self.inv_freq.clone(),
             params: Vec::new(),
         })
@@ -301,24 +239,26 @@ impl Decoder {
         &self.cfg
     }
 
-    /// The output projection `[vocab, hidden]` (the embedding itself when tied).
-    pub fn lm_head(&self) -> &Tensor {
-        &self.lm_head
+    /// The output projection `[vocab, hidden]` (the embedding itself when tied); dequantized
+    /// when packed, an error in a [`Decoder::for_decoding`] copy.
+    pub fn lm_head(&self) -> Result<Cow<'_, Tensor>> {
+        self.lm_head.dense()
     }
 
     pub fn device(&self) -> &Device {
-        self.embed_tokens.device()
+        &self.device
     }
 
     pub fn dtype(&self) -> DType {
-        self.embed_tokens.dtype()
+        self.dtype
     }
 
-    /// Keeps the layers' linear weights found in `packed` quantized, dequantizing each on use
-    /// (for a decoder that never trains, e.g. the frozen KL reference); they leave
-    /// [`Decoder::parameters`]. Returns how many were packed.
+    /// Keeps the weight matrices found in `packed` (layer linears, the embedding and with it a
+    /// tied head) quantized, dequantizing each on use (for a decoder that never trains, e.g.
+    /// the frozen KL reference); they leave [`Decoder::parameters`]. Returns how many were
+    /// packed.
     pub fn pack(&mut self, mut packed: HashMap<String, PackedWeight>) -> Result<usize> {
-        let mut count = 0;
+        let mut slots: Vec<(String, &mut Weight)> = Vec::new();
         for (i, layer) in self.layers.iter_mut().enumerate() {
             let linears = [
                 ("self_attn.q_proj", &mut layer.q_proj),
@@ -330,23 +270,33 @@ impl Decoder {
                 ("mlp.down_proj", &mut layer.down_proj),
             ];
             for (name, linear) in linears {
-                let key = format!("model.layers.{i}.{name}.weight");
-                let (Some(p), Weight::Dense(w)) = (packed.remove(&key), &linear.weight) else {
-                    continue;
-                };
-                if p.dims() != w.dims() {
-                    candle_core::bail!(
-                        "packed `{key}` has shape {:?}, the decoder's {:?}",
-                        p.dims(),
-                        w.dims()
-                    );
-                }
-                linear.weight = Weight::Packed(Arc::new(p));
-                self.params.retain(|(n, _)| *n != key);
-                count += 1;
+                slots.push((
+                    format!("model.layers.{i}.{name}.weight"),
+                    &mut linear.weight,
+                ));
             }
         }
-        Ok(count)
+        slots.push(("model.embed_tokens.weight".into(), &mut self.embed_tokens));
+        let mut packed_names = Vec::new();
+        for (key, weight) in slots {
+            let (Some(p), Weight::Dense(w)) = (packed.remove(&key), &*weight) else {
+                continue;
+            };
+            if p.dims() != w.dims() {
+                candle_core::bail!(
+                    "packed `{key}` has shape {:?}, the decoder's {:?}",
+                    p.dims(),
+                    w.dims()
+                );
+            }
+            *weight = Weight::Packed(Arc::new(p));
+            packed_names.push(key);
+        }
+        if self.cfg.tie_word_embeddings {
+            self.lm_head = self.embed_tokens.clone();
+        }
+        self.params.retain(|(n, _)| !packed_names.contains(n));
+        Ok(packed_names.len())
     }
 
     /// The trainable tensors with their HF names (a tied head appears once, as the embedding).
@@ -394,7 +344,7 @@ impl Decoder {
         let host_bias = self.attention_bias(b, t, past, key_mask)?;
         // The hand-written CPU kernels: cached attention for inference, fused ops with their own
         // backward for training; other devices take the differentiable composite path.
-        let cpu_f32 = fused::enabled(&self.embed_tokens);
+        let cpu_f32 = self.device.is_cpu() && self.dtype == DType::F32;
         let rotary = self.rotary(positions, cpu_f32)?;
         let bias = match (&host_bias, cpu_f32) {
             (Some(h), false) => Some(AttentionBias::Tensor(
@@ -405,10 +355,7 @@ impl Decoder {
             (None, _) => None,
         };
         let ids = input_ids.flatten_all()?;
-        let mut x = match &self.embed_panels {
-            Some(p) => p.embedding(&ids)?,
-            None => self.embed_tokens.embedding(&ids)?,
-        };
+        let mut x = self.embed_tokens.rows(&ids)?;
         x = x.reshape((b, t, self.cfg.hidden_size))?;
         for (i, layer) in self.layers.iter().enumerate() {
             let kv = match &mut ctx {
@@ -446,15 +393,14 @@ impl Decoder {
     /// Logits `[batch, seq, vocab]` from hidden states `[batch, seq, hidden]`.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let (b, t, h) = hidden.dims3()?;
-        if let Some(p) = &self.head_panels {
-            return p.linear(hidden);
-        }
-        // The lm_head keeps x·Wᵀ: W·xᵀ measured slower here (the transposed [vocab, rows] result
-        // is read back column by column).
-        hidden
-            .reshape((b * t, h))?
-            .matmul(&self.lm_head.t()?)?
-            .reshape((b, t, self.cfg.vocab_size))
+        let x = hidden.reshape((b * t, h))?;
+        let y = match &self.lm_head {
+            Weight::Panels(p) => p.linear(&x)?,
+            // The lm_head keeps x·Wᵀ: W·xᵀ (`fused::linear`) measured slower here (the
+            // transposed [vocab, rows] result is read back column by column).
+            w => x.matmul(&w.dense()?.t()?)?,
+        };
+        y.reshape((b, t, self.cfg.vocab_size))
     }
 
     /// Logits at every position, `[batch, seq, vocab]`; see [`Decoder::hidden_states`].

@@ -176,16 +176,17 @@ impl GgufFile {
             .collect()
     }
 
-    /// The decoder layers' linear weights (`model.layers.*_proj.weight`) as stored, for a
-    /// decoder that keeps them packed ([`super::Decoder::pack`]).
-    pub fn packed_linears(
+    /// The decoder's weight matrices (`model.layers.*_proj.weight` and the embedding) as
+    /// stored, for a decoder that keeps them packed ([`super::Decoder::pack`]).
+    pub fn packed_matrices(
         &self,
         cfg: &ModelConfig,
         dtype: DType,
         device: &Device,
     ) -> Result<HashMap<String, PackedWeight>, LoadError> {
         self.packed(cfg, dtype, device, |hf| {
-            hf.starts_with("model.layers.") && hf.ends_with("_proj.weight")
+            (hf.starts_with("model.layers.") && hf.ends_with("_proj.weight"))
+                || hf == "model.embed_tokens.weight"
         })
     }
 

@@ -10,6 +10,7 @@ pub mod gguf;
 pub mod kv_cache;
 pub mod packed;
 pub mod panels;
+mod weight;
 pub mod weights;
 
 use std::path::{Path, PathBuf};

@@ -52,14 +52,14 @@ pub struct Trainer {
 }
 
 /// On the CPU, the frozen initial weights (KL reference, offline scorer) keep a GGUF model's
-/// layers in their quantized blocks, dequantized per use with the same values
-/// ([`crate::model::packed`]): about 360 MB less for SmolLM2-135M. The policy trains its own f32
+/// weight matrices in their quantized blocks, dequantized per use with the same values
+/// ([`crate::model::packed`]): about 445 MB less for SmolLM2-135M. The policy trains its own f32
 /// copy, made before.
 fn pack_reference(base: &mut LoadedModel, device: &Device) -> anyhow::Result<()> {
     if let (ModelSource::Gguf(path), true) = (&base.source, device.is_cpu()) {
         let file = GgufFile::open(path)?;
         let cfg = base.decoder.config().clone();
-        let packed = file.packed_linears(&cfg, base.decoder.dtype(), device)?;
+        let packed = file.packed_matrices(&cfg, base.decoder.dtype(), device)?;
         base.decoder.pack(packed)?;
     }
     Ok(())

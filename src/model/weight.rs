@@ -1,0 +1,90 @@
+//! The forms a decoder's weight matrix takes: a tensor (trained or plain), the GGUF file's
+//! quantized blocks dequantized per use (a frozen reference, [`super::packed`]), or panels laid
+//! out for decoding ([`super::panels`]). A linear layer is one of them and an optional bias.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use candle_core::{Result, Tensor};
+
+use super::fused;
+use super::packed::PackedWeight;
+use super::panels::Panels;
+
+#[derive(Clone)]
+pub(super) enum Weight {
+    Dense(Tensor),
+    Packed(Arc<PackedWeight>),
+    Panels(Arc<Panels>),
+}
+
+impl Weight {
+    /// The weight as a tensor (dequantized for a packed one). Panels have none: their storage
+    /// holds another layout while they live.
+    pub(super) fn dense(&self) -> Result<Cow<'_, Tensor>> {
+        match self {
+            Weight::Dense(w) => Ok(Cow::Borrowed(w)),
+            Weight::Packed(p) => Ok(Cow::Owned(p.dense()?)),
+            Weight::Panels(_) => {
+                candle_core::bail!("a weight laid out for decoding has no dense form")
+            }
+        }
+    }
+
+    /// `x · Wᵀ` for `x` `[rows, in]`.
+    pub(super) fn product(&self, x: &Tensor) -> Result<Tensor> {
+        if let Weight::Panels(p) = self {
+            return p.linear(x);
+        }
+        let w = self.dense()?;
+        if fused::enabled(x) {
+            fused::linear(x, &w)
+        } else {
+            x.matmul(&w.t()?)
+        }
+    }
+
+    /// Rows of W for token ids `[n]` → `[n, in]` (an embedding lookup).
+    pub(super) fn rows(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Weight::Panels(p) => p.embedding(ids),
+            w => w.dense()?.embedding(ids),
+        }
+    }
+
+    /// This weight as [`Panels`] (re-laid out in place) where they exist for it, else itself.
+    pub(super) fn for_decoding(&self) -> Result<Self> {
+        if let Weight::Dense(w) = self {
+            if let Some(p) = Panels::in_place(w)? {
+                return Ok(Weight::Panels(Arc::new(p)));
+            }
+        }
+        Ok(self.clone())
+    }
+}
+
+#[derive(Clone)]
+pub(super) struct Linear {
+    pub(super) weight: Weight,
+    pub(super) bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        let y = self.weight.product(&x.reshape((b * t, d))?)?;
+        let y = match &self.bias {
+            Some(bias) => y.broadcast_add(bias)?,
+            None => y,
+        };
+        y.reshape((b, t, ()))
+    }
+
+    /// This layer with its weight [`Weight::for_decoding`].
+    pub(super) fn for_decoding(&self) -> Result<Self> {
+        Ok(Self {
+            weight: self.weight.for_decoding()?,
+            bias: self.bias.clone(),
+        })
+    }
+}
