@@ -378,7 +378,7 @@ impl Decoder {
             x = (residual + h)?;
             let residual = x.clone();
             let h = layer.post_attention_layernorm.forward(&x)?;
-            let (gate, up) = (layer.gate_proj.forward(&h)?, layer.up_proj.forward(&h)?);
+            let [gate, up] = Linear::forward_all([&layer.gate_proj, &layer.up_proj], &h)?;
             let act = if cpu_f32 {
                 fused::swiglu(&gate, &up)?
             } else {
@@ -500,9 +500,10 @@ impl Decoder {
             cfg.num_key_value_heads,
             cfg.head_dim,
         );
-        let q = rotary.heads(layer.q_proj.forward(x)?, nh)?;
-        let mut k = rotary.heads(layer.k_proj.forward(x)?, nkv)?;
-        let mut v = split_heads(&layer.v_proj.forward(x)?, nkv)?;
+        let [q, k, v] = Linear::forward_all([&layer.q_proj, &layer.k_proj, &layer.v_proj], x)?;
+        let q = rotary.heads(q, nh)?;
+        let mut k = rotary.heads(k, nkv)?;
+        let mut v = split_heads(&v, nkv)?;
         match kv {
             LayerKv::Own => {}
             LayerKv::Cache(slot) => (k, v) = LayerCache::append(slot, &k, &v)?,

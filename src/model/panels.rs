@@ -20,7 +20,7 @@
 //! run in a different order than gemm's, so results match a dense product to float rounding,
 //! not bit for bit.
 
-use candle_core::{CpuStorage, CustomOp2, InplaceOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, InplaceOp1, Layout, Result, Shape, Storage, Tensor};
 use gemm_common::microkernel::MicroKernelFn;
 use rayon::prelude::*;
 
@@ -58,7 +58,7 @@ impl Panels {
             return Ok(None);
         };
         let (out, k) = weight.dims2()?;
-        if !super::fused::enabled(weight) || !weight.is_contiguous() || out % MR != 0 {
+        if !super::fused::enabled(weight) || !weight.is_contiguous() || out % MR != 0 || k == 0 {
             return Ok(None);
         }
         weight.inplace_op1(&Relayout { k, to_panels: true })?;
@@ -72,8 +72,37 @@ impl Panels {
 
     /// `x · Wᵀ` for `x` `[…, k]` → `[…, out]` (no gradient: a decoding op).
     pub fn linear(&self, x: &Tensor) -> Result<Tensor> {
-        x.contiguous()?
-            .apply_op2_no_bwd(&self.weight, &Product(self))
+        let mut ys = Self::linears(&[self], x)?;
+        ys.pop()
+            .ok_or_else(|| candle_core::Error::Msg("panel-linear: no output".into()))
+    }
+
+    /// `x · Wᵢᵀ` for several weights of the same `k` (a layer's Q, K and V; gate and up), in
+    /// one pass over the threads instead of one each: a decoding step's matmuls are small
+    /// enough that waking the pool is a visible cost.
+    pub fn linears(ws: &[&Panels], x: &Tensor) -> Result<Vec<Tensor>> {
+        let x = x.contiguous()?;
+        let dims = x.dims().to_vec();
+        let k = ws.first().map_or(0, |w| w.k);
+        if ws.is_empty() || dims.last() != Some(&k) || ws.iter().any(|w| w.k != k) {
+            candle_core::bail!("panel-linear: input {dims:?} for weights with k = {k}");
+        }
+        let (xs, xl) = x.storage_and_layout();
+        let guards: Vec<_> = ws.iter().map(|w| w.weight.storage_and_layout()).collect();
+        let xv = cpu_slice(&xs, xl)?;
+        let w = guards
+            .iter()
+            .map(|(s, l)| cpu_slice(s, l))
+            .collect::<Result<Vec<_>>>()?;
+        let ys = products(ws, &w, xv, xv.len() / k);
+        ws.iter()
+            .zip(ys)
+            .map(|(p, y)| {
+                let mut shape = dims.clone();
+                *shape.last_mut().expect("checked above") = p.out;
+                Tensor::from_vec(y, shape, x.device())
+            })
+            .collect()
     }
 
     /// Rows of W for token ids (an embedding lookup), `[n]` u32 → `[n, k]`.
@@ -81,58 +110,68 @@ impl Panels {
         ids.contiguous()?
             .apply_op2_no_bwd(&self.weight, &Rows(self))
     }
+}
 
-    /// `y = x · Wᵀ`, `x` `[rows, k]` and `y` `[rows, out]` row-major, `w` the panels.
-    fn product(&self, w: &[f32], x: &[f32], rows: usize) -> Vec<f32> {
-        let (out, k) = (self.out, self.k);
-        let mut xp = vec![0f32; rows.div_ceil(NR) * NR * k];
-        for (block, xs) in xp.chunks_mut(NR * k).zip(x.chunks(NR * k)) {
-            transpose_into(xs, block, k, NR);
-        }
-        let mut y = vec![0f32; rows * out];
-        let dst = SharedDst(y.as_mut_ptr());
-        w.par_chunks(PANELS_PER_TASK * MR * k)
-            .enumerate()
-            .for_each(|(task, panels)| {
-                for (i, panel) in panels.chunks(MR * k).enumerate() {
-                    let row0 = (task * PANELS_PER_TASK + i) * MR;
-                    for k0 in (0..k).step_by(KC) {
-                        let kc = KC.min(k - k0);
-                        for (b, block) in xp.chunks(NR * k).enumerate() {
-                            let n = NR.min(rows - b * NR);
-                            // SAFETY: the panel slice holds `kc × MR` elements from `k0 · MR`
-                            // and the x block `kc × NR` from `k0 · NR`; the destination is the
-                            // `MR × n` block of y at (rows b·NR.., columns row0..), inside y's
-                            // `rows × out` and written by this task alone (its own panels).
-                            // The kernel needs FMA, which `KERNELS` is compiled only with.
-                            unsafe {
-                                (self.kernels[n - 1])(
-                                    MR,
-                                    n,
-                                    kc,
-                                    dst.at(b * NR * out + row0),
-                                    panel.as_ptr().add(k0 * MR),
-                                    block.as_ptr().add(k0 * NR),
-                                    out as isize,
-                                    1,
-                                    MR as isize,
-                                    NR as isize,
-                                    1,
-                                    1.0,
-                                    1.0,
-                                    u8::from(k0 > 0),
-                                    false,
-                                    false,
-                                    false,
-                                    std::ptr::null(),
-                                )
-                            };
-                        }
-                    }
-                }
-            });
-        y
+/// `yᵢ = x · Wᵢᵀ`, `x` `[rows, k]` and each `yᵢ` `[rows, outᵢ]` row-major, `w[i]` the panels
+/// of `ps[i]`: every task is a few panels of one weight.
+fn products(ps: &[&Panels], w: &[&[f32]], x: &[f32], rows: usize) -> Vec<Vec<f32>> {
+    let k = ps[0].k;
+    let mut xp = vec![0f32; rows.div_ceil(NR) * NR * k];
+    for (block, xs) in xp.chunks_mut(NR * k).zip(x.chunks(NR * k)) {
+        transpose_into(xs, block, k, NR);
     }
+    let mut ys: Vec<Vec<f32>> = ps.iter().map(|p| vec![0f32; rows * p.out]).collect();
+    let dsts: Vec<SharedDst> = ys.iter_mut().map(|y| SharedDst(y.as_mut_ptr())).collect();
+    let tasks: Vec<(usize, usize)> = ps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            (0..p.out / MR)
+                .step_by(PANELS_PER_TASK)
+                .map(move |p0| (i, p0))
+        })
+        .collect();
+    tasks.into_par_iter().for_each(|(i, p0)| {
+        let (p, out, dst) = (ps[i], ps[i].out, dsts[i]);
+        for panel_index in p0..(p0 + PANELS_PER_TASK).min(out / MR) {
+            let panel = &w[i][panel_index * MR * k..][..MR * k];
+            let row0 = panel_index * MR;
+            for k0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - k0);
+                for (b, block) in xp.chunks(NR * k).enumerate() {
+                    let n = NR.min(rows - b * NR);
+                    // SAFETY: the panel slice holds `kc × MR` elements from `k0 · MR` and the
+                    // x block `kc × NR` from `k0 · NR`; the destination is the `MR × n` block
+                    // of yᵢ at (rows b·NR.., columns row0..), inside yᵢ's `rows × out` and
+                    // written by this task alone (its own panels). The kernel needs FMA,
+                    // which `KERNELS` is compiled only with.
+                    unsafe {
+                        (p.kernels[n - 1])(
+                            MR,
+                            n,
+                            kc,
+                            dst.at(b * NR * out + row0),
+                            panel.as_ptr().add(k0 * MR),
+                            block.as_ptr().add(k0 * NR),
+                            out as isize,
+                            1,
+                            MR as isize,
+                            NR as isize,
+                            1,
+                            1.0,
+                            1.0,
+                            u8::from(k0 > 0),
+                            false,
+                            false,
+                            false,
+                            std::ptr::null(),
+                        )
+                    };
+                }
+            }
+        }
+    });
+    ys
 }
 
 impl Drop for Panels {
@@ -147,6 +186,13 @@ impl Drop for Panels {
         if let Err(e) = self.weight.inplace_op1(&back) {
             eprintln!("error: restoring a decoding weight's layout: {e}");
         }
+    }
+}
+
+fn cpu_slice<'a>(s: &'a Storage, l: &Layout) -> Result<&'a [f32]> {
+    match s {
+        Storage::Cpu(s) => slice("panel-linear", s, l),
+        _ => candle_core::bail!("panel-linear: expected CPU tensors"),
     }
 }
 
@@ -204,33 +250,6 @@ impl SharedDst {
     /// The element `offset` (a method, so that closures capture the whole `Sync` wrapper).
     fn at(self, offset: usize) -> *mut f32 {
         self.0.wrapping_add(offset)
-    }
-}
-
-/// `x · Wᵀ` over the panels.
-struct Product<'a>(&'a Panels);
-
-impl CustomOp2 for Product<'_> {
-    fn name(&self) -> &'static str {
-        "panel-linear"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (x, w) = (slice(self.name(), s1, l1)?, slice(self.name(), s2, l2)?);
-        let p = self.0;
-        let dims = l1.shape().dims();
-        if dims.last() != Some(&p.k) {
-            candle_core::bail!("{}: input {dims:?} for a k = {} weight", self.name(), p.k);
-        }
-        let mut shape = dims.to_vec();
-        *shape.last_mut().expect("checked above") = p.out;
-        output(p.product(w, x, x.len() / p.k), shape)
     }
 }
 
@@ -296,6 +315,22 @@ mod tests {
                 }
             }
         }
+        // Two weights in one pass give each its own product.
+        let w2: Vec<f32> = ws[..32 * k].iter().map(|v| v * 2.0).collect();
+        let w2 = Tensor::from_slice(&w2, (32, k), &Device::Cpu).unwrap();
+        let p2 = Panels::in_place(&w2).unwrap().unwrap();
+        let x = Tensor::from_slice(&xs, (rows, k), &Device::Cpu).unwrap();
+        let both = Panels::linears(&[&p, &p2], &x).unwrap();
+        let one = p.linear(&x).unwrap();
+        assert_eq!(
+            both[0].to_vec2::<f32>().unwrap(),
+            one.to_vec2::<f32>().unwrap()
+        );
+        let doubled = (one.narrow(1, 0, 32).unwrap() * 2.0).unwrap();
+        assert_eq!(
+            both[1].to_vec2::<f32>().unwrap(),
+            doubled.to_vec2::<f32>().unwrap()
+        );
         let ids = Tensor::new(&[47u32, 0, 17], &Device::Cpu).unwrap();
         let got: Vec<Vec<f32>> = p.embedding(&ids).unwrap().to_vec2().unwrap();
         for (row, id) in got.iter().zip([47, 0, 17]) {

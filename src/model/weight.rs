@@ -73,6 +73,42 @@ impl Linear {
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let y = self.weight.product(&x.reshape((b * t, d))?)?;
+        self.finish(y, b, t)
+    }
+
+    /// [`Linear::forward`] of several layers on the same input; layers laid out for decoding
+    /// share one pass ([`Panels::linears`]).
+    pub(super) fn forward_all<const N: usize>(
+        layers: [&Linear; N],
+        x: &Tensor,
+    ) -> Result<[Tensor; N]> {
+        let panels: Vec<&Panels> = layers
+            .iter()
+            .filter_map(|l| match &l.weight {
+                Weight::Panels(p) => Some(&**p),
+                _ => None,
+            })
+            .collect();
+        let ys = if panels.len() == N {
+            let (b, t, d) = x.dims3()?;
+            let ys = Panels::linears(&panels, &x.reshape((b * t, d))?)?;
+            layers
+                .iter()
+                .zip(ys)
+                .map(|(l, y)| l.finish(y, b, t))
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            layers
+                .iter()
+                .map(|l| l.forward(x))
+                .collect::<Result<Vec<_>>>()?
+        };
+        ys.try_into()
+            .map_err(|_| candle_core::Error::Msg("one output per layer".into()))
+    }
+
+    /// Adds the bias to `[b·t, out]` products and shapes them `[b, t, out]`.
+    fn finish(&self, y: Tensor, b: usize, t: usize) -> Result<Tensor> {
         let y = match &self.bias {
             Some(bias) => y.broadcast_add(bias)?,
             None => y,
