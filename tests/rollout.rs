@@ -5,8 +5,9 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use candle_core::{DType, Device};
 use common::*;
-use intuitor::model::LoadedModel;
+use intuitor::model::{LoadedModel, ModelSource};
 use intuitor::rollout::{rollout, Completion, FinishReason, PromptRequest, RolloutConfig};
 use intuitor::sampling::SamplingParams;
 use intuitor::score::score_completion;
@@ -82,9 +83,20 @@ fn check_against_forward(
 
 #[test]
 fn engine_statistics_equal_a_full_forward_with_mixed_prompt_lengths() {
-    let m = load_tiny("tiny-qwen2");
+    mixed_prompt_lengths(&load_tiny("tiny-qwen2"));
+}
+
+/// In f64 the decode attends through the general path (the shared prompt prefix joined to
+/// each row's keys) rather than the f32 CPU kernel.
+#[test]
+fn engine_statistics_equal_a_full_forward_in_f64() {
+    let source = ModelSource::HfDir(fixture("tiny-qwen2"));
+    mixed_prompt_lengths(&LoadedModel::load(&source, DType::F64, &Device::Cpu).unwrap());
+}
+
+fn mixed_prompt_lengths(m: &LoadedModel) {
     let reqs = prompts(
-        &m,
+        m,
         &["Hi", "What is 17 plus 25, in words?", "Count to three."],
     );
     assert!(reqs[0].ids.len() != reqs[1].ids.len());
@@ -102,7 +114,7 @@ fn engine_statistics_equal_a_full_forward_with_mixed_prompt_lengths() {
             "prompt-major order"
         );
     }
-    check_against_forward(&m, &reqs, &outs, &cfg);
+    check_against_forward(m, &reqs, &outs, &cfg);
 }
 
 #[test]

@@ -10,20 +10,23 @@
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
 use super::fused::softmax_in_place;
+use super::kv_cache::SharedPrefix;
 
 /// `softmax(q·kᵀ·scale + bias)·v` for grouped queries.
 ///
 /// * q: `[b, kv_heads, groups·t, d]`, row `g·t + i` is query position `i` of head `kv·groups + g`.
-/// * k, v: `[b, kv_heads, total, d]` (any strides with a unit last stride).
+/// * k, v: `[b, kv_heads, own, d]` (any strides with a unit last stride), after the `prefix`
+///   keys of each row's prefix when given (`total` = prefix length + `own`).
 /// * bias: `[b, t, total]` additive, shared by all heads; `None` = attend to everything.
 pub struct CachedAttention {
     pub scale: f32,
     pub t: usize,
     pub bias: Option<Arc<Vec<f32>>>,
+    pub(super) prefix: Option<SharedPrefix>,
 }
 
 impl CachedAttention {
@@ -39,6 +42,13 @@ struct View<'a> {
 }
 
 impl View<'_> {
+    fn of<'a>(s: &'a Storage, l: &Layout) -> Result<View<'a>> {
+        match s {
+            Storage::Cpu(s) => View::new(s, l),
+            _ => candle_core::bail!("cached-attention: expected a CPU prefix"),
+        }
+    }
+
     fn new<'a>(s: &'a CpuStorage, l: &Layout) -> Result<View<'a>> {
         let st = l.stride();
         if st.len() != 4 || st[3] != 1 {
@@ -54,6 +64,39 @@ impl View<'_> {
     fn row(&self, b: usize, h: usize, j: usize, d: usize) -> &[f32] {
         let o = self.offset + b * self.stride[0] + h * self.stride[1] + j * self.stride[2];
         &self.data[o..o + d]
+    }
+}
+
+/// A row's keys (or values): those of its shared prefix, if any, then its own.
+struct Keys<'a> {
+    own: View<'a>,
+    prefix: Option<(View<'a>, &'a [u32])>,
+    prefix_len: usize,
+}
+
+impl<'a> Keys<'a> {
+    fn own(own: View<'a>) -> Self {
+        Keys {
+            own,
+            prefix: None,
+            prefix_len: 0,
+        }
+    }
+
+    fn shared(prefix: View<'a>, of_row: &'a [u32], prefix_len: usize, own: View<'a>) -> Self {
+        Keys {
+            own,
+            prefix: Some((prefix, of_row)),
+            prefix_len,
+        }
+    }
+
+    /// Key `j` of batch row `b`, KV head `h`.
+    fn row(&self, b: usize, h: usize, j: usize, d: usize) -> &[f32] {
+        match &self.prefix {
+            Some((p, of_row)) if j < self.prefix_len => p.row(of_row[b] as usize, h, j, d),
+            _ => self.own.row(b, h, j - self.prefix_len, d),
+        }
     }
 }
 
@@ -90,8 +133,27 @@ impl CustomOp3 for CachedAttention {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (b, nkv, rows, d) = l1.shape().dims4()?;
-        let total = l2.shape().dims4()?.2;
+        let own = l2.shape().dims4()?.2;
         let (q, k, v) = (View::new(s1, l1)?, View::new(s2, l2)?, View::new(s3, l3)?);
+        let guards = self
+            .prefix
+            .as_ref()
+            .map(|p| (p.k.storage_and_layout(), p.v.storage_and_layout()));
+        let (k, v) = match (&guards, &self.prefix) {
+            (Some(((ks, kl), (vs, vl))), Some(p)) => {
+                let prompts = p.k.dim(0)?;
+                if p.of_row.len() != b || p.of_row.iter().any(|&g| g as usize >= prompts) {
+                    candle_core::bail!("cached-attention: the prefix map does not fit the batch");
+                }
+                let plen = p.k.dim(2)?;
+                (
+                    Keys::shared(View::of(ks, kl)?, &p.of_row, plen, k),
+                    Keys::shared(View::of(vs, vl)?, &p.of_row, plen, v),
+                )
+            }
+            _ => (Keys::own(k), Keys::own(v)),
+        };
+        let total = k.prefix_len + own;
         let t = self.t;
         let mut out = vec![0f32; b * nkv * rows * d];
         out.par_chunks_mut(rows * d)

@@ -16,7 +16,7 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 use super::attention::CachedAttention;
 use super::config::ModelConfig;
 use super::fused::{self, RopeTables};
-use super::kv_cache::{KvCache, KvContext, LayerCache};
+use super::kv_cache::{CachedKeys, KvCache, KvContext, LayerCache};
 use super::packed::PackedWeight;
 use super::weight::{Linear, Weight};
 
@@ -504,9 +504,13 @@ impl Decoder {
         let q = rotary.heads(q, nh)?;
         let mut k = rotary.heads(k, nkv)?;
         let mut v = split_heads(&v, nkv)?;
+        let mut prefix = None;
         match kv {
             LayerKv::Own => {}
-            LayerKv::Cache(slot) => (k, v) = LayerCache::append(slot, &k, &v)?,
+            LayerKv::Cache(slot) => {
+                let keys = LayerCache::append(slot, &k, &v)?;
+                (k, v, prefix) = (keys.k, keys.v, keys.prefix);
+            }
             LayerKv::Capture(out) => out.push((k.clone(), v.clone())),
             LayerKv::Prefix((pk, pv)) => {
                 let shared = |p: &Tensor, own: &Tensor| -> Result<Tensor> {
@@ -516,7 +520,7 @@ impl Decoder {
                 (k, v) = (shared(pk, &k)?, shared(pv, &v)?);
             }
         }
-        let total = k.dim(2)?;
+
         // Grouped-query attention without copying K/V: fold the query heads of each KV group into
         // the sequence axis, so one KV head serves its group in a single matmul (HF `repeat_kv`
         // semantics: query head h reads KV head h / groups).
@@ -532,14 +536,23 @@ impl Decoder {
         // head); a prefill's hundreds of rows go faster through gemm.
         let kernel = fused && !q.track_op() && !k.track_op() && t <= DECODE_ROWS;
         if !kernel {
-            // Cached keys are a view into a larger buffer, which gemm cannot stride over.
-            (k, v) = (k.contiguous()?, v.contiguous()?);
+            // The other paths take every row's keys in one tensor; cached keys are a view into
+            // a larger buffer, which gemm cannot stride over.
+            let joined = CachedKeys {
+                prefix: prefix.take(),
+                k,
+                v,
+            }
+            .joined()?;
+            (k, v) = (joined.0.contiguous()?, joined.1.contiguous()?);
         }
+        let total = k.dim(2)? + prefix.as_ref().map_or(Ok(0), |p| p.k.dim(2))?;
         let out = if kernel {
             let op = CachedAttention {
                 scale: scale as f32,
                 t,
                 bias: host,
+                prefix,
             };
             op.forward(&q, &k, &v)?
         } else if fused {

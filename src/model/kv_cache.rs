@@ -1,18 +1,60 @@
 //! The KV cache of incremental decoding, kept outside the weights, and the other ways a forward
 //! can see keys and values beyond its own positions ([`KvContext`]).
 
+use std::sync::Arc;
+
 use candle_core::{Result, Tensor};
 
 /// One layer's cached keys and values: buffers `[batch, kv_heads, capacity, head_dim]` of
-/// which the first `len` positions are filled. Appending writes in place (no copy of the past).
+/// which the first `len` positions are filled, after the rows' shared prefix if any.
+/// Appending writes in place (no copy of the past).
 #[derive(Debug, Clone)]
 pub(super) struct LayerCache {
     pub(super) k: Tensor,
     pub(super) v: Tensor,
     pub(super) len: usize,
+    pub(super) prefix: Option<SharedPrefix>,
+}
+
+/// Keys and values that several rows attend to before their own: a prompt's, once for the G
+/// completions sampled from it (instead of G copies: less memory, and the rows of a group read
+/// the same bytes, which stay in cache).
+#[derive(Debug, Clone)]
+pub(super) struct SharedPrefix {
+    /// `[prompts, kv_heads, p, head_dim]`, left-padded to the longest prompt.
+    pub(super) k: Tensor,
+    pub(super) v: Tensor,
+    /// The prefix (prompt) of each row.
+    pub(super) of_row: Arc<Vec<u32>>,
+}
+
+/// A layer's keys and values after an append: the shared prefix, if any, then each row's own.
+pub(super) struct CachedKeys {
+    pub(super) prefix: Option<SharedPrefix>,
+    pub(super) k: Tensor,
+    pub(super) v: Tensor,
+}
+
+impl CachedKeys {
+    /// Every row's keys and values in one `[batch, kv_heads, total, head_dim]` pair (the
+    /// prefix copied per row), for the attention paths that take plain tensors.
+    pub(super) fn joined(self) -> Result<(Tensor, Tensor)> {
+        let Some(p) = self.prefix else {
+            return Ok((self.k, self.v));
+        };
+        let rows = Tensor::new(p.of_row.as_slice(), p.k.device())?;
+        let join = |pre: &Tensor, own: &Tensor| -> Result<Tensor> {
+            Tensor::cat(&[&pre.index_select(&rows, 0)?, own], 2)
+        };
+        Ok((join(&p.k, &self.k)?, join(&p.v, &self.v)?))
+    }
 }
 
 impl LayerCache {
+    fn prefix_len(&self) -> usize {
+        self.prefix.as_ref().map_or(0, |p| p.k.dim(2).unwrap_or(0))
+    }
+
     fn keys(&self) -> Result<(Tensor, Tensor)> {
         Ok((
             self.k.narrow(2, 0, self.len)?,
@@ -25,7 +67,7 @@ impl LayerCache {
         slot: &mut Option<LayerCache>,
         k: &Tensor,
         v: &Tensor,
-    ) -> Result<(Tensor, Tensor)> {
+    ) -> Result<CachedKeys> {
         let t = k.dim(2)?;
         let len = slot.as_ref().map_or(0, |c| c.len);
         let cap = slot.as_ref().map_or(0, |c| c.k.dim(2).unwrap_or(0));
@@ -44,13 +86,19 @@ impl LayerCache {
                 k: grow(ok, k)?,
                 v: grow(ov, v)?,
                 len,
+                prefix: slot.as_ref().and_then(|c| c.prefix.clone()),
             });
         }
         let c = slot.as_mut().expect("allocated above");
         c.k.slice_set(&k.contiguous()?, 2, len)?;
         c.v.slice_set(&v.contiguous()?, 2, len)?;
         c.len = len + t;
-        c.keys()
+        let (k, v) = c.keys()?;
+        Ok(CachedKeys {
+            prefix: c.prefix.clone(),
+            k,
+            v,
+        })
     }
 }
 
@@ -70,21 +118,23 @@ impl KvCache {
     /// Number of positions already cached.
     pub fn seen(&self) -> usize {
         match self.layers.first() {
-            Some(Some(c)) => c.len,
+            Some(Some(c)) => c.prefix_len() + c.len,
             _ => 0,
         }
     }
 
-    /// Stacks single-row caches of different lengths into one batch: each is left-padded with
-    /// zeros to the longest (the caller masks those keys) and repeated `copies` times, in
-    /// prompt-major order (rows `p·copies .. (p+1)·copies` share prompt `p`'s prefix). Room for
-    /// `reserve` more positions is allocated up front.
+    /// Stacks single-row caches of different lengths into the shared prefix of a batch: each
+    /// is left-padded with zeros to the longest (the caller masks those keys) and serves
+    /// `copies` rows, in prompt-major order (rows `p·copies .. (p+1)·copies` attend to prompt
+    /// `p`'s). Room for `reserve` positions of the rows' own is allocated up front.
     pub fn stack_left_padded(caches: &[KvCache], copies: usize, reserve: usize) -> Result<Self> {
         let longest = caches.iter().map(|c| c.seen()).max().unwrap_or(0);
         let num_layers = caches.first().map_or(0, |c| c.layers.len());
-        let rows: Vec<u32> = (0..caches.len() as u32)
-            .flat_map(|p| std::iter::repeat_n(p, copies))
-            .collect();
+        let of_row: Arc<Vec<u32>> = Arc::new(
+            (0..caches.len() as u32)
+                .flat_map(|p| std::iter::repeat_n(p, copies))
+                .collect(),
+        );
         let mut layers = Vec::with_capacity(num_layers);
         for l in 0..num_layers {
             let mut ks = Vec::with_capacity(caches.len());
@@ -93,38 +143,61 @@ impl KvCache {
                 let Some(layer) = c.layers.get(l).and_then(|x| x.as_ref()) else {
                     candle_core::bail!("stack_left_padded: layer {l} is empty in one cache");
                 };
+                if layer.prefix.is_some() {
+                    candle_core::bail!("stack_left_padded: a cache already has a shared prefix");
+                }
                 let (k, v) = layer.keys()?;
-                let (pad, room) = (longest - layer.len, reserve);
+                let pad = longest - layer.len;
                 let place = |t: &Tensor| -> Result<Tensor> {
                     let (b, h, _, d) = t.dims4()?;
-                    let buf = Tensor::zeros((b, h, longest + room, d), t.dtype(), t.device())?;
+                    let buf = Tensor::zeros((b, h, longest, d), t.dtype(), t.device())?;
                     buf.slice_set(&t.contiguous()?, 2, pad)?;
                     Ok(buf)
                 };
                 ks.push(place(&k)?);
                 vs.push(place(&v)?);
             }
-            let idx = Tensor::new(rows.as_slice(), ks[0].device())?;
+            let (_, h, _, d) = ks[0].dims4()?;
+            let own = Tensor::zeros((of_row.len(), h, reserve, d), ks[0].dtype(), ks[0].device())?;
             layers.push(Some(LayerCache {
-                k: Tensor::cat(&ks, 0)?.index_select(&idx, 0)?,
-                v: Tensor::cat(&vs, 0)?.index_select(&idx, 0)?,
-                len: longest,
+                k: own.clone(),
+                v: own.zeros_like()?,
+                len: 0,
+                prefix: Some(SharedPrefix {
+                    k: Tensor::cat(&ks, 0)?,
+                    v: Tensor::cat(&vs, 0)?,
+                    of_row: of_row.clone(),
+                }),
             }));
         }
         Ok(Self { layers })
     }
 
     /// Keeps only the given batch rows (for retiring finished rows).
-    pub fn index_rows(&self, rows: &Tensor) -> Result<Self> {
+    pub fn index_rows(&self, rows: &[u32]) -> Result<Self> {
+        if let Some(Some(c)) = self.layers.first() {
+            let batch = c.k.dim(0)?;
+            if let Some(r) = rows.iter().find(|&&r| r as usize >= batch) {
+                candle_core::bail!("index_rows: row {r} of a batch of {batch}");
+            }
+        }
         let layers = self
             .layers
             .iter()
             .map(|l| match l {
-                Some(c) => Ok(Some(LayerCache {
-                    k: c.k.index_select(rows, 0)?,
-                    v: c.v.index_select(rows, 0)?,
-                    len: c.len,
-                })),
+                Some(c) => {
+                    let idx = Tensor::new(rows, c.k.device())?;
+                    let prefix = c.prefix.as_ref().map(|p| SharedPrefix {
+                        of_row: Arc::new(rows.iter().map(|&r| p.of_row[r as usize]).collect()),
+                        ..p.clone()
+                    });
+                    Ok(Some(LayerCache {
+                        k: c.k.index_select(&idx, 0)?,
+                        v: c.v.index_select(&idx, 0)?,
+                        len: c.len,
+                        prefix,
+                    }))
+                }
                 None => Ok(None),
             })
             .collect::<Result<Vec<_>>>()?;

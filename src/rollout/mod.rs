@@ -270,7 +270,7 @@ pub fn rollout(
                 break;
             }
             let idx: Vec<u32> = keep.iter().map(|&i| i as u32).collect();
-            cache = cache.index_rows(&Tensor::new(idx, device)?)?;
+            cache = cache.index_rows(&idx)?;
         }
         // Feed each row's last token.
         let ids: Vec<u32> = rows
