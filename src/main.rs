@@ -6,7 +6,7 @@ fn main() -> std::process::ExitCode {
     intuitor::runtime::tune_allocator();
     intuitor::runtime::pin_thread_count();
     let cli = intuitor::cli::Cli::parse();
-    match intuitor::cli::run(cli) {
+    match intuitor::runtime::in_thread_pool(|| intuitor::cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // candle errors append a backtrace when RUST_BACKTRACE is set; the user gets the

@@ -55,6 +55,25 @@ pub fn pin_thread_count() {
     }
 }
 
+/// Stack of the pool's threads: the main thread's 8 MiB, not rayon's default 2 MiB, since the
+/// whole command runs on one of them ([`in_thread_pool`]) and candle's backward pass walks the
+/// graph recursively.
+const WORKER_STACK: usize = 8 << 20;
+
+/// Runs `f` on a worker of a CPU thread pool sized by `RAYON_NUM_THREADS` (see
+/// [`pin_thread_count`]). From any other thread every parallel region is handed to the pool
+/// while the caller sleeps until it ends — a futex round trip per region, hundreds per decoding
+/// step; from a worker, the caller takes part in the region itself.
+pub fn in_thread_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    match rayon::ThreadPoolBuilder::new()
+        .stack_size(WORKER_STACK)
+        .build()
+    {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
+    }
+}
+
 /// Parses a `--device` value: `auto` (the first CUDA GPU when built with CUDA and one is present,
 /// else the CPU), `cpu`, `cuda` or `cuda:N`.
 pub fn device(spec: &str) -> anyhow::Result<Device> {

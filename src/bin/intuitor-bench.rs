@@ -105,6 +105,10 @@ fn main() -> anyhow::Result<()> {
     intuitor::runtime::tune_allocator();
     intuitor::runtime::pin_thread_count();
     let cli = Cli::parse();
+    intuitor::runtime::in_thread_pool(|| run(cli))
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let device = intuitor::runtime::device("auto")?;
     let m = LoadedModel::load(
         &ModelSource::resolve(&cli.model)?,
