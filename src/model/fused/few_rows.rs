@@ -1,8 +1,10 @@
-//! `x · Wᵀ` for a handful of rows (decoding a few sequences), streaming W once.
+//! `x · Wᵀ` for a handful of rows with a weight in its own layout, streaming W once.
 //!
 //! gemm packs W into its block layout on every call, which costs as much as the whole product
-//! when x has only a few rows: in a greedy evaluation whose batch shrinks as sequences finish,
-//! `pack_lhs` was 38% of the profile. Here each task takes a block of W's rows straight from
+//! when x has only a few rows (in a greedy evaluation whose batch shrank as sequences finished,
+//! `pack_lhs` was 38% of the profile). Decoding now lays its weights out once instead
+//! (`super::super::panels`); this kernel serves the products of a few rows that remain on
+//! weights being trained (e.g. a short completion's forward in the update). Here each task takes a block of W's rows straight from
 //! memory and dots each with every row of x (which stays in cache), 4 W rows × 4 x rows at a
 //! time with 8-lane accumulators held in registers. No BLAS-like crate exposes an unpacked
 //! small-n kernel, hence this one. At 28 rows it measured level with gemm and at 1 row slower
