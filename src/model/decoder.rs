@@ -18,7 +18,7 @@ use super::config::ModelConfig;
 use super::fused::{self, RopeTables};
 use super::kv_cache::{CachedKeys, KvCache, KvContext, LayerCache};
 use super::packed::PackedWeight;
-use super::weight::{Linear, Weight};
+use super::weight::{Linear, RmsNorm, Weight};
 
 /// Additive attention bias for masked keys. Finite (not -inf) so that a query row whose keys are
 /// all masked (a left-padding position) gives a harmless uniform row instead of NaN.
@@ -26,28 +26,6 @@ const MASKED: f64 = -1e30;
 
 /// Up to this many new positions per row, inference attention uses [`CachedAttention`].
 const DECODE_ROWS: usize = 4;
-
-#[derive(Clone)]
-struct RmsNorm {
-    weight: Tensor,
-    eps: f64,
-}
-
-impl RmsNorm {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let track = x.track_op() || self.weight.track_op();
-        if track && fused::enabled(x) {
-            fused::rms_norm(x, &self.weight, self.eps)
-        } else if track || x.dtype() == DType::F64 {
-            // candle's fused `rms_norm` has no backward and no f64 kernel.
-            let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-            let inv = (ms + self.eps)?.sqrt()?.recip()?;
-            x.broadcast_mul(&inv)?.broadcast_mul(&self.weight)
-        } else {
-            candle_nn::ops::rms_norm(x, &self.weight, self.eps as f32)
-        }
-    }
-}
 
 #[derive(Clone)]
 struct Layer {

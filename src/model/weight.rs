@@ -1,11 +1,12 @@
-//! The forms a decoder's weight matrix takes: a tensor (trained or plain), the GGUF file's
-//! quantized blocks dequantized per use (a frozen reference, [`super::packed`]), or panels laid
-//! out for decoding ([`super::panels`]). A linear layer is one of them and an optional bias.
+//! The decoder's layers with weights. A weight matrix takes one of three forms: a tensor
+//! (trained or plain), the GGUF file's quantized blocks dequantized per use (a frozen reference,
+//! [`super::packed`]), or panels laid out for decoding ([`super::panels`]). A linear layer is
+//! one of them and an optional bias; RMSNorm keeps its scale as a tensor.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor, D};
 
 use super::fused;
 use super::packed::PackedWeight;
@@ -122,5 +123,27 @@ impl Linear {
             weight: self.weight.for_decoding()?,
             bias: self.bias.clone(),
         })
+    }
+}
+
+#[derive(Clone)]
+pub(super) struct RmsNorm {
+    pub(super) weight: Tensor,
+    pub(super) eps: f64,
+}
+
+impl RmsNorm {
+    pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let track = x.track_op() || self.weight.track_op();
+        if track && fused::enabled(x) {
+            fused::rms_norm(x, &self.weight, self.eps)
+        } else if track || x.dtype() == DType::F64 {
+            // candle's fused `rms_norm` has no backward and no f64 kernel.
+            let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+            let inv = (ms + self.eps)?.sqrt()?.recip()?;
+            x.broadcast_mul(&inv)?.broadcast_mul(&self.weight)
+        } else {
+            candle_nn::ops::rms_norm(x, &self.weight, self.eps as f32)
+        }
     }
 }
