@@ -35,8 +35,9 @@ pub fn tune_allocator() {
 /// Hands the allocator's free memory back to the OS (`malloc_trim`), for the points of a run
 /// where the set of live buffers changes: with [`tune_allocator`]'s settings glibc never trims
 /// by itself, so without this the heap stays at the largest size any phase needed, and the
-/// next phase's large buffers (a rollout's decoding weights, an update's activations) land in
-/// fragments of it instead of reusing it: +300 MB of peak RSS in a GRPO step.
+/// next phase's large buffers (a rollout's KV cache, an update's activations) land in
+/// fragments of it instead of reusing it (a rollout that copied the weights, an earlier
+/// version, cost +300 MB of peak RSS that way).
 pub fn return_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free pages; it is safe to call at any time.

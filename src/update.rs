@@ -203,10 +203,7 @@ impl Backprop<'_> {
             let g = self.rows(rows, at)?;
             for (leaf, sum) in leaves.iter().zip(sums.iter_mut()) {
                 if let Some(d) = g.get(leaf.as_tensor()) {
-                    *sum = Some(match sum.take() {
-                        Some(s) => (s + d)?,
-                        None => d.clone(),
-                    });
+                    add_into(sum, d.clone())?;
                 }
             }
             at += n;
@@ -216,11 +213,7 @@ impl Backprop<'_> {
         let mut surrogate: Option<Tensor> = None;
         for (state, sum) in states.into_iter().zip(sums) {
             if let Some(d) = sum {
-                let term = (state * d)?.sum_all()?;
-                surrogate = Some(match surrogate {
-                    Some(s) => (s + term)?,
-                    None => term,
-                });
+                add_into(&mut surrogate, (state * d)?.sum_all()?)?;
             }
         }
         if let Some(surrogate) = surrogate {
@@ -241,20 +234,19 @@ impl Backprop<'_> {
         let n = rows.dim(0)?;
         let leaf = Var::from_tensor(&rows.detach())?;
         let lm_head = &*self.policy.decoder.lm_head()?;
+        let head = lm_head.detach();
         let mut rows_grad = Vec::new();
         for start in (0..n).step_by(CHUNK_ROWS) {
             let len = CHUNK_ROWS.min(n - start);
             let range = at + start..at + start + len;
             let r = leaf.as_tensor().narrow(0, start, len)?;
+            let r_const = r.detach();
             let targets = &t.targets[range.clone()];
             // On the CPU the lm_head's backward is done here: the logits are a leaf, whose
             // gradient gives the rows' (dz · W) and the lm_head's, added into its sum by its own
             // gemm (no [vocab, hidden] temporary per chunk).
             let logits = match fused::enabled(&r) {
-                true => Some(Var::from_tensor(&fused::linear(
-                    &r.detach(),
-                    &lm_head.detach(),
-                )?)?),
+                true => Some(Var::from_tensor(&fused::linear(&r_const, &head)?)?),
                 false => None,
             };
             let (logp, entropy) = match &logits {
@@ -295,8 +287,8 @@ impl Backprop<'_> {
                 Some(z) => match g.get(z.as_tensor()) {
                     Some(dz) => {
                         let sum = self.grads.sum_for(lm_head)?;
-                        fused::add_weight_grad(sum, dz, &r.detach())?;
-                        Some(dz.matmul(&lm_head.detach())?)
+                        fused::add_weight_grad(sum, dz, &r_const)?;
+                        Some(dz.matmul(&head)?)
                     }
                     None => None,
                 },
@@ -307,7 +299,7 @@ impl Backprop<'_> {
             };
             rows_grad.push(match part {
                 Some(p) => p,
-                None => r.detach().zeros_like()?,
+                None => r_const.zeros_like()?,
             });
             // Metrics (no gradient).
             let old_host: Vec<f64> = old_t.to_dtype(DType::F64)?.to_vec1()?;
@@ -341,4 +333,13 @@ impl Backprop<'_> {
         self.grads.add_store(&self.policy.vars, &g)?;
         Ok(g)
     }
+}
+
+/// `acc += t`, starting from `t`.
+fn add_into(acc: &mut Option<Tensor>, t: Tensor) -> Result<()> {
+    *acc = Some(match acc.take() {
+        Some(a) => (a + t)?,
+        None => t,
+    });
+    Ok(())
 }

@@ -16,7 +16,7 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 use super::attention::CachedAttention;
 use super::config::ModelConfig;
 use super::fused::{self, RopeTables};
-use super::kv_cache::{CachedKeys, KvCache, KvContext, LayerCache};
+use super::kv_cache::{KvCache, KvContext, LayerCache};
 use super::packed::PackedWeight;
 use super::weight::{Linear, RmsNorm, Weight};
 
@@ -322,7 +322,7 @@ impl Decoder {
         let host_bias = self.attention_bias(b, t, past, key_mask)?;
         // The hand-written CPU kernels: cached attention for inference, fused ops with their own
         // backward for training; other devices take the differentiable composite path.
-        let cpu_f32 = self.device.is_cpu() && self.dtype == DType::F32;
+        let cpu_f32 = fused::enabled_on(&self.device, self.dtype);
         let rotary = self.rotary(positions, cpu_f32)?;
         let bias = match (&host_bias, cpu_f32) {
             (Some(h), false) => Some(AttentionBias::Tensor(
@@ -498,7 +498,6 @@ impl Decoder {
                 (k, v) = (shared(pk, &k)?, shared(pv, &v)?);
             }
         }
-
         // Grouped-query attention without copying K/V: fold the query heads of each KV group into
         // the sequence axis, so one KV head serves its group in a single matmul (HF `repeat_kv`
         // semantics: query head h reads KV head h / groups).
@@ -516,13 +515,10 @@ impl Decoder {
         if !kernel {
             // The other paths take every row's keys in one tensor; cached keys are a view into
             // a larger buffer, which gemm cannot stride over.
-            let joined = CachedKeys {
-                prefix: prefix.take(),
-                k,
-                v,
+            if let Some(p) = prefix.take() {
+                (k, v) = p.joined(&k, &v)?;
             }
-            .joined()?;
-            (k, v) = (joined.0.contiguous()?, joined.1.contiguous()?);
+            (k, v) = (k.contiguous()?, v.contiguous()?);
         }
         let total = k.dim(2)? + prefix.as_ref().map_or(Ok(0), |p| p.k.dim(2))?;
         let out = if kernel {

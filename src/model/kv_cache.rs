@@ -35,18 +35,16 @@ pub(super) struct CachedKeys {
     pub(super) v: Tensor,
 }
 
-impl CachedKeys {
+impl SharedPrefix {
     /// Every row's keys and values in one `[batch, kv_heads, total, head_dim]` pair (the
-    /// prefix copied per row), for the attention paths that take plain tensors.
-    pub(super) fn joined(self) -> Result<(Tensor, Tensor)> {
-        let Some(p) = self.prefix else {
-            return Ok((self.k, self.v));
-        };
-        let rows = Tensor::new(p.of_row.as_slice(), p.k.device())?;
+    /// prefix copied per row) from the rows' own `k`, `v`, for the attention paths that take
+    /// plain tensors.
+    pub(super) fn joined(&self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let rows = Tensor::new(self.of_row.as_slice(), self.k.device())?;
         let join = |pre: &Tensor, own: &Tensor| -> Result<Tensor> {
             Tensor::cat(&[&pre.index_select(&rows, 0)?, own], 2)
         };
-        Ok((join(&p.k, &self.k)?, join(&p.v, &self.v)?))
+        Ok((join(&self.k, k)?, join(&self.v, v)?))
     }
 }
 

@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, Var};
 use rayon::prelude::*;
 
-use super::GradAccumulator;
+use super::{GradAccumulator, CHUNK};
 use crate::model::fused::{self, slice, slice_mut};
 
 /// AdamW hyperparameters (`torch.optim.AdamW` names).
@@ -55,6 +55,20 @@ struct Coefficients {
     decay: Option<f64>,
 }
 
+impl Coefficients {
+    /// The scalars of update number `step` (from 1) at learning rate `lr`.
+    fn new(c: &AdamWConfig, step: usize, lr: f64) -> Self {
+        Coefficients {
+            beta1: c.beta1,
+            beta2: c.beta2,
+            inv_sqrt_bc2: 1.0 / (1.0 - c.beta2.powi(step as i32)).sqrt(),
+            eps: c.eps,
+            step_size: lr / (1.0 - c.beta1.powi(step as i32)),
+            decay: (c.weight_decay != 0.0).then_some(1.0 - lr * c.weight_decay),
+        }
+    }
+}
+
 impl AdamW {
     pub fn new(params: Vec<Var>, cfg: AdamWConfig) -> Result<Self> {
         // Two separate buffers each (a clone would share storage, and the update is in place).
@@ -75,15 +89,7 @@ impl AdamW {
     /// gradient are left alone, as PyTorch does for `grad is None`).
     pub fn step(&mut self, grads: &GradAccumulator, lr: f64) -> Result<()> {
         self.step += 1;
-        let c = self.cfg;
-        let k = Coefficients {
-            beta1: c.beta1,
-            beta2: c.beta2,
-            inv_sqrt_bc2: 1.0 / (1.0 - c.beta2.powi(self.step as i32)).sqrt(),
-            eps: c.eps,
-            step_size: lr / (1.0 - c.beta1.powi(self.step as i32)),
-            decay: (c.weight_decay != 0.0).then_some(1.0 - lr * c.weight_decay),
-        };
+        let k = Coefficients::new(&self.cfg, self.step, lr);
         for (i, p) in self.params.iter().enumerate() {
             let Some(g) = grads.get(p.as_tensor()) else {
                 continue;
@@ -218,9 +224,6 @@ impl InplaceOp3 for Apply {
     }
 }
 
-/// Elements per rayon task.
-const CHUNK: usize = 1 << 16;
-
 #[cfg(test)]
 mod tests {
     use candle_core::{Device, Tensor, Var};
@@ -249,14 +252,7 @@ mod tests {
                 let mut sums = GradAccumulator::default();
                 sums.add(var.as_tensor(), &(&g * step as f64)?)?;
                 opt.step(&sums, lr)?;
-                let k = Coefficients {
-                    beta1: cfg.beta1,
-                    beta2: cfg.beta2,
-                    inv_sqrt_bc2: 1.0 / (1.0 - cfg.beta2.powi(step)).sqrt(),
-                    eps: cfg.eps,
-                    step_size: lr / (1.0 - cfg.beta1.powi(step)),
-                    decay: (weight_decay != 0.0).then_some(1.0 - lr * weight_decay),
-                };
+                let k = Coefficients::new(&cfg, step, lr);
                 (t, m, v) = composite(&t, &m, &v, &(&g * step as f64)?, k)?;
                 for (what, a, b) in [
                     ("θ", var.as_tensor(), &t),

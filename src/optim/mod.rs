@@ -20,6 +20,9 @@ use rayon::prelude::*;
 
 use crate::model::fused::{slice, slice_mut};
 
+/// Elements per rayon task of the in-place gradient and optimizer passes.
+const CHUNK: usize = 1 << 16;
+
 /// Sums gradients per parameter across backward passes (micro-batches, chunks). Kept in
 /// insertion order so that the global norm (and hence clipping) is summed in the same order on
 /// every run: exact resume depends on it.
@@ -231,7 +234,7 @@ fn sum_of_squares_f32(t: &Tensor) -> Option<f64> {
     };
     let d = slice("sum-of-squares", s, layout).ok()?;
     Some(
-        d.par_chunks(1 << 16)
+        d.par_chunks(CHUNK)
             .map(|c| c.iter().map(|&x| x as f64 * x as f64).sum::<f64>())
             .collect::<Vec<_>>()
             .iter()
@@ -249,7 +252,7 @@ impl InplaceOp1 for Scale {
 
     fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> Result<()> {
         slice_mut(self.name(), s, l)?
-            .par_chunks_mut(1 << 16)
+            .par_chunks_mut(CHUNK)
             .for_each(|c| c.iter_mut().for_each(|x| *x = *x * self.0 + 0.0));
         Ok(())
     }
@@ -277,8 +280,8 @@ impl InplaceOp2 for AddAssign {
         if dst.len() != src.len() {
             candle_core::bail!("add-assign: {} elements += {}", dst.len(), src.len());
         }
-        dst.par_chunks_mut(1 << 16)
-            .zip(src.par_chunks(1 << 16))
+        dst.par_chunks_mut(CHUNK)
+            .zip(src.par_chunks(CHUNK))
             .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, s)| *d += s));
         Ok(())
     }

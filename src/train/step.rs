@@ -65,8 +65,8 @@ pub fn train_step(t: &mut Trainer) -> anyhow::Result<StepOutput> {
         .collect();
 
     // 2. Rollout from the current policy; per-token self-certainty comes out of the same pass.
-    // Its decoding copy of the weights is as large as the policy: the heap is trimmed around it
-    // so that it neither stacks on the last update's free memory nor leaves holes for the next.
+    // The heap is trimmed around it, so that its buffers (KV cache, logits rows) neither stack
+    // on the last update's free memory nor leave holes for the next update's activations.
     let policy_now = t.policy.detached()?;
     runtime::return_free_memory();
     let completions = rollout(

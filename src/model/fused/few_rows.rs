@@ -4,11 +4,12 @@
 //! when x has only a few rows (in a greedy evaluation whose batch shrank as sequences finished,
 //! `pack_lhs` was 38% of the profile). Decoding now lays its weights out once instead
 //! (`super::super::panels`); this kernel serves the products of a few rows that remain on
-//! weights being trained (e.g. a short completion's forward in the update). Here each task takes a block of W's rows straight from
-//! memory and dots each with every row of x (which stays in cache), 4 W rows × 4 x rows at a
-//! time with 8-lane accumulators held in registers. No BLAS-like crate exposes an unpacked
-//! small-n kernel, hence this one. At 28 rows it measured level with gemm and at 1 row slower
-//! (gemm has a matrix-vector path), so `linear` uses it for 4 to 16 rows.
+//! weights being trained (e.g. a short completion's forward in the update). Here each task
+//! takes a block of W's rows straight from memory and dots each with every row of x (which
+//! stays in cache), 4 W rows × 4 x rows at a time with 8-lane accumulators held in registers.
+//! No BLAS-like crate exposes an unpacked small-n kernel, hence this one. At 28 rows it
+//! measured level with gemm and at 1 row slower (gemm has a matrix-vector path), so `linear`
+//! uses it for 4 to 16 rows.
 
 use rayon::prelude::*;
 

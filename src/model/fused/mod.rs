@@ -27,14 +27,19 @@ pub use mlp::swiglu;
 pub use norm::rms_norm;
 pub use rope::{rope_heads, RopeTables};
 
-use candle_core::{CpuStorage, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, DType, Device, Layout, Result, Shape, Tensor};
 
 /// Rows handed to one rayon task.
 const ROWS_PER_TASK: usize = 16;
 
 /// Whether the fused kernels serve tensors like `t` (f32 on the CPU).
 pub fn enabled(t: &Tensor) -> bool {
-    t.device().is_cpu() && t.dtype() == DType::F32
+    enabled_on(t.device(), t.dtype())
+}
+
+/// Whether the fused kernels serve tensors on `device` of `dtype` (f32 on the CPU).
+pub fn enabled_on(device: &Device, dtype: DType) -> bool {
+    device.is_cpu() && dtype == DType::F32
 }
 
 /// The contiguous f32 data of a storage, or an error naming the op.
