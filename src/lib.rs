@@ -28,6 +28,7 @@ pub mod config;
 pub mod data;
 pub mod eval;
 pub mod io;
+pub mod kernels;
 pub mod logprob;
 pub mod loss;
 pub mod model;

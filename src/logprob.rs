@@ -3,9 +3,10 @@
 //! completion positions so that at most `chunk × V` logits exist at a time (never the full
 //! `B × T × V`).
 
-use candle_core::{DType, Result, Tensor, D};
+use candle_core::{DType, Result, Tensor};
 
-use crate::model::{fused, Decoder, KvContext};
+use crate::kernels::target_logprobs;
+use crate::model::{Decoder, KvContext};
 
 /// Positions scored per chunk: 512 rows × 49152 logits ≈ 100 MB in f32 (and as much again for
 /// their gradient). Each chunk also materialises one lm_head gradient, so fewer, larger chunks
@@ -280,51 +281,6 @@ fn positions(from: usize, n: usize, copies: usize, device: &candle_core::Device)
         .repeat((copies, 1))
 }
 
-/// `log_softmax(rows · lm_headᵀ / T)` gathered at `targets` (differentiable in `rows` and
-/// `lm_head`) and, when asked, each row's entropy (no gradient). On the CPU in f32 one fused
-/// pass over the logits gives both ([`fused::target_logprob_entropy`]); elsewhere the
-/// log-softmax is materialised.
-pub fn chunk_logprobs(
-    rows: &Tensor,
-    lm_head: &Tensor,
-    targets: &[u32],
-    temperature: f64,
-    with_entropy: bool,
-) -> Result<(Tensor, Option<Tensor>)> {
-    if fused::enabled(rows) {
-        let logits = fused::linear(rows, lm_head)?;
-        return logits_logprobs(&logits, targets, temperature, with_entropy);
-    }
-    let logits = rows.matmul(&lm_head.t()?)?;
-    let logp_all = candle_nn::ops::log_softmax(&(logits / temperature)?, D::Minus1)?;
-    let idx = Tensor::new(targets, rows.device())?.unsqueeze(1)?;
-    let logp = logp_all.gather(&idx, 1)?.squeeze(1)?;
-    let entropy = match with_entropy {
-        true => {
-            let lp = logp_all.detach();
-            Some((lp.exp()? * &lp)?.sum(D::Minus1)?.neg()?)
-        }
-        false => None,
-    };
-    Ok((logp, entropy))
-}
-
-/// The fused half of [`chunk_logprobs`] (CPU f32): log-prob of each target under
-/// `log_softmax(logits / T)` (differentiable in `logits`) and, when asked, each row's entropy.
-pub fn logits_logprobs(
-    logits: &Tensor,
-    targets: &[u32],
-    temperature: f64,
-    with_entropy: bool,
-) -> Result<(Tensor, Option<Tensor>)> {
-    let both = fused::target_logprob_entropy(logits, targets, 1.0 / temperature)?;
-    let entropy = both.narrow(1, 1, 1)?.squeeze(1)?.detach();
-    Ok((
-        both.narrow(1, 0, 1)?.squeeze(1)?,
-        with_entropy.then_some(entropy),
-    ))
-}
-
 /// Per-token log-probs (under logits / T) of every sequence's completion, without gradient:
 /// for the frozen reference model and for old log-probs.
 pub fn completion_logprobs(
@@ -339,7 +295,7 @@ pub fn completion_logprobs(
     let mut flat = Vec::with_capacity(n);
     for start in (0..n).step_by(CHUNK_ROWS) {
         let len = CHUNK_ROWS.min(n - start);
-        let (logp, _) = chunk_logprobs(
+        let (logp, _) = target_logprobs(
             &rows.narrow(0, start, len)?,
             &lm_head,
             &packed.targets[start..start + len],

@@ -12,11 +12,9 @@
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, Var};
 
-use crate::logprob::{
-    chunk_logprobs, logits_logprobs, PackedBatch, PromptStates, Sequence, SharedPrompt, CHUNK_ROWS,
-};
+use crate::kernels::HeadChunk;
+use crate::logprob::{PackedBatch, PromptStates, Sequence, SharedPrompt, CHUNK_ROWS};
 use crate::loss::{clipped, k3_kl, per_token_loss, LossConfig};
-use crate::model::fused;
 use crate::optim::GradAccumulator;
 use crate::policy::Policy;
 
@@ -234,25 +232,13 @@ impl Backprop<'_> {
         let n = rows.dim(0)?;
         let leaf = Var::from_tensor(&rows.detach())?;
         let lm_head = &*self.policy.decoder.lm_head()?;
-        let head = lm_head.detach();
         let mut rows_grad = Vec::new();
         for start in (0..n).step_by(CHUNK_ROWS) {
             let len = CHUNK_ROWS.min(n - start);
             let range = at + start..at + start + len;
-            let r = leaf.as_tensor().narrow(0, start, len)?;
-            let r_const = r.detach();
             let targets = &t.targets[range.clone()];
-            // On the CPU the lm_head's backward is done here: the logits are a leaf, whose
-            // gradient gives the rows' (dz · W) and the lm_head's, added into its sum by its own
-            // gemm (no [vocab, hidden] temporary per chunk).
-            let logits = match fused::enabled(&r) {
-                true => Some(Var::from_tensor(&fused::linear(&r_const, &head)?)?),
-                false => None,
-            };
-            let (logp, entropy) = match &logits {
-                Some(z) => logits_logprobs(z.as_tensor(), targets, self.temperature, true)?,
-                None => chunk_logprobs(&r, lm_head, targets, self.temperature, true)?,
-            };
+            let chunk = HeadChunk::new(leaf.as_tensor(), start, len, lm_head)?;
+            let (logp, entropy) = chunk.target_logprobs(targets, self.temperature)?;
             let logp_host: Vec<f64> = logp.to_dtype(DType::F64)?.to_vec1()?;
             let old_t = match t.old[range.start].is_some() {
                 true => {
@@ -283,23 +269,11 @@ impl Backprop<'_> {
             }
             self.stats.loss += value;
             let g = self.backward(loss)?;
-            let part = match &logits {
-                Some(z) => match g.get(z.as_tensor()) {
-                    Some(dz) => {
-                        let sum = self.grads.sum_for(lm_head)?;
-                        fused::add_weight_grad(sum, dz, &r_const)?;
-                        Some(dz.matmul(&head)?)
-                    }
-                    None => None,
-                },
-                None => match g.get(leaf.as_tensor()) {
-                    Some(gr) => Some(gr.narrow(0, start, len)?),
-                    None => None,
-                },
-            };
+            let grads = &mut self.grads;
+            let part = chunk.backward(&g, || grads.sum_for(lm_head).map(|s| &*s))?;
             rows_grad.push(match part {
                 Some(p) => p,
-                None => r_const.zeros_like()?,
+                None => leaf.as_tensor().narrow(0, start, len)?.zeros_like()?,
             });
             // Metrics (no gradient).
             let old_host: Vec<f64> = old_t.to_dtype(DType::F64)?.to_vec1()?;
@@ -315,9 +289,10 @@ impl Backprop<'_> {
                 }
                 self.stats.kl_sum += kl.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
             }
-            if let Some(e) = entropy {
-                self.stats.entropy_sum += e.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
-            }
+            self.stats.entropy_sum += entropy
+                .to_dtype(DType::F64)?
+                .sum_all()?
+                .to_scalar::<f64>()?;
         }
         // Detached: backprop's gradients can carry a graph (dz · W is built from the tracked W).
         let gr = Tensor::cat(&rows_grad, 0)?.detach();

@@ -1,10 +1,12 @@
-//! The fused CPU training kernels (src/model/fused.rs) against candle's differentiable
-//! composite ops: the same values and the same gradients of a random linear functional.
+//! The CPU f32 kernels (src/kernels/), which the kernel functions pick for f32 CPU tensors,
+//! against candle's differentiable composite ops: the same values and the same gradients of a
+//! random linear functional.
 
 use std::sync::Arc;
 
 use candle_core::{backprop::GradStore, Device, Result, Tensor, Var, D};
-use intuitor::model::fused::{self, RopeTables};
+use intuitor::kernels as fused;
+use intuitor::kernels::rope::{rope_heads, RopeTables};
 
 fn rand(shape: &[usize], seed: u64) -> Var {
     use rand::{Rng, SeedableRng};
@@ -86,7 +88,7 @@ fn rope_heads_matches_the_composite() -> Result<()> {
     let (x1, x2) = (heads.narrow(3, 0, d / 2)?, heads.narrow(3, d / 2, d / 2)?);
     let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
     let composite = (heads.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?)?;
-    let y = fused::rope_heads(&x, &tables, n)?;
+    let y = rope_heads(&x, &tables, n)?;
     assert_same(&y, &composite, &[&x], 1e-5);
     Ok(())
 }

@@ -3,29 +3,24 @@
 //!
 //! Every op on the path from the weights to the logits has a backward pass when gradients are
 //! tracked (stack-notes: candle's fused `rms_norm`, `softmax_last_dim` and `rope` have none and
-//! silently cut the graph). For f32 on the CPU the layers run on `super::fused`, kernels with
-//! their own backward; elsewhere on candle's differentiable ops, with candle's fused ops only
-//! when no tensor in the call tracks a gradient.
+//! silently cut the graph). The device-dependent ops are [`crate::kernels`], which pick their
+//! implementation from the tensors.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor};
 
-use super::attention::CachedAttention;
 use super::config::ModelConfig;
-use super::fused::{self, RopeTables};
 use super::kv_cache::{KvCache, KvContext, LayerCache};
 use super::packed::PackedWeight;
 use super::weight::{Linear, RmsNorm, Weight};
+use crate::kernels::{self, split_heads, AttentionBias, Rotary};
 
 /// Additive attention bias for masked keys. Finite (not -inf) so that a query row whose keys are
 /// all masked (a left-padding position) gives a harmless uniform row instead of NaN.
 const MASKED: f64 = -1e30;
-
-/// Up to this many new positions per row, inference attention uses [`CachedAttention`].
-const DECODE_ROWS: usize = 4;
 
 #[derive(Clone)]
 struct Layer {
@@ -38,37 +33,6 @@ struct Layer {
     gate_proj: Linear,
     up_proj: Linear,
     down_proj: Linear,
-}
-
-/// Rotary tables for one forward: `[batch, 1, seq, head_dim]`, the halves duplicated (HF
-/// layout), or host tables for the fused training kernel.
-enum Rotary {
-    Tensors { cos: Tensor, sin: Tensor },
-    Host(RopeTables),
-}
-
-impl Rotary {
-    /// HF rotate-half RoPE: `x·cos + rotate_half(x)·sin`, with `x` `[batch, heads, seq, head_dim]`.
-    /// Splits a projection `[batch, seq, heads · head_dim]` into heads and rotates them:
-    /// `[batch, heads, seq, head_dim]`.
-    fn heads(&self, y: Tensor, heads: usize) -> Result<Tensor> {
-        let (cos, sin) = match self {
-            Rotary::Host(tables) => return fused::rope_heads(&y, tables, heads),
-            Rotary::Tensors { cos, sin } => (cos, sin),
-        };
-        let x = split_heads(&y, heads)?;
-        let half = x.dim(D::Minus1)? / 2;
-        let x1 = x.narrow(D::Minus1, 0, half)?;
-        let x2 = x.narrow(D::Minus1, half, half)?;
-        let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-        x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?
-    }
-}
-
-/// `[batch, seq, heads · head_dim]` → `[batch, heads, seq, head_dim]`, contiguous.
-fn split_heads(y: &Tensor, heads: usize) -> Result<Tensor> {
-    let (b, t, _) = y.dims3()?;
-    y.reshape((b, t, heads, ()))?.transpose(1, 2)?.contiguous()
 }
 
 /// The decoder's weights, held as tensors named like the HF checkpoint.
@@ -319,18 +283,15 @@ impl Decoder {
     ) -> Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
         let past = ctx.past()?;
-        let host_bias = self.attention_bias(b, t, past, key_mask)?;
-        // The hand-written CPU kernels: cached attention for inference, fused ops with their own
-        // backward for training; other devices take the differentiable composite path.
-        let cpu_f32 = fused::enabled_on(&self.device, self.dtype);
-        let rotary = self.rotary(positions, cpu_f32)?;
-        let bias = match (&host_bias, cpu_f32) {
-            (Some(h), false) => Some(AttentionBias::Tensor(
-                Tensor::from_slice(h.as_slice(), (b, 1, t, past + t), self.device())?
-                    .to_dtype(self.dtype())?,
-            )),
-            (Some(h), true) => Some(AttentionBias::Host(h.clone())),
-            (None, _) => None,
+        let rotary = Rotary::new(&self.inv_freq, positions, &self.device, self.dtype)?;
+        let bias = match self.attention_bias(b, t, past, key_mask)? {
+            Some(h) => Some(AttentionBias::new(
+                h,
+                (b, t, past + t),
+                &self.device,
+                self.dtype,
+            )?),
+            None => None,
         };
         let ids = input_ids.flatten_all()?;
         let mut x = self.embed_tokens.rows(&ids)?;
@@ -357,11 +318,7 @@ impl Decoder {
             let residual = x.clone();
             let h = layer.post_attention_layernorm.forward(&x)?;
             let [gate, up] = Linear::forward_all([&layer.gate_proj, &layer.up_proj], &h)?;
-            let act = if cpu_f32 {
-                fused::swiglu(&gate, &up)?
-            } else {
-                (candle_nn::Activation::Silu.forward(&gate)? * up)?
-            };
+            let act = kernels::swiglu(&gate, &up)?;
             let h = layer.down_proj.forward(&act)?;
             x = (residual + h)?;
         }
@@ -374,7 +331,7 @@ impl Decoder {
         let x = hidden.reshape((b * t, h))?;
         let y = match &self.lm_head {
             Weight::Panels(p) => p.linear(&x)?,
-            // The lm_head keeps x·Wᵀ: W·xᵀ (`fused::linear`) measured slower here (the
+            // The lm_head keeps x·Wᵀ: W·xᵀ (`kernels::linear`) measured slower here (the
             // transposed [vocab, rows] result is read back column by column).
             w => x.matmul(&w.dense()?.t()?)?,
         };
@@ -391,35 +348,6 @@ impl Decoder {
     ) -> Result<Tensor> {
         let hidden = self.hidden_states(input_ids, positions, key_mask, cache)?;
         self.logits(&hidden)
-    }
-
-    fn rotary(&self, positions: &Tensor, host: bool) -> Result<Rotary> {
-        let (b, t) = positions.dims2()?;
-        let half = self.inv_freq.dim(0)?;
-        if host {
-            let inv_freq: Vec<f32> = self.inv_freq.to_vec1()?;
-            let pos: Vec<u32> = positions.flatten_all()?.to_vec1()?;
-            let angles = |f: fn(f32) -> f32| -> Arc<Vec<f32>> {
-                Arc::new(
-                    pos.iter()
-                        .flat_map(|&p| inv_freq.iter().map(move |&w| f(p as f32 * w)))
-                        .collect(),
-                )
-            };
-            return Ok(Rotary::Host(RopeTables {
-                cos: angles(f32::cos),
-                sin: angles(f32::sin),
-                seq: t,
-                half,
-            }));
-        }
-        let pos = positions.to_dtype(DType::F32)?.reshape((b, t, 1))?;
-        let freqs = pos.broadcast_mul(&self.inv_freq.reshape((1, 1, half))?)?;
-        let emb = Tensor::cat(&[&freqs, &freqs], D::Minus1)?.unsqueeze(1)?;
-        Ok(Rotary::Tensors {
-            cos: emb.cos()?.to_dtype(self.dtype())?,
-            sin: emb.sin()?.to_dtype(self.dtype())?,
-        })
     }
 
     /// Additive attention bias `[batch, seq, past + seq]` on the host: causal, plus masked
@@ -498,53 +426,8 @@ impl Decoder {
                 (k, v) = (shared(pk, &k)?, shared(pv, &v)?);
             }
         }
-        // Grouped-query attention without copying K/V: fold the query heads of each KV group into
-        // the sequence axis, so one KV head serves its group in a single matmul (HF `repeat_kv`
-        // semantics: query head h reads KV head h / groups).
-        let groups = cfg.kv_groups();
-        let q = q.reshape((b, nkv, groups * t, hd))?;
-        let scale = 1.0 / (hd as f64).sqrt();
-        let host = match bias {
-            Some(AttentionBias::Host(h)) => Some(h.clone()),
-            _ => None,
-        };
-        let fused = fused::enabled(&q);
-        // The per-row kernel wins for decoding (a few query rows, one thread per row and KV
-        // head); a prefill's hundreds of rows go faster through gemm.
-        let kernel = fused && !q.track_op() && !k.track_op() && t <= DECODE_ROWS;
-        if !kernel {
-            // The other paths take every row's keys in one tensor; cached keys are a view into
-            // a larger buffer, which gemm cannot stride over.
-            if let Some(p) = prefix.take() {
-                (k, v) = p.joined(&k, &v)?;
-            }
-            (k, v) = (k.contiguous()?, v.contiguous()?);
-        }
-        let total = k.dim(2)? + prefix.as_ref().map_or(Ok(0), |p| p.k.dim(2))?;
-        let out = if kernel {
-            let op = CachedAttention {
-                scale: scale as f32,
-                t,
-                bias: host,
-                prefix,
-            };
-            op.forward(&q, &k, &v)?
-        } else if fused {
-            let probs = fused::attention_softmax(&q.matmul(&k.t()?)?, scale, t, host)?;
-            probs.matmul(&v)?
-        } else {
-            let scores = (q.matmul(&k.t()?)? * scale)?.reshape((b, nh, t, total))?;
-            let scores = match bias {
-                Some(AttentionBias::Tensor(bias)) => scores.broadcast_add(bias)?,
-                _ => scores,
-            };
-            let probs = if scores.track_op() {
-                candle_nn::ops::softmax(&scores, D::Minus1)?
-            } else {
-                candle_nn::ops::softmax_last_dim(&scores)?
-            };
-            probs.reshape((b, nkv, groups * t, total))?.matmul(&v)?
-        };
+        let q = q.reshape((b, nkv, cfg.kv_groups() * t, hd))?;
+        let out = kernels::attention(&q, k, v, prefix, bias, nh)?;
         let out = out.reshape((b, nh, t, hd))?;
         let out = out.transpose(1, 2)?.reshape((b, t, nh * hd))?;
         layer.o_proj.forward(&out)
@@ -557,12 +440,6 @@ enum LayerKv<'a> {
     Cache(&'a mut Option<LayerCache>),
     Capture(&'a mut Vec<(Tensor, Tensor)>),
     Prefix(&'a (Tensor, Tensor)),
-}
-
-/// The attention bias in the form the chosen attention path consumes.
-enum AttentionBias {
-    Host(Arc<Vec<f32>>),
-    Tensor(Tensor),
 }
 
 /// RoPE positions for a left-padded batch, as HF computes them: `cumsum(mask) − 1`, clamped at 0.

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use candle_core::{Result, Tensor};
 
+use crate::kernels::SharedPrefix;
+
 /// One layer's cached keys and values: buffers `[batch, kv_heads, capacity, head_dim]` of
 /// which the first `len` positions are filled, after the rows' shared prefix if any.
 /// Appending writes in place (no copy of the past).
@@ -16,36 +18,11 @@ pub(super) struct LayerCache {
     pub(super) prefix: Option<SharedPrefix>,
 }
 
-/// Keys and values that several rows attend to before their own: a prompt's, once for the G
-/// completions sampled from it (instead of G copies: less memory, and the rows of a group read
-/// the same bytes, which stay in cache).
-#[derive(Debug, Clone)]
-pub(super) struct SharedPrefix {
-    /// `[prompts, kv_heads, p, head_dim]`, left-padded to the longest prompt.
-    pub(super) k: Tensor,
-    pub(super) v: Tensor,
-    /// The prefix (prompt) of each row.
-    pub(super) of_row: Arc<Vec<u32>>,
-}
-
 /// A layer's keys and values after an append: the shared prefix, if any, then each row's own.
 pub(super) struct CachedKeys {
     pub(super) prefix: Option<SharedPrefix>,
     pub(super) k: Tensor,
     pub(super) v: Tensor,
-}
-
-impl SharedPrefix {
-    /// Every row's keys and values in one `[batch, kv_heads, total, head_dim]` pair (the
-    /// prefix copied per row) from the rows' own `k`, `v`, for the attention paths that take
-    /// plain tensors.
-    pub(super) fn joined(&self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        let rows = Tensor::new(self.of_row.as_slice(), self.k.device())?;
-        let join = |pre: &Tensor, own: &Tensor| -> Result<Tensor> {
-            Tensor::cat(&[&pre.index_select(&rows, 0)?, own], 2)
-        };
-        Ok((join(&self.k, k)?, join(&self.v, v)?))
-    }
 }
 
 impl LayerCache {

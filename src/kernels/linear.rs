@@ -2,13 +2,18 @@
 
 use candle_core::{CpuStorage, CustomOp2, InplaceOp3, Layout, Result, Shape, Tensor};
 
-use super::{few_rows, gemm_parallelism, output, slice, slice_mut};
+use super::{cpu_f32, few_rows, gemm_parallelism, output, slice, slice_mut};
 
-/// `x · Wᵀ` for `x` `[…, in]` and `W` `[out, in]` → `[…, out]`. The backward is two matmuls:
-/// `dx = dy · W` and `dW = dyᵀ · x` (already `[out, in]`, where candle's transposed matmul
-/// hands back `(xᵀ · dy)ᵀ`, a strided view that costs a transposing copy to use).
+/// `x · Wᵀ` for `x` `[rows, in]` and `W` `[out, in]` → `[rows, out]`. On the CPU in f32 one
+/// graph node whose backward is two matmuls: `dx = dy · W` and `dW = dyᵀ · x` (already
+/// `[out, in]`, where candle's transposed matmul hands back `(xᵀ · dy)ᵀ`, a strided view that
+/// costs a transposing copy to use); elsewhere candle's `matmul`.
 pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op2(&w.contiguous()?, Linear)
+    if cpu_f32(x) {
+        x.contiguous()?.apply_op2(&w.contiguous()?, Linear)
+    } else {
+        x.matmul(&w.t()?)
+    }
 }
 
 struct Linear;

@@ -2,10 +2,77 @@
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
 use super::{output, slice};
+
+/// RoPE for one forward, in the form the device's kernel takes: host tables for the CPU f32
+/// kernel ([`rope_heads`]), `[batch, 1, seq, head_dim]` cos/sin tensors (the halves
+/// duplicated, HF layout) for candle's differentiable ops elsewhere.
+pub enum Rotary {
+    Tensors { cos: Tensor, sin: Tensor },
+    Host(RopeTables),
+}
+
+impl Rotary {
+    /// The tables for `positions` `[batch, seq]` (u32) and inverse frequencies `inv_freq`
+    /// `[head_dim / 2]` (f32), for activations of `dtype` on `device`.
+    pub fn new(
+        inv_freq: &Tensor,
+        positions: &Tensor,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
+        let (b, t) = positions.dims2()?;
+        let half = inv_freq.dim(0)?;
+        if super::cpu_f32_on(device, dtype) {
+            let inv_freq: Vec<f32> = inv_freq.to_vec1()?;
+            let pos: Vec<u32> = positions.flatten_all()?.to_vec1()?;
+            let angles = |f: fn(f32) -> f32| -> Arc<Vec<f32>> {
+                Arc::new(
+                    pos.iter()
+                        .flat_map(|&p| inv_freq.iter().map(move |&w| f(p as f32 * w)))
+                        .collect(),
+                )
+            };
+            return Ok(Rotary::Host(RopeTables {
+                cos: angles(f32::cos),
+                sin: angles(f32::sin),
+                seq: t,
+                half,
+            }));
+        }
+        let pos = positions.to_dtype(DType::F32)?.reshape((b, t, 1))?;
+        let freqs = pos.broadcast_mul(&inv_freq.reshape((1, 1, half))?)?;
+        let emb = Tensor::cat(&[&freqs, &freqs], D::Minus1)?.unsqueeze(1)?;
+        Ok(Rotary::Tensors {
+            cos: emb.cos()?.to_dtype(dtype)?,
+            sin: emb.sin()?.to_dtype(dtype)?,
+        })
+    }
+
+    /// Splits a projection `[batch, seq, heads · head_dim]` into heads and rotates them (HF
+    /// rotate-half RoPE, `x·cos + rotate_half(x)·sin`): `[batch, heads, seq, head_dim]`.
+    pub fn heads(&self, y: Tensor, heads: usize) -> Result<Tensor> {
+        let (cos, sin) = match self {
+            Rotary::Host(tables) => return rope_heads(&y, tables, heads),
+            Rotary::Tensors { cos, sin } => (cos, sin),
+        };
+        let x = split_heads(&y, heads)?;
+        let half = x.dim(D::Minus1)? / 2;
+        let x1 = x.narrow(D::Minus1, 0, half)?;
+        let x2 = x.narrow(D::Minus1, half, half)?;
+        let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+        x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?
+    }
+}
+
+/// `[batch, seq, heads · head_dim]` → `[batch, heads, seq, head_dim]`, contiguous.
+pub fn split_heads(y: &Tensor, heads: usize) -> Result<Tensor> {
+    let (b, t, _) = y.dims3()?;
+    y.reshape((b, t, heads, ()))?.transpose(1, 2)?.contiguous()
+}
 
 /// Host cos/sin tables of RoPE for one forward: `[batch, seq, head_dim / 2]` each (the HF
 /// tables repeat these halves).

@@ -1,13 +1,18 @@
 //! The gated activation of the llama MLP, `silu(gate) · up`, with its backward.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{output, slice};
+use super::{cpu_f32, output, slice};
 
-/// `silu(gate) · up` (the llama MLP's gated activation).
+/// `silu(gate) · up` (the llama MLP's gated activation), same shapes in and out: the CPU f32
+/// kernel with its own backward, candle's differentiable ops elsewhere.
 pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
-    gate.contiguous()?.apply_op2(&up.contiguous()?, Swiglu)
+    if cpu_f32(gate) {
+        gate.contiguous()?.apply_op2(&up.contiguous()?, Swiglu)
+    } else {
+        candle_nn::Activation::Silu.forward(gate)? * up
+    }
 }
 
 /// Elements handed to one rayon task.
