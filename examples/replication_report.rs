@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use intuitor::plot::draw;
 use intuitor::train::metrics::{read, Metrics};
-use intuitor::train::plot::draw;
 
 /// (run directory stem, row label).
 const METHODS: &[(&str, &str)] = &[

@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 use crate::advantage::ScaleRewards;
-use crate::eval::check::Mode;
+use crate::answer::Mode;
 use crate::loss::LossType;
 use crate::optim::schedule::Schedule;
 use crate::reward::self_certainty::Scorer;

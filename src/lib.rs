@@ -23,16 +23,19 @@
 //! - [`runtime`]: process start-up (allocator tuning, device choice).
 
 pub mod advantage;
+pub mod answer;
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod eval;
 pub mod io;
 pub mod kernels;
+pub mod loader;
 pub mod logprob;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod policy;
 pub mod reward;
 pub mod rollout;

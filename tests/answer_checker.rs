@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use intuitor::eval::check::{check, Mode, Verdict};
+use intuitor::answer::{check, Mode, Verdict};
 
 enum Want {
     Yes,
@@ -271,7 +271,7 @@ fn math_verify_comparison_table() {
 }
 
 /// Hendrycks mode reproduces `is_equiv` (its own upstream tests are unit tests of
-/// `eval::check::hendrycks`); here the §4.3 Hendrycks column through `check`.
+/// `answer::hendrycks`); here the §4.3 Hendrycks column through `check`.
 #[test]
 fn hendrycks_mode_comparison_table() {
     run(

@@ -139,7 +139,7 @@ fn unknown_architecture_lists_supported_ones() {
 
 #[test]
 fn truncated_gguf_is_named() {
-    let src = intuitor::model::default_model_path();
+    let src = intuitor::loader::default_model_path();
     let bytes = std::fs::read(&src).expect("the test command fetches the default model");
     let dir = tempfile::tempdir().unwrap();
     for (name, keep) in [("head.gguf", 4096), ("half.gguf", bytes.len() / 2)] {

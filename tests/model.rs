@@ -8,9 +8,10 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, Var};
 use common::*;
+use intuitor::loader::{LoadedModel, ModelSource};
 use intuitor::model::decoder::positions_from_mask;
 use intuitor::model::gguf::GgufFile;
-use intuitor::model::{Decoder, KvCache, LoadedModel, ModelSource};
+use intuitor::model::{Decoder, KvCache};
 
 fn mask_rows(mask: &Tensor) -> Vec<Vec<u32>> {
     mask.to_dtype(DType::U32).unwrap().to_vec2().unwrap()

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use candle_core::{DType, Device};
 use common::*;
-use intuitor::model::{LoadedModel, ModelSource};
+use intuitor::loader::{LoadedModel, ModelSource};
 use intuitor::rollout::{rollout, Completion, FinishReason, PromptRequest, RolloutConfig};
 use intuitor::sampling::SamplingParams;
 use intuitor::score::score_completion;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::fixture;
-use intuitor::model::{LoadedModel, ModelSource};
+use intuitor::loader::{LoadedModel, ModelSource};
 
 fn config_file(dir: &Path, extra: &str) -> std::path::PathBuf {
     let model = fixture("tiny-qwen2");

@@ -7,9 +7,9 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use common::*;
+use intuitor::loader::{LoadedModel, ModelSource};
 use intuitor::logprob::{completion_logprobs, Sequence};
 use intuitor::loss::{sequence_weights, LossConfig};
-use intuitor::model::{LoadedModel, ModelSource};
 use intuitor::optim::schedule::{lr_at, Schedule};
 use intuitor::optim::{AdamW, AdamWConfig, GradAccumulator};
 use intuitor::policy::Policy;

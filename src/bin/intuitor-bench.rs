@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use intuitor::model::{LoadedModel, ModelSource};
+use intuitor::loader::{LoadedModel, ModelSource};
 use intuitor::rollout::{rollout, PromptRequest, RolloutConfig};
 use intuitor::sampling::SamplingParams;
 use intuitor::self_certainty::Alignment;

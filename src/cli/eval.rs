@@ -9,11 +9,11 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ModelArgs;
+use crate::answer::select::Selection;
+use crate::answer::{check, Mode};
 use crate::data::{field_text, Fields};
-use crate::eval::check::{check, Mode};
 use crate::eval::report::{histogram, markdown, summarize};
 use crate::eval::run::{data_dir, evaluate, load_dataset, EvalConfig};
-use crate::eval::select::Selection;
 use crate::io::write_atomic;
 use crate::sampling::SamplingParams;
 use crate::self_certainty::Alignment;

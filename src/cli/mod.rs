@@ -9,7 +9,7 @@ mod train;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::model::{LoadedModel, ModelSource};
+use crate::loader::{LoadedModel, ModelSource};
 
 /// intuitor: train language models to reason with their own self-certainty as the reward
 /// (INTUITOR, arXiv 2505.19590), plus the paper's baselines and evaluation.

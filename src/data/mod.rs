@@ -161,7 +161,7 @@ fn to_problem(
 /// The gold answer of a dataset field: the part after `####` (GSM8K), else the last `\boxed{}`
 /// (MATH solutions), else the text.
 pub fn gold_answer(field: &str) -> String {
-    use crate::eval::check::extract::{gsm8k_gold, last_boxed};
+    use crate::answer::extract::{gsm8k_gold, last_boxed};
     if field.contains("####") {
         return gsm8k_gold(field).unwrap_or_default();
     }

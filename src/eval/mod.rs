@@ -1,7 +1,6 @@
-//! Evaluation: answer checking, best-of-N selection, statistics, and the `eval` runner.
+//! Evaluation: the `eval` runner, its statistics and its report. Answer checking and
+//! best-of-N selection are [`crate::answer`].
 
-pub mod check;
 pub mod report;
 pub mod run;
-pub mod select;
 pub mod stats;

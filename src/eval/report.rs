@@ -109,7 +109,7 @@ pub fn summarize(
         dataset: dataset.into(),
         mode: mode.into(),
         greedy: Accuracy::of(correct.len(), n),
-        unknown_verdicts: count(&|i| i.greedy.verdict == super::check::Verdict::Unknown),
+        unknown_verdicts: count(&|i| i.greedy.verdict == crate::answer::Verdict::Unknown),
         no_answer: count(&|i| i.greedy.answer.is_none()),
         mean_length: mean(&lengths),
         truncation_rate: count(&|i| i.greedy.finish_reason == FinishReason::Length) as f64
@@ -201,7 +201,7 @@ pub fn markdown(s: &Summary) -> String {
 
 /// Overlaid histograms of greedy self-certainty, correct vs incorrect.
 pub fn histogram(items: &[ItemResult], path: &Path) -> anyhow::Result<()> {
-    crate::train::plot::ensure_font();
+    crate::plot::ensure_font();
     let correct = sc_where(items, true);
     let incorrect = sc_where(items, false);
     let all: Vec<f64> = correct.iter().chain(&incorrect).copied().collect();
@@ -248,7 +248,7 @@ pub fn histogram(items: &[ItemResult], path: &Path) -> anyhow::Result<()> {
             .label(format!("{name} (n = {})", counts.iter().sum::<usize>()))
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
     }
-    crate::train::plot::draw_legend(&mut chart)?;
+    crate::plot::draw_legend(&mut chart)?;
     root.present()
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())

@@ -7,10 +7,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::check::{check, equivalent, Mode, Verdict};
-use super::select::{select, Selection};
+use crate::answer::select::{select, Selection};
+use crate::answer::{check, equivalent, Mode, Verdict};
 use crate::data::{self, demo, Fields, Problem};
-use crate::model::{Decoder, LoadedModel};
+use crate::loader::LoadedModel;
+use crate::model::Decoder;
 use crate::rollout::{rollout, Completion, FinishReason, PromptRequest, RolloutConfig};
 use crate::sampling::SamplingParams;
 use crate::self_certainty::Alignment;

@@ -1,8 +1,8 @@
 //! GRPO's gold-answer reward (spec §6.1): 1 when the completion's extracted answer is
-//! equivalent to the gold answer (`eval::check`), else 0 (`unknown` counts as 0, as an unparsed
+//! equivalent to the gold answer (`answer`), else 0 (`unknown` counts as 0, as an unparsed
 //! answer does in math-verify); `None` when the prompt has no gold answer.
 
-use crate::eval::check::{check, Mode};
+use crate::answer::{check, Mode};
 
 pub fn rewards(texts: &[String], golds: &[Option<String>], mode: Mode) -> Vec<Option<f64>> {
     texts

@@ -1,6 +1,6 @@
 //! Format reward: 1 when the completion has a non-empty `\boxed{}` answer.
 
-use crate::eval::check::extract::last_boxed;
+use crate::answer::extract::last_boxed;
 
 pub fn rewards(texts: &[String]) -> Vec<Option<f64>> {
     texts

@@ -10,7 +10,7 @@ pub mod self_certainty;
 
 use serde::{Deserialize, Serialize};
 
-use crate::eval::check::Mode;
+use crate::answer::Mode;
 use crate::rollout::Completion;
 
 /// The reward functions, spelled as in configs and metric names (`rewards/<name>/mean`).

@@ -1,9 +1,9 @@
 //! GRPO-PV (spec §6.2, after TTRL): within each group, the most common extracted answer is the
 //! label (ties go to the answer seen first; unextractable answers do not vote); a completion
-//! scores 1 if its answer is equivalent to the label. The vote is `eval::select`'s majority.
+//! scores 1 if its answer is equivalent to the label. The vote is `answer::select`'s majority.
 
-use crate::eval::check::{equivalent, extract_answer, Mode};
-use crate::eval::select::{select, Selection};
+use crate::answer::select::{select, Selection};
+use crate::answer::{equivalent, extract_answer, Mode};
 
 pub fn rewards(texts: &[String], group: usize, mode: Mode) -> Vec<Option<f64>> {
     let same = |a: &str, b: &str| equivalent(a, b, mode).is_true();

@@ -15,7 +15,7 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::data::batches::Cursor;
-use crate::model::LoadedModel;
+use crate::loader::LoadedModel;
 use crate::optim::AdamW;
 use crate::policy::Policy;
 

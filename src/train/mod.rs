@@ -11,17 +11,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use candle_core::{DType, Device};
+use candle_core::DType;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::answer::check;
 use crate::config::{PromptOverflow, TrainConfig};
 use crate::data::batches::steps_per_epoch;
 use crate::data::demo::{self, Split};
 use crate::data::{self, Fields, Problem};
-use crate::eval::check::check;
+use crate::loader::{LoadedModel, ModelSource};
 use crate::loss::LossConfig;
-use crate::model::gguf::GgufFile;
-use crate::model::{LoadedModel, ModelSource};
 use crate::optim::schedule::warmup_steps;
 use crate::optim::{AdamW, AdamWConfig};
 use crate::policy::Policy;
@@ -49,20 +48,6 @@ pub struct Trainer {
     pub warmup: usize,
     pub output: PathBuf,
     pub num_tokens: usize,
-}
-
-/// On the CPU, the frozen initial weights (KL reference, offline scorer) keep a GGUF model's
-/// weight matrices in their quantized blocks, dequantized per use with the same values
-/// ([`crate::model::packed`]): about 445 MB less for SmolLM2-135M. The policy trains its own f32
-/// copy, made before.
-fn pack_reference(base: &mut LoadedModel, device: &Device) -> anyhow::Result<()> {
-    if let (ModelSource::Gguf(path), true) = (&base.source, device.is_cpu()) {
-        let file = GgufFile::open(path)?;
-        let cfg = base.decoder.config().clone();
-        let packed = file.packed_matrices(&cfg, base.decoder.dtype(), device)?;
-        base.decoder.pack(packed)?;
-    }
-    Ok(())
 }
 
 impl Trainer {
@@ -106,7 +91,7 @@ impl Trainer {
             )?,
             None => Policy::from_decoder(&base.decoder)?,
         };
-        pack_reference(&mut base, &device)?;
+        base.pack_frozen()?;
         let adam = AdamWConfig {
             beta1: cfg.adam_beta1,
             beta2: cfg.adam_beta2,

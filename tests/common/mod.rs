@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use candle_core::{DType, Device, Tensor};
-use intuitor::model::{LoadedModel, ModelSource};
+use intuitor::loader::{LoadedModel, ModelSource};
 
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

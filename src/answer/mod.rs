@@ -13,6 +13,7 @@ pub mod extract;
 pub mod hendrycks;
 pub mod lex;
 pub mod normalize;
+pub mod select;
 pub mod structure;
 pub mod value;
 
