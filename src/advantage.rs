@@ -53,6 +53,38 @@ pub fn group_advantages(rewards: &[Option<f64>], g: usize, scale: ScaleRewards) 
     out
 }
 
+/// One reward's values in a combination: its weight and how its advantages are scaled.
+pub struct WeightedReward<'a> {
+    pub values: &'a [Option<f64>],
+    /// 0 = computed and logged only.
+    pub weight: f64,
+    pub scale: ScaleRewards,
+}
+
+/// Combines rewards over `n` completions in groups of `g` (spec §3): the sequence advantages,
+/// `Σ_k w_k · group_advantages(r_k)`, and the weighted reward of each completion,
+/// `Σ_k w_k · r_k` (`None` where a weighted reward is missing). Zero-weight rewards take no
+/// part.
+pub fn combine(rewards: &[WeightedReward], n: usize, g: usize) -> (Vec<f64>, Vec<Option<f64>>) {
+    let mut advantages = vec![0.0; n];
+    let mut combined = vec![Some(0.0); n];
+    for r in rewards.iter().filter(|r| r.weight != 0.0) {
+        for (a, x) in advantages
+            .iter_mut()
+            .zip(group_advantages(r.values, g, r.scale))
+        {
+            *a += r.weight * x;
+        }
+        for (c, x) in combined.iter_mut().zip(r.values) {
+            *c = match (*c, x) {
+                (Some(c), Some(x)) => Some(c + r.weight * x),
+                _ => None,
+            };
+        }
+    }
+    (advantages, combined)
+}
+
 /// Fraction of groups whose (present) rewards are all equal: they carry no learning signal.
 pub fn frac_zero_std(rewards: &[Option<f64>], g: usize) -> f64 {
     let groups: Vec<_> = rewards.chunks(g).collect();

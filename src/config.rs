@@ -8,6 +8,8 @@
 //! β 0, ≥ 0.22 to `dapo`; candle's AdamW defaults to weight decay 0.01. The values here are the
 //! ones the paper's run used.
 
+mod resolve;
+
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -20,6 +22,8 @@ use crate::optim::schedule::Schedule;
 use crate::reward::self_certainty::Scorer;
 use crate::reward::RewardKind;
 use crate::self_certainty::Alignment;
+
+pub use resolve::Resolved;
 
 /// What to do with prompts longer than `max_prompt_length`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

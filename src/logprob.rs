@@ -313,6 +313,25 @@ pub fn completion_logprobs(
     Ok(out)
 }
 
+/// [`completion_logprobs`] of `seqs` run as the forward batches `batches` (ranges of `seqs`,
+/// in order): the frozen reference's log-probs of a generation batch.
+pub fn batched_completion_logprobs(
+    decoder: &Decoder,
+    seqs: &[Sequence],
+    batches: &[std::ops::Range<usize>],
+    temperature: f64,
+) -> Result<Vec<Vec<f32>>> {
+    let mut all = Vec::with_capacity(seqs.len());
+    for range in batches {
+        all.extend(completion_logprobs(
+            decoder,
+            &seqs[range.clone()],
+            temperature,
+        )?);
+    }
+    Ok(all)
+}
+
 #[cfg(test)]
 mod tests {
     use super::same_prompt_runs;

@@ -32,10 +32,20 @@ pub struct LossConfig {
     pub epsilon_high: f64,
     /// Needed by `dr_grpo`.
     pub max_completion_length: usize,
+    /// Sampling temperature T: log-probs are taken under logits / T, as the rollout sampled
+    /// (spec §4.1).
+    pub temperature: f64,
     /// Multiply the KL term by the importance ratio (TRL ≥ 1.x `use_bias_correction_kl`,
     /// default True there; TRL 0.18 / the reference run had no such term). Identical when the
     /// ratio is 1 (μ = 1).
     pub kl_bias_correction: bool,
+}
+
+impl LossConfig {
+    /// Whether the loss has a KL term, hence needs the frozen reference's log-probs (β ≠ 0).
+    pub fn uses_reference(&self) -> bool {
+        self.beta != 0.0
+    }
 }
 
 /// Weight of each masked token of each sequence of a micro-batch, so that the micro-batch loss
@@ -63,6 +73,20 @@ pub fn sequence_weights(
         .collect()
 }
 
+/// [`sequence_weights`] for a whole generation batch split into TRL's micro-batches of
+/// `micro_batch` sequences, in batch order (`lens`: every sequence's completion-mask length).
+pub fn batch_weights(
+    lens: &[usize],
+    micro_batch: usize,
+    cfg: &LossConfig,
+    grad_accum: usize,
+    num_items_in_batch: usize,
+) -> Vec<f64> {
+    lens.chunks(micro_batch)
+        .flat_map(|chunk| sequence_weights(chunk, cfg, grad_accum, num_items_in_batch))
+        .collect()
+}
+
 /// k3 KL estimator per token, `exp(ref − logp) − (ref − logp) − 1` (Schulman; TRL, no clamp —
 /// verl clamps it to [−10, 10]).
 pub fn k3_kl(logp: &Tensor, reference: &Tensor) -> Result<Tensor> {
@@ -85,7 +109,7 @@ pub fn per_token_loss(
         .minimum(&(coef2 * advantages)?)?
         .neg()?;
     match reference {
-        Some(r) if cfg.beta != 0.0 => {
+        Some(r) if cfg.uses_reference() => {
             let kl = k3_kl(logp, r)?;
             let kl = if cfg.kl_bias_correction {
                 (kl * coef1)?
@@ -119,6 +143,7 @@ mod tests {
             epsilon_low: 0.2,
             epsilon_high: 0.2,
             max_completion_length: 10,
+            temperature: 1.0,
             kl_bias_correction: false,
         }
     }

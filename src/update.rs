@@ -67,7 +67,6 @@ pub fn accumulate_micro_batch(
     policy: &Policy,
     seqs: &[UpdateSequence],
     cfg: &LossConfig,
-    temperature: f64,
     grads: &mut GradAccumulator,
 ) -> Result<UpdateStats> {
     let packed_seqs: Vec<Sequence> = seqs
@@ -86,7 +85,6 @@ pub fn accumulate_micro_batch(
     let mut run = Backprop {
         policy,
         cfg,
-        temperature,
         tokens: &tokens,
         grads,
         stats: &mut stats,
@@ -126,7 +124,7 @@ impl TokenInputs {
             old: Vec::with_capacity(n),
             reference: Vec::with_capacity(n),
         };
-        let need_ref = cfg.beta != 0.0;
+        let need_ref = cfg.uses_reference();
         for (i, s) in seqs.iter().enumerate() {
             let len = packed.lens[i];
             let check = |v: &Option<Vec<f32>>, what: &str| -> Result<()> {
@@ -164,7 +162,6 @@ impl TokenInputs {
 struct Backprop<'a> {
     policy: &'a Policy,
     cfg: &'a LossConfig,
-    temperature: f64,
     tokens: &'a TokenInputs,
     grads: &'a mut GradAccumulator,
     stats: &'a mut UpdateStats,
@@ -238,7 +235,7 @@ impl Backprop<'_> {
             let range = at + start..at + start + len;
             let targets = &t.targets[range.clone()];
             let chunk = HeadChunk::new(leaf.as_tensor(), start, len, lm_head)?;
-            let (logp, entropy) = chunk.target_logprobs(targets, self.temperature)?;
+            let (logp, entropy) = chunk.target_logprobs(targets, cfg.temperature)?;
             let logp_host: Vec<f64> = logp.to_dtype(DType::F64)?.to_vec1()?;
             let old_t = match t.old[range.start].is_some() {
                 true => {
@@ -252,7 +249,7 @@ impl Backprop<'_> {
             };
             let adv_t = Tensor::new(&t.adv[range.clone()], &device)?.to_dtype(dtype)?;
             let w_t = Tensor::new(&t.weight[range.clone()], &device)?.to_dtype(dtype)?;
-            let ref_t = if cfg.beta != 0.0 {
+            let ref_t = if cfg.uses_reference() {
                 let v: Vec<f64> = t.reference[range.clone()]
                     .iter()
                     .map(|&x| x as f64)

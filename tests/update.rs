@@ -58,6 +58,7 @@ fn loss_cfg(f: &Fixture, loss_type: &str, beta: f64) -> LossConfig {
         epsilon_low: f.meta["epsilon_low"].as_f64().unwrap(),
         epsilon_high: f.meta["epsilon_high"].as_f64().unwrap(),
         max_completion_length: f.meta["max_completion_length"].as_u64().unwrap() as usize,
+        temperature: f.meta["temperature"].as_f64().unwrap(),
         // TRL 1.16's default; the fixture records TRL's defaults.
         kl_bias_correction: true,
     }
@@ -122,7 +123,6 @@ fn completion_logprobs_equal_trl() {
 fn loss_and_metrics_equal_trl_for_every_loss_type() {
     let f = fixture_data();
     let m = load_tiny("tiny-qwen2");
-    let temperature = f.meta["temperature"].as_f64().unwrap();
     let cases = f.meta["losses"].as_array().unwrap();
     assert_eq!(cases.len(), 16);
     for case in cases {
@@ -133,14 +133,9 @@ fn loss_and_metrics_equal_trl_for_every_loss_type() {
         let cfg = loss_cfg(&f, lt, beta);
         let policy = Policy::from_decoder(&m.decoder).unwrap();
         let mut grads = GradAccumulator::default();
-        let s: UpdateStats = accumulate_micro_batch(
-            &policy,
-            &sequences(&f, &cfg, with_old),
-            &cfg,
-            temperature,
-            &mut grads,
-        )
-        .unwrap();
+        let s: UpdateStats =
+            accumulate_micro_batch(&policy, &sequences(&f, &cfg, with_old), &cfg, &mut grads)
+                .unwrap();
         rel_close(
             s.loss,
             case["loss"].as_f64().unwrap(),
@@ -186,14 +181,7 @@ fn loss_and_metrics_equal_trl_for_every_loss_type() {
 fn grads_for(f: &Fixture, policy: &Policy) -> GradAccumulator {
     let cfg = loss_cfg(f, "bnpo", 0.04);
     let mut grads = GradAccumulator::default();
-    accumulate_micro_batch(
-        policy,
-        &sequences(f, &cfg, true),
-        &cfg,
-        f.meta["temperature"].as_f64().unwrap(),
-        &mut grads,
-    )
-    .unwrap();
+    accumulate_micro_batch(policy, &sequences(f, &cfg, true), &cfg, &mut grads).unwrap();
     grads
 }
 
@@ -276,12 +264,10 @@ fn finite_difference_gradient_check_in_f64() {
     let seqs = sequences(&f, &cfg, true);
     let loss_at = |p: &Policy| -> f64 {
         let mut g = GradAccumulator::default();
-        accumulate_micro_batch(p, &seqs, &cfg, 0.9, &mut g)
-            .unwrap()
-            .loss
+        accumulate_micro_batch(p, &seqs, &cfg, &mut g).unwrap().loss
     };
     let mut grads = GradAccumulator::default();
-    accumulate_micro_batch(&policy, &seqs, &cfg, 0.9, &mut grads).unwrap();
+    accumulate_micro_batch(&policy, &seqs, &cfg, &mut grads).unwrap();
     let h = 1e-5;
     let mut worst = 0f64;
     for name in [
@@ -384,12 +370,12 @@ fn a_shared_prompt_gives_the_same_logprobs_loss_and_gradients() {
             }
         }
         let mut shared = GradAccumulator::default();
-        let stats = accumulate_micro_batch(&policy, &seqs, &cfg, 0.9, &mut shared).unwrap();
+        let stats = accumulate_micro_batch(&policy, &seqs, &cfg, &mut shared).unwrap();
         let mut separate = GradAccumulator::default();
         let mut loss = 0.0;
         for s in &seqs {
             let one = std::slice::from_ref(s);
-            loss += accumulate_micro_batch(&policy, one, &cfg, 0.9, &mut separate)
+            loss += accumulate_micro_batch(&policy, one, &cfg, &mut separate)
                 .unwrap()
                 .loss;
         }

@@ -134,6 +134,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 epsilon_low: 0.2,
                 epsilon_high: 0.2,
                 max_completion_length: completion,
+                temperature: 0.9,
                 kl_bias_correction: false,
             };
             let weights = sequence_weights(&vec![completion; batch], &cfg, 1, 0);
@@ -153,7 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for _ in 0..repeats + 1 {
                 let start = Instant::now();
                 let mut grads = GradAccumulator::default();
-                accumulate_micro_batch(&policy, &seqs, &cfg, 0.9, &mut grads)?;
+                accumulate_micro_batch(&policy, &seqs, &cfg, &mut grads)?;
                 grads.clip_global_norm(1.0)?;
                 opt.step(&grads, 3e-6)?;
                 times.push(start.elapsed().as_secs_f64());

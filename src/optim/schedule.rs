@@ -15,6 +15,25 @@ pub enum Schedule {
     Cosine,
 }
 
+/// A learning-rate schedule over a run's optimizer updates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LrSchedule {
+    pub kind: Schedule,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Optimizer updates in the run.
+    pub total: usize,
+    /// Warmup updates ([`warmup_steps`]).
+    pub warmup: usize,
+}
+
+impl LrSchedule {
+    /// Learning rate of update `step` (0-based), [`lr_at`].
+    pub fn at(&self, step: usize) -> f64 {
+        lr_at(self.kind, self.learning_rate, step, self.total, self.warmup)
+    }
+}
+
 /// HF's warmup step count: `ceil(total · ratio)`.
 pub fn warmup_steps(total: usize, ratio: f64) -> usize {
     (total as f64 * ratio).ceil() as usize

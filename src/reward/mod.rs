@@ -10,6 +10,7 @@ pub mod self_certainty;
 
 use serde::{Deserialize, Serialize};
 
+use crate::advantage::ScaleRewards;
 use crate::answer::Mode;
 use crate::rollout::Completion;
 
@@ -40,6 +41,16 @@ impl RewardKind {
             Self::Format => "format",
             Self::NegEntropy => "neg_entropy",
             Self::Random => "random",
+        }
+    }
+
+    /// How this reward's advantages are scaled given the configured `scale_rewards`: the
+    /// self-certainty advantage is always divided by its group's std (S1 ignores
+    /// `scale_rewards` for it, spec §3 step 3).
+    pub fn advantage_scale(&self, configured: ScaleRewards) -> ScaleRewards {
+        match self {
+            Self::SelfCertainty => ScaleRewards::Group,
+            _ => configured,
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod metrics;
 pub mod plot;
+mod preflight;
 pub mod step;
 
 use std::io::Write;
@@ -15,14 +16,12 @@ use candle_core::DType;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::answer::check;
-use crate::config::{PromptOverflow, TrainConfig};
+use crate::config::{PromptOverflow, Resolved, TrainConfig};
 use crate::data::batches::steps_per_epoch;
 use crate::data::demo::{self, Split};
 use crate::data::{self, Fields, Problem};
 use crate::loader::{LoadedModel, ModelSource};
-use crate::loss::LossConfig;
-use crate::optim::schedule::warmup_steps;
-use crate::optim::{AdamW, AdamWConfig};
+use crate::optim::AdamW;
 use crate::policy::Policy;
 use crate::rollout::{rollout, PromptRequest, RolloutConfig};
 use crate::sampling::SamplingParams;
@@ -45,7 +44,8 @@ pub struct Trainer {
     pub prompts: Vec<Vec<u32>>,
     pub state: TrainerState,
     pub total_steps: usize,
-    pub warmup: usize,
+    /// The components' configs, resolved once from `cfg`.
+    pub run: Resolved,
     pub output: PathBuf,
     pub num_tokens: usize,
 }
@@ -75,7 +75,7 @@ impl Trainer {
         } else {
             per_epoch * cfg.num_train_epochs
         };
-        let warmup = warmup_steps(total_steps * cfg.num_iterations, cfg.warmup_ratio);
+        let run = cfg.resolve(base.tokenizer.stop_ids(), total_steps);
         let output = match (&resume, &cfg.output_dir) {
             (Some(r), _) => r.to_path_buf(),
             (None, Some(o)) => PathBuf::from(o),
@@ -92,13 +92,7 @@ impl Trainer {
             None => Policy::from_decoder(&base.decoder)?,
         };
         base.pack_frozen()?;
-        let adam = AdamWConfig {
-            beta1: cfg.adam_beta1,
-            beta2: cfg.adam_beta2,
-            eps: cfg.adam_epsilon,
-            weight_decay: cfg.weight_decay,
-        };
-        let mut opt = AdamW::new(policy.vars.clone(), adam)?;
+        let mut opt = AdamW::new(policy.vars.clone(), run.adamw)?;
         let mut state = TrainerState {
             step: 0,
             optimizer_step: 0,
@@ -122,7 +116,7 @@ impl Trainer {
             prompts,
             state,
             total_steps,
-            warmup,
+            run,
             output,
             num_tokens,
         })
@@ -138,87 +132,6 @@ impl Trainer {
             &self.base,
             self.cfg.save_total_limit,
         )
-    }
-
-    pub fn total_optimizer_steps(&self) -> usize {
-        self.total_steps * self.cfg.num_iterations
-    }
-
-    pub fn rollout_config(&self) -> RolloutConfig {
-        RolloutConfig {
-            num_generations: self.cfg.num_generations,
-            max_new_tokens: self.cfg.max_completion_length,
-            sampling: SamplingParams {
-                temperature: self.cfg.temperature,
-                top_k: self.cfg.top_k,
-                top_p: self.cfg.top_p,
-                min_p: self.cfg.min_p,
-                repetition_penalty: self.cfg.repetition_penalty,
-            },
-            stop_ids: self.base.tokenizer.stop_ids(),
-            stop_strings: self.cfg.stop_strings.clone(),
-            keep_after_last: self.cfg.sc_alignment == Alignment::Openr1,
-        }
-    }
-
-    pub fn loss_config(&self) -> LossConfig {
-        LossConfig {
-            loss_type: self.cfg.loss_type,
-            beta: self.cfg.beta,
-            epsilon_low: self.cfg.epsilon,
-            epsilon_high: self.cfg.epsilon_high.unwrap_or(self.cfg.epsilon),
-            max_completion_length: self.cfg.max_completion_length,
-            kl_bias_correction: self.cfg.use_bias_correction_kl,
-        }
-    }
-
-    /// Memory estimate and a sampled truncation rate at `max_completion_length` (a known silent
-    /// failure in TRL: most completions cut off, so the reward sees no answers).
-    pub fn preflight(&self) -> anyhow::Result<String> {
-        let params = self.policy.decoder.num_parameters() as f64;
-        let copies = 5.0; // initial weights, trained weights, grads, 2 AdamW moments
-        let cfg = &self.cfg;
-        let vocab = self.policy.config().vocab_size as f64;
-        let chunk = crate::logprob::CHUNK_ROWS as f64;
-        let act = (cfg.per_device_train_batch_size
-            * (cfg.max_prompt_length + cfg.max_completion_length)) as f64
-            * self.policy.config().hidden_size as f64
-            * self.policy.config().num_hidden_layers as f64
-            * 20.0;
-        let gib = (params * copies + act + chunk * vocab * 6.0) * 4.0 / (1u64 << 30) as f64;
-        let sample: Vec<PromptRequest> = self
-            .prompts
-            .iter()
-            .take(4)
-            .enumerate()
-            .map(|(i, p)| PromptRequest {
-                ids: p.clone(),
-                seed: i as u64,
-            })
-            .collect();
-        let mut rc = self.rollout_config();
-        rc.num_generations = 2;
-        let outs = rollout(
-            &self.policy.detached()?,
-            &sample,
-            &rc,
-            Some(&self.base.tokenizer),
-        )?;
-        let truncated = outs
-            .iter()
-            .filter(|c| c.finish_reason == crate::rollout::FinishReason::Length)
-            .count();
-        let rate = truncated as f64 / outs.len().max(1) as f64;
-        let mut report = format!(
-            "preflight: ~{gib:.1} GiB estimated; {:.0}% of {} sampled completions hit max_completion_length = {}",
-            rate * 100.0,
-            outs.len(),
-            cfg.max_completion_length
-        );
-        if rate > 0.5 {
-            report.push_str("\nWARNING: most completions are truncated; rewards will see few finished answers. Raise max_completion_length.");
-        }
-        Ok(report)
     }
 
     /// Greedy accuracy and mean self-certainty on the first `n` held-out demo problems.
