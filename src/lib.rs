@@ -35,6 +35,7 @@ pub mod logprob;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod packing;
 pub mod plot;
 pub mod policy;
 pub mod reward;

@@ -11,7 +11,7 @@ use candle_core::{DType, Device};
 
 use crate::data::Problem;
 use crate::model::gguf::{self, GgufFile};
-use crate::model::{weights, Decoder, LoadError, ModelConfig, DEFAULT_GGUF};
+use crate::model::{safetensors, Decoder, LoadError, ModelConfig, DEFAULT_GGUF};
 use crate::tokenizer::chat::{ChatTemplate, Message};
 use crate::tokenizer::TextTokenizer;
 
@@ -209,7 +209,7 @@ fn load_hf_dir(dir: &Path, dtype: DType, device: &Device) -> Result<Parts, LoadE
     let text = std::fs::read_to_string(&cfg_path).map_err(|e| LoadError::io(&cfg_path, e))?;
     let cfg = ModelConfig::from_hf_json(&text).map_err(|m| LoadError::invalid(&cfg_path, m))?;
     let mut tokenizer = TextTokenizer::from_hf_dir(dir)?;
-    let tensors = weights::load_safetensors_dir(dir, dtype, device)?;
+    let tensors = safetensors::load_safetensors_dir(dir, dtype, device)?;
     let gen_path = dir.join("generation_config.json");
     if gen_path.exists() {
         let text = std::fs::read_to_string(&gen_path).map_err(|e| LoadError::io(&gen_path, e))?;

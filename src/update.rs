@@ -13,9 +13,10 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, Var};
 
 use crate::kernels::HeadChunk;
-use crate::logprob::{PackedBatch, PromptStates, Sequence, SharedPrompt, CHUNK_ROWS};
+use crate::logprob::CHUNK_ROWS;
 use crate::loss::{clipped, k3_kl, per_token_loss, LossConfig};
 use crate::optim::GradAccumulator;
+use crate::packing::{PackedBatch, PromptStates, Sequence, SharedPrompt};
 use crate::policy::Policy;
 
 /// One sequence of a micro-batch with what the loss needs.

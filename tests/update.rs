@@ -8,10 +8,11 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use common::*;
 use intuitor::loader::{LoadedModel, ModelSource};
-use intuitor::logprob::{completion_logprobs, Sequence};
+use intuitor::logprob::completion_logprobs;
 use intuitor::loss::{sequence_weights, LossConfig};
 use intuitor::optim::schedule::{lr_at, Schedule};
 use intuitor::optim::{AdamW, AdamWConfig, GradAccumulator};
+use intuitor::packing::Sequence;
 use intuitor::policy::Policy;
 use intuitor::update::{accumulate_micro_batch, UpdateSequence, UpdateStats};
 

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::normalize::normalize;
-use super::structure::parse_shape;
+use super::shape::parse_shape;
 
 /// A number as math-verify's plain-expression extraction reads it: thousands separators (`,` or
 /// space), decimal point or comma, leading-dot decimals; preceded by a non-word character.

@@ -8,13 +8,14 @@
 //!
 //! The verdict is `true`, `false` or `unknown` (a side could not be read); never a guess.
 
+pub mod compare;
 pub mod expr;
 pub mod extract;
 pub mod hendrycks;
 pub mod lex;
 pub mod normalize;
 pub mod select;
-pub mod structure;
+pub mod shape;
 pub mod value;
 
 use serde::{Deserialize, Serialize};
@@ -109,8 +110,8 @@ pub fn equivalent(gold: &str, prediction: &str, mode: Mode) -> Verdict {
             if g == p {
                 return Verdict::True;
             }
-            match (structure::parse_shape(&g), structure::parse_shape(&p)) {
-                (Some(a), Some(b)) => structure::compare(&a, &b),
+            match (shape::parse_shape(&g), shape::parse_shape(&p)) {
+                (Some(a), Some(b)) => compare::compare(&a, &b),
                 _ => Verdict::Unknown,
             }
         }

@@ -178,7 +178,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Logprobs { shape } => {
-            use intuitor::logprob::{completion_logprobs, Sequence};
+            use intuitor::logprob::completion_logprobs;
+            use intuitor::packing::Sequence;
             let data = random_sequences(&shape, m.config().vocab_size);
             let seqs: Vec<Sequence> = data
                 .iter()

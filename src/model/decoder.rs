@@ -14,8 +14,8 @@ use candle_core::{DType, Device, Result, Tensor};
 
 use super::config::ModelConfig;
 use super::kv_cache::{KvCache, KvContext, LayerCache};
+use super::layers::{Linear, RmsNorm, Weight};
 use super::packed::PackedWeight;
-use super::weight::{Linear, RmsNorm, Weight};
 use crate::kernels::{self, split_heads, AttentionBias, Rotary};
 
 /// Additive attention bias for masked keys. Finite (not -inf) so that a query row whose keys are

@@ -5,10 +5,10 @@ pub mod config;
 pub mod decoder;
 pub mod gguf;
 pub mod kv_cache;
+mod layers;
 pub mod packed;
 pub mod panels;
-mod weight;
-pub mod weights;
+pub mod safetensors;
 
 use std::path::{Path, PathBuf};
 

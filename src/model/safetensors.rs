@@ -62,7 +62,7 @@ fn load_file(
     out: &mut HashMap<String, Tensor>,
 ) -> Result<(), LoadError> {
     let bytes = std::fs::read(path).map_err(|e| LoadError::io(path, e))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
+    let st = ::safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| LoadError::invalid(path, format!("not a valid safetensors file: {e}")))?;
     for (name, view) in st.tensors() {
         let t = view
