@@ -1,12 +1,20 @@
-//! `intuitor train` configuration: one TOML table whose keys follow TRL `GRPOConfig` /
-//! open-r1-intuitor names and whose defaults are the reference INTUITOR MATH run (spec §7.1,
-//! §7.3: lr 3e-6, β 0.005, G 7, T 0.9, top-k 50, bnpo, cosine with 10% warmup, weight decay 0,
-//! clip 1.0, seed 7). Files set keys, `--set key=value` overrides them; unknown keys and bad
-//! values are errors naming the key.
+//! `intuitor train` configuration, a reference in the style of TRL's `GRPOConfig`: one TOML table
+//! whose keys follow TRL `GRPOConfig` / open-r1-intuitor names and whose defaults are the
+//! reference INTUITOR MATH run (spec §7.1, §7.3). Files set keys, `--set KEY=VALUE` overrides
+//! them; unknown keys and bad values are errors naming the key.
 //!
-//! Differences from current TRL (spec §8.3): TRL ≥ 0.18.0 defaults to T 1.0 and no top-k, ≥ 0.19 to
-//! β 0, ≥ 0.22 to `dapo`; candle's AdamW defaults to weight decay 0.01. The values here are the
-//! ones the paper's run used.
+//! Every field's doc gives its meaning, unit and `Default`, then where the default comes from:
+//! - **S1**: open-r1-intuitor's INTUITOR MATH 3B recipe (`config_demo.yaml`, spec §7.1);
+//! - **TRL 0.18**: a `GRPOConfig` default at the TRL commit S1 pins (0.18.0.dev0, spec §0 S3),
+//!   which S1 inherits (spec §7.1 "inherited TRL@S3 defaults");
+//! - **HF**: a `transformers.TrainingArguments` default that `GRPOConfig` inherits (spec §4.4);
+//! - **verl**: verl-intuitor's scripts, where they differ (spec §7.3);
+//! - **ours**: this implementation's own choice (a key the reference lacks, or the CPU demo's
+//!   model and data).
+//!
+//! Differences from current TRL (spec §8.3): TRL ≥ 0.18.0 defaults to T 1.0 and no top-k, ≥ 0.19
+//! to β 0, ≥ 0.22 to `dapo`; candle's AdamW defaults to weight decay 0.01. The values here are
+//! the ones the paper's run used.
 
 use std::path::Path;
 
@@ -34,90 +42,176 @@ pub enum PromptOverflow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    // --- model and data ---
-    /// `default`, an HF directory or a .gguf file.
+    // --- model and data (spec §5) ---
+    /// The model to train: `default` (SmolLM2-135M-Instruct Q4_1, fetched by
+    /// `scripts/fetch_model.sh`), an HF directory or a .gguf file.
+    /// Default `"default"`: ours, the CPU demo's model (S1 trains Qwen2.5-3B, spec §7.1).
     pub model: String,
-    /// `demo` (built-in arithmetic problems) or a .jsonl/.csv/.parquet path.
+    /// The training problems: `demo` (built-in arithmetic word problems) or a
+    /// .jsonl/.csv/.parquet file. Default `"demo"`: ours (S1 trains on the 7,500 MATH-lighteval
+    /// `train` problems, spec §5).
     pub dataset: String,
+    /// Record field with the prompt (falling back to `question`, `prompt`, or a `messages` list).
+    /// Default `"problem"`: S1's MATH column (spec §5).
     pub prompt_field: String,
-    /// Field with the gold answer (needed by the `accuracy` reward; `demo` has one).
+    /// Record field with the gold answer, needed by the `accuracy` reward on a file dataset
+    /// (`demo` has its own); GSM8K `#### N` and MATH `\boxed{}` are reduced to the answer.
+    /// Default none: ours (S1 reads `solution`, spec §5).
     pub answer_field: Option<String>,
-    /// System message placed before every prompt.
+    /// System message placed before every prompt; none leaves the chat template's own default.
+    /// Default none: ours (S1's MATH system prompts are in spec §5).
     pub system_prompt: Option<String>,
+    /// Longest prompt, in tokens after the chat template; see `prompt_overflow`.
+    /// Default `512`: S1 and TRL 0.18 (spec §7.1).
     pub max_prompt_length: usize,
+    /// Longer prompts: `truncate_left` keeps their last `max_prompt_length` tokens, `drop` skips
+    /// them (counted in the log). Default `"truncate_left"`: TRL 0.18 (spec §4.3 step 3).
     pub prompt_overflow: PromptOverflow,
+    /// Reshuffle the prompts every epoch (seeded by `seed`); the last partial chunk of
+    /// `prompts_per_step` is dropped either way. Default `true`: TRL 0.18 (spec §4.3 step 1).
     pub shuffle_dataset: bool,
     /// Held-out demo problems evaluated greedily before and after training (0 = skip).
+    /// Default `0`: ours.
     pub eval_holdout: usize,
-    /// New tokens for that evaluation.
+    /// New tokens per problem in that held-out evaluation. Default `48`: ours.
     pub eval_max_new_tokens: usize,
 
     // --- generation (spec §4.3 step 4) ---
-    /// G, completions per prompt.
+    /// G, completions sampled per prompt: the group its advantages are normalised in (≥ 2).
+    /// Default `7`: S1 (spec §7.1); TRL 0.18 defaults to 8.
     pub num_generations: usize,
-    /// Prompts per optimizer step (the reference: 128).
+    /// B, prompts per optimizer step (each gives G completions). Default `128`: S1's 4 per device
+    /// × 7 processes × 32 accumulation steps / G (spec §4.3); TRL derives it from those.
     pub prompts_per_step: usize,
-    /// Completions per micro-batch (the reference: 4); gradient accumulation = B·G / this.
+    /// Completions per micro-batch, the unit the loss is aggregated over (as TRL); gradient
+    /// accumulation = B·G / this. Forward passes take up to twice this many completions of one
+    /// prompt. Default `4`: S1 (spec §7.1); HF defaults to 8.
     pub per_device_train_batch_size: usize,
+    /// Most new tokens per completion. Default `3072`: S1 (spec §7.1); TRL 0.18 defaults to 256.
     pub max_completion_length: usize,
+    /// Rollout sampling temperature; the loss's log-probs use logits / T too (spec §4.1);
+    /// 0 = greedy. Default `0.9`: TRL 0.18.0.dev0, inherited by S1 (spec §7.1); TRL ≥ 0.18.0
+    /// defaults to 1.0 (spec §8.3).
     pub temperature: f32,
+    /// Sample among the k most likely tokens only (0 = off). Default `50`: TRL 0.18.0.dev0,
+    /// inherited by S1 (spec §7.1); TRL ≥ 0.18.0 has none (spec §8.3), verl −1 (off, spec §7.3).
     pub top_k: usize,
+    /// Nucleus sampling: the smallest set of tokens with probability ≥ p (1.0 = off).
+    /// Default `1.0`: TRL 0.18 (spec §7.1).
     pub top_p: f32,
+    /// Drop tokens whose probability is below min_p × the top one (0 = off).
+    /// Default `0.0`: TRL 0.18's None (spec §7.1).
     pub min_p: f32,
+    /// HF repetition penalty on tokens already in the sequence (1.0 = off).
+    /// Default `1.0`: TRL 0.18 (spec §7.1).
     pub repetition_penalty: f32,
+    /// A completion also ends when its text contains one of these. Default `[]`: ours (the
+    /// reference stops at EOS or the length limit only, spec §5).
     pub stop_strings: Vec<String>,
 
     // --- rewards (spec §2, §3, §6) ---
+    /// Rewards scored for every completion: `self_certainty` (INTUITOR), `accuracy` (GRPO, gold
+    /// answer), `plurality_vote` (GRPO-PV), `format`, `neg_entropy`, `random`. Each is normalised
+    /// per group, then the weighted advantages are summed (spec §3 step 4).
+    /// Default `["self_certainty"]`: the INTUITOR reward (spec §1); S1 also lists `accuracy`
+    /// with weight 0.
     pub reward_funcs: Vec<RewardKind>,
-    /// One weight per reward; 0 = computed and logged only (INTUITOR logs accuracy this way).
+    /// One weight per reward; 0 = computed and logged only (S1 logs accuracy this way).
+    /// Default `[1.0]`: ours, one weight for the default reward (TRL's none means all 1.0).
     pub reward_weights: Vec<f64>,
+    /// The reward advantages' divisor: the `group` std, the `batch` std or `none` (Dr. GRPO);
+    /// the self-certainty advantage is always divided by its group std (spec §3 step 3).
+    /// Default `"group"`: TRL 0.18's `True` (spec §8.2).
     pub scale_rewards: ScaleRewards,
+    /// Which distributions self-certainty averages: `paper` (those that generated each token,
+    /// eq. 4, as verl) or `openr1` (those after each token, as S1 computes it).
+    /// Default `"paper"`: the paper's definition (spec §2.1, §2.2).
     pub sc_alignment: Alignment,
+    /// Who scores self-certainty: `policy` (the model being trained, online) or `frozen` (the
+    /// initial model, offline; paper §5.4). Default `"policy"`: S1 and the paper (spec §2.2).
     pub sc_scorer: Scorer,
-    /// Answer checker for `accuracy`, `plurality_vote` and the held-out report: math,
-    /// hendrycks or gsm8k (`intuitor check-answer`).
+    /// Answer checker for `accuracy`, `plurality_vote` and the held-out report: `math`
+    /// (math-verify-like), `hendrycks` or `gsm8k` (`intuitor check-answer`).
+    /// Default `"math"`: S1's math-verify reward (spec §6.1).
     pub answer_mode: Mode,
 
-    // --- loss (spec §4.2) ---
+    // --- loss (spec §4.2, §8.1) ---
+    /// Loss aggregation, with TRL's semantics: `grpo` (per-sequence mean, paper eq. 5), `bnpo`
+    /// (token mean per micro-batch), `dr_grpo`, `dapo` (spec §8.1). Default `"bnpo"`: TRL 0.18,
+    /// what S1 ran (spec §4.2); TRL ≥ 0.22 defaults to `dapo`.
     pub loss_type: LossType,
+    /// β, the weight of the per-token k3 KL to the frozen initial model (0 = the reference model
+    /// is not loaded). Default `0.005`: S1 (spec §7.1, §7.3; Table 7's 0.0005 is a typo);
+    /// TRL 0.18 defaults to 0.04, TRL ≥ 0.19 to 0.
     pub beta: f64,
+    /// ε, the PPO clip: the ratio is clipped to [1 − ε, 1 + `epsilon_high`].
+    /// Default `0.2`: TRL 0.18 (spec §7.1, §8.2).
     pub epsilon: f64,
-    /// Upper clip; `None` = `epsilon`.
+    /// Upper clip ε_high; none = `epsilon` (DAPO suggests 0.28).
+    /// Default none: TRL 0.18 (spec §8.2).
     pub epsilon_high: Option<f64>,
-    /// μ: updates per rollout.
+    /// μ, policy updates per rollout; μ > 1 takes the old log-probs at rollout time.
+    /// Default `1`: TRL 0.18 and S1 (spec §4.1).
     pub num_iterations: usize,
+    /// Multiply the per-token KL by the importance ratio (no effect at μ = 1).
+    /// Default `false`: current TRL (spec §8.2).
     pub use_bias_correction_kl: bool,
 
     // --- optimizer and schedule (spec §4.4) ---
+    /// Peak AdamW learning rate, per optimizer step, before the schedule's factor.
+    /// Default `3e-6`: S1 MATH 1.5B/3B (spec §7.1); TRL 0.18 defaults to 1e-6, HF to 5e-5.
     pub learning_rate: f64,
+    /// Learning-rate schedule after warmup (HF's): `constant`, `linear` or `cosine` (half a cosine
+    /// to 0). Default `"cosine"`: S1 (spec §4.4); HF defaults to linear.
     pub lr_scheduler_type: Schedule,
+    /// Fraction of the updates (steps × μ) spent in linear warmup, rounded up; the first update
+    /// runs at lr 0, as HF's. Default `0.1`: S1 (spec §4.4); HF defaults to 0.
     pub warmup_ratio: f64,
+    /// AdamW β1. Default `0.9`: HF (spec §4.4).
     pub adam_beta1: f64,
+    /// AdamW β2. Default `0.999`: HF (spec §4.4).
     pub adam_beta2: f64,
+    /// AdamW ε, added to the root of the second moment. Default `1e-8`: HF (spec §4.4).
     pub adam_epsilon: f64,
+    /// Decoupled weight decay (PyTorch AdamW), per unit of learning rate. Default `0.0`: HF and
+    /// S1 (spec §4.4); candle's AdamW and verl use 0.01 (spec §7.3).
     pub weight_decay: f64,
+    /// Clip the global L2 norm of the gradient to this (0 = off). Default `1.0`: HF (spec §4.4).
     pub max_grad_norm: f64,
 
     // --- length of the run ---
+    /// Seed of the shuffle and the sampling. Default `7`: S1 (spec §4.4); HF defaults to 42.
     pub seed: u64,
+    /// Passes over the dataset, when `max_steps` is 0. Default `1`: S1 (spec §7.1); HF defaults
+    /// to 3.
     pub num_train_epochs: usize,
-    /// > 0 overrides the epoch count.
+    /// Optimizer steps to run; > 0 overrides `num_train_epochs`. Default `0`: S1's −1 (= by
+    /// epochs, spec §7.1).
     pub max_steps: usize,
 
     // --- output ---
+    /// Run directory (config.toml, metrics, samples, checkpoints, charts); none =
+    /// `runs/run-<unix time>`; `--output-dir` sets it. Default none: ours.
     pub output_dir: Option<String>,
-    /// Save a checkpoint every N steps (0 = only at the end).
+    /// Save a checkpoint every N optimizer steps, and at the end (0 = only at the end).
+    /// Default `0`: ours (HF saves every 500).
     pub save_steps: usize,
-    /// Keep the last K checkpoints.
+    /// Checkpoints kept, the newest. Default `2`: ours (HF keeps all).
     pub save_total_limit: usize,
-    /// Log sampled completions every N steps.
+    /// Append the first prompt's completions and rewards to samples.jsonl every N steps
+    /// (0 = never). Default `1`: ours (TRL's `log_completions` is off).
     pub log_completions_steps: usize,
+    /// `auto` (CUDA if built with it and present, else CPU), `cpu`, `cuda` or `cuda:N`.
+    /// Default `"auto"`: ours.
     pub device: String,
 
     // --- safety ---
-    /// Stop when the mean KL exceeds this (0 = off).
+    /// Stop the run when a step's mean KL (nats per token) exceeds this (0 = off).
+    /// Default `0.0`: ours.
     pub max_kl: f64,
-    /// Warn when the mean completion length exceeds this fraction of max_completion_length.
+    /// Warn once when the mean completion length exceeds this fraction of
+    /// `max_completion_length` (runaway length is a reward-hacking signature).
+    /// Default `0.5`: ours.
     pub warn_length_fraction: f64,
 }
 
