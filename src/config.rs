@@ -1,7 +1,9 @@
 //! `intuitor train` configuration, a reference in the style of TRL's `GRPOConfig`: one TOML table
 //! whose keys follow TRL `GRPOConfig` / open-r1-intuitor names and whose defaults are the
 //! reference INTUITOR MATH run (spec §7.1, §7.3). Files set keys, `--set KEY=VALUE` overrides
-//! them; unknown keys and bad values are errors naming the key.
+//! them; an unknown key, a bad value or a failed [`TrainConfig::validate`] check is a
+//! [`ConfigError`] naming the file (or the `--set` argument) and the key, and the binary exits
+//! with code 2 on it.
 //!
 //! Every field's doc gives its meaning, unit and `Default`, then where the default comes from:
 //! - **S1**: open-r1-intuitor's INTUITOR MATH 3B recipe (`config_demo.yaml`, spec §7.1);
@@ -16,11 +18,12 @@
 //! to β 0, ≥ 0.22 to `dapo`; candle's AdamW defaults to weight decay 0.01. The values here are
 //! the ones the paper's run used.
 
-use std::path::Path;
+mod error;
+mod load;
 
-use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
+pub use self::error::{ConfigError, Invalid};
 use crate::advantage::ScaleRewards;
 use crate::eval::check::Mode;
 use crate::loss::LossType;
@@ -273,97 +276,94 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// Reads a config file (if any), applies `key=value` overrides, validates.
-    pub fn load(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<Self> {
-        match file {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?;
-                Self::from_text(&p.display().to_string(), &text, overrides)
-            }
-            None => Self::from_text("--set", "", overrides),
-        }
-    }
-
-    /// Parses config text named `origin` (for messages), applies overrides, validates.
-    pub fn from_text(origin: &str, text: &str, overrides: &[String]) -> anyhow::Result<Self> {
-        let mut table = text
-            .parse::<toml::Table>()
-            .with_context(|| format!("{origin}: not valid TOML"))?;
-        for o in overrides {
-            let (k, v) = o
-                .split_once('=')
-                .with_context(|| format!("--set {o:?}: expected key=value"))?;
-            let value = match format!("v = {v}").parse::<toml::Table>() {
-                Ok(mut t) => t.remove("v").expect("parsed key"),
-                Err(_) => toml::Value::String(v.to_string()),
-            };
-            table.insert(k.trim().to_string(), value);
-        }
-        // Check each key alone against the defaults first, so that a bad value names its key.
-        let defaults = match toml::Value::try_from(TrainConfig::default())? {
-            toml::Value::Table(t) => t,
-            _ => toml::Table::new(),
-        };
-        for (k, v) in &table {
-            let mut probe = defaults.clone();
-            probe.insert(k.clone(), v.clone());
-            if let Err(e) = toml::Value::Table(probe).try_into::<TrainConfig>() {
-                bail!("{origin}: key `{k}`: {}", e.message().trim());
-            }
-        }
-        let cfg: TrainConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| anyhow::anyhow!("{origin}: {}", e.message().trim()))?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// Cross-field checks with TRL-style messages.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    /// Cross-field checks with TRL-style messages; each names the keys involved.
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.num_generations < 2 {
-            bail!("num_generations must be at least 2 (advantages are relative within a group), got {}", self.num_generations);
+            return Err(Invalid::new(
+                &["num_generations"],
+                format!(
+                    "must be at least 2 (advantages are relative within a group), got {}",
+                    self.num_generations
+                ),
+            ));
+        }
+        if self.prompts_per_step == 0 {
+            return Err(Invalid::new(&["prompts_per_step"], "must be positive"));
+        }
+        if self.per_device_train_batch_size == 0 {
+            return Err(Invalid::new(
+                &["per_device_train_batch_size"],
+                "must be positive",
+            ));
         }
         let completions = self.prompts_per_step * self.num_generations;
-        if self.prompts_per_step == 0 || self.per_device_train_batch_size == 0 {
-            bail!("prompts_per_step and per_device_train_batch_size must be positive");
-        }
         if !completions.is_multiple_of(self.per_device_train_batch_size) {
-            bail!(
-                "prompts_per_step × num_generations ({} × {} = {completions}) must be divisible by per_device_train_batch_size ({})",
-                self.prompts_per_step, self.num_generations, self.per_device_train_batch_size
-            );
+            return Err(Invalid::new(
+                &[
+                    "per_device_train_batch_size",
+                    "prompts_per_step",
+                    "num_generations",
+                ],
+                format!(
+                    "prompts_per_step × num_generations ({} × {} = {completions}) must be divisible by per_device_train_batch_size ({})",
+                    self.prompts_per_step, self.num_generations, self.per_device_train_batch_size
+                ),
+            ));
         }
         if self.reward_funcs.is_empty() {
-            bail!("reward_funcs is empty");
+            return Err(Invalid::new(&["reward_funcs"], "is empty"));
         }
         if self.reward_weights.len() != self.reward_funcs.len() {
-            bail!(
-                "reward_weights has {} entries for {} reward_funcs",
-                self.reward_weights.len(),
-                self.reward_funcs.len()
-            );
+            return Err(Invalid::new(
+                &["reward_weights", "reward_funcs"],
+                format!(
+                    "reward_weights has {} entries for {} reward_funcs",
+                    self.reward_weights.len(),
+                    self.reward_funcs.len()
+                ),
+            ));
         }
-        if self.max_completion_length == 0 || self.max_prompt_length == 0 {
-            bail!("max_completion_length and max_prompt_length must be positive");
+        if self.max_completion_length == 0 {
+            return Err(Invalid::new(&["max_completion_length"], "must be positive"));
         }
-        if self.temperature.is_nan() || self.temperature < 0.0 || !(0.0..=1.0).contains(&self.top_p)
-        {
-            bail!("temperature must be ≥ 0 and top_p in [0, 1]");
+        if self.max_prompt_length == 0 {
+            return Err(Invalid::new(&["max_prompt_length"], "must be positive"));
+        }
+        if self.temperature.is_nan() || self.temperature < 0.0 {
+            return Err(Invalid::new(
+                &["temperature"],
+                format!("must be ≥ 0 (0 = greedy), got {}", self.temperature),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.top_p) {
+            return Err(Invalid::new(
+                &["top_p"],
+                format!("must be in [0, 1], got {}", self.top_p),
+            ));
         }
         if self.num_iterations == 0 {
-            bail!("num_iterations must be at least 1");
+            return Err(Invalid::new(&["num_iterations"], "must be at least 1"));
         }
-        if self.learning_rate < 0.0 || !(0.0..=1.0).contains(&self.warmup_ratio) {
-            bail!("learning_rate must be ≥ 0 and warmup_ratio in [0, 1]");
+        if self.learning_rate < 0.0 {
+            return Err(Invalid::new(
+                &["learning_rate"],
+                format!("must be ≥ 0, got {}", self.learning_rate),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.warmup_ratio) {
+            return Err(Invalid::new(
+                &["warmup_ratio"],
+                format!("must be in [0, 1], got {}", self.warmup_ratio),
+            ));
         }
         if self.reward_funcs.contains(&RewardKind::Accuracy)
             && self.dataset != "demo"
             && self.answer_field.is_none()
         {
-            bail!(
-                "the accuracy reward needs answer_field (the dataset field with the gold answer)"
-            );
+            return Err(Invalid::new(
+                &["answer_field", "reward_funcs", "dataset"],
+                "the accuracy reward needs answer_field (the dataset field with the gold answer)",
+            ));
         }
         Ok(())
     }
@@ -395,45 +395,6 @@ mod tests {
         );
         assert_eq!(c.grad_accum(), 224);
         c.validate().unwrap();
-    }
-
-    #[test]
-    fn overrides_and_errors_name_the_key() {
-        let c = TrainConfig::load(
-            None,
-            &[
-                "beta=0.0".into(),
-                "loss_type=\"dr_grpo\"".into(),
-                "model=foo".into(),
-            ],
-        )
-        .unwrap();
-        assert_eq!(
-            (c.beta, c.loss_type, c.model.as_str()),
-            (0.0, LossType::DrGrpo, "foo")
-        );
-        let e = TrainConfig::load(None, &["learning_rat=1".into()])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("learning_rat"), "{e}");
-        let e = TrainConfig::load(None, &["beta=\"high\"".into()])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("beta") || e.contains("invalid type"), "{e}");
-        let e = TrainConfig::load(None, &["num_generations=1".into()])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("num_generations"), "{e}");
-        let e = TrainConfig::load(
-            None,
-            &[
-                "prompts_per_step=3".into(),
-                "per_device_train_batch_size=5".into(),
-            ],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("divisible"), "{e}");
     }
 
     #[test]
