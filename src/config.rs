@@ -16,7 +16,8 @@
 //!
 //! Differences from current TRL (spec §8.3): TRL ≥ 0.18.0 defaults to T 1.0 and no top-k, ≥ 0.19
 //! to β 0, ≥ 0.22 to `dapo`; candle's AdamW defaults to weight decay 0.01. The values here are
-//! the ones the paper's run used.
+//! the ones the paper's run used. `tests/config.rs` checks that each field's `Default` and the
+//! README's configuration table equal [`TrainConfig::default`].
 
 mod error;
 mod load;
