@@ -1,20 +1,31 @@
-//! `intuitor train` configuration: one TOML table whose keys follow TRL `GRPOConfig` /
-//! open-r1-intuitor names and whose defaults are the reference INTUITOR MATH run (spec §7.1,
-//! §7.3: lr 3e-6, β 0.005, G 7, T 0.9, top-k 50, bnpo, cosine with 10% warmup, weight decay 0,
-//! clip 1.0, seed 7). Files set keys, `--set key=value` overrides them; unknown keys and bad
-//! values are errors naming the key.
+//! `intuitor train` configuration, a reference in the style of TRL's `GRPOConfig`: one TOML table
+//! whose keys follow TRL `GRPOConfig` / open-r1-intuitor names and whose defaults are the
+//! reference INTUITOR MATH run (spec §7.1, §7.3). Files set keys, `--set KEY=VALUE` overrides
+//! them; an unknown key, a bad value or a failed [`TrainConfig::validate`] check is a
+//! [`ConfigError`] naming the file (or the `--set` argument) and the key, and the binary exits
+//! with code 2 on it.
 //!
-//! Differences from current TRL (spec §8.3): TRL ≥ 0.18.0 defaults to T 1.0 and no top-k, ≥ 0.19 to
-//! β 0, ≥ 0.22 to `dapo`; candle's AdamW defaults to weight decay 0.01. The values here are the
-//! ones the paper's run used.
+//! Every field's doc gives its meaning, unit and `Default`, then where the default comes from:
+//! - **S1**: open-r1-intuitor's INTUITOR MATH 3B recipe (`config_demo.yaml`, spec §7.1);
+//! - **TRL 0.18**: a `GRPOConfig` default at the TRL commit S1 pins (0.18.0.dev0, spec §0 S3),
+//!   which S1 inherits (spec §7.1 "inherited TRL@S3 defaults");
+//! - **HF**: a `transformers.TrainingArguments` default that `GRPOConfig` inherits (spec §4.4);
+//! - **verl**: verl-intuitor's scripts, where they differ (spec §7.3);
+//! - **ours**: this implementation's own choice (a key the reference lacks, or the CPU demo's
+//!   model and data).
+//!
+//! Differences from current TRL (spec §8.3): TRL ≥ 0.18.0 defaults to T 1.0 and no top-k, ≥ 0.19
+//! to β 0, ≥ 0.22 to `dapo`; candle's AdamW defaults to weight decay 0.01. The values here are
+//! the ones the paper's run used. `tests/config.rs` checks that each field's `Default` and the
+//! README's configuration table equal [`TrainConfig::default`].
 
+mod error;
+mod load;
 mod resolve;
 
-use std::path::Path;
-
-use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
+pub use self::error::{ConfigError, Invalid};
 use crate::advantage::ScaleRewards;
 use crate::answer::Mode;
 use crate::loss::LossType;
@@ -38,90 +49,176 @@ pub enum PromptOverflow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    // --- model and data ---
-    /// `default`, an HF directory or a .gguf file.
+    // --- model and data (spec §5) ---
+    /// The model to train: `default` (SmolLM2-135M-Instruct Q4_1, fetched by
+    /// `scripts/fetch_model.sh`), an HF directory or a .gguf file.
+    /// Default `"default"`: ours, the CPU demo's model (S1 trains Qwen2.5-3B, spec §7.1).
     pub model: String,
-    /// `demo` (built-in arithmetic problems) or a .jsonl/.csv/.parquet path.
+    /// The training problems: `demo` (built-in arithmetic word problems) or a
+    /// .jsonl/.csv/.parquet file. Default `"demo"`: ours (S1 trains on the 7,500 MATH-lighteval
+    /// `train` problems, spec §5).
     pub dataset: String,
+    /// Record field with the prompt (falling back to `question`, `prompt`, or a `messages` list).
+    /// Default `"problem"`: S1's MATH column (spec §5).
     pub prompt_field: String,
-    /// Field with the gold answer (needed by the `accuracy` reward; `demo` has one).
+    /// Record field with the gold answer, needed by the `accuracy` reward on a file dataset
+    /// (`demo` has its own); GSM8K `#### N` and MATH `\boxed{}` are reduced to the answer.
+    /// Default none: ours (S1 reads `solution`, spec §5).
     pub answer_field: Option<String>,
-    /// System message placed before every prompt.
+    /// System message placed before every prompt; none leaves the chat template's own default.
+    /// Default none: ours (S1's MATH system prompts are in spec §5).
     pub system_prompt: Option<String>,
+    /// Longest prompt, in tokens after the chat template; see `prompt_overflow`.
+    /// Default `512`: S1 and TRL 0.18 (spec §7.1).
     pub max_prompt_length: usize,
+    /// Longer prompts: `truncate_left` keeps their last `max_prompt_length` tokens, `drop` skips
+    /// them (counted in the log). Default `"truncate_left"`: TRL 0.18 (spec §4.3 step 3).
     pub prompt_overflow: PromptOverflow,
+    /// Reshuffle the prompts every epoch (seeded by `seed`); the last partial chunk of
+    /// `prompts_per_step` is dropped either way. Default `true`: TRL 0.18 (spec §4.3 step 1).
     pub shuffle_dataset: bool,
     /// Held-out demo problems evaluated greedily before and after training (0 = skip).
+    /// Default `0`: ours.
     pub eval_holdout: usize,
-    /// New tokens for that evaluation.
+    /// New tokens per problem in that held-out evaluation. Default `48`: ours.
     pub eval_max_new_tokens: usize,
 
     // --- generation (spec §4.3 step 4) ---
-    /// G, completions per prompt.
+    /// G, completions sampled per prompt: the group its advantages are normalised in (≥ 2).
+    /// Default `7`: S1 (spec §7.1); TRL 0.18 defaults to 8.
     pub num_generations: usize,
-    /// Prompts per optimizer step (the reference: 128).
+    /// B, prompts per optimizer step (each gives G completions). Default `128`: S1's 4 per device
+    /// × 7 processes × 32 accumulation steps / G (spec §4.3); TRL derives it from those.
     pub prompts_per_step: usize,
-    /// Completions per micro-batch (the reference: 4); gradient accumulation = B·G / this.
+    /// Completions per micro-batch, the unit the loss is aggregated over (as TRL); gradient
+    /// accumulation = B·G / this. Forward passes take up to twice this many completions of one
+    /// prompt. Default `4`: S1 (spec §7.1); HF defaults to 8.
     pub per_device_train_batch_size: usize,
+    /// Most new tokens per completion. Default `3072`: S1 (spec §7.1); TRL 0.18 defaults to 256.
     pub max_completion_length: usize,
+    /// Rollout sampling temperature; the loss's log-probs use logits / T too (spec §4.1);
+    /// 0 = greedy. Default `0.9`: TRL 0.18.0.dev0, inherited by S1 (spec §7.1); TRL ≥ 0.18.0
+    /// defaults to 1.0 (spec §8.3).
     pub temperature: f32,
+    /// Sample among the k most likely tokens only (0 = off). Default `50`: TRL 0.18.0.dev0,
+    /// inherited by S1 (spec §7.1); TRL ≥ 0.18.0 has none (spec §8.3), verl −1 (off, spec §7.3).
     pub top_k: usize,
+    /// Nucleus sampling: the smallest set of tokens with probability ≥ p (1.0 = off).
+    /// Default `1.0`: TRL 0.18 (spec §7.1).
     pub top_p: f32,
+    /// Drop tokens whose probability is below min_p × the top one (0 = off).
+    /// Default `0.0`: TRL 0.18's None (spec §7.1).
     pub min_p: f32,
+    /// HF repetition penalty on tokens already in the sequence (1.0 = off).
+    /// Default `1.0`: TRL 0.18 (spec §7.1).
     pub repetition_penalty: f32,
+    /// A completion also ends when its text contains one of these. Default `[]`: ours (the
+    /// reference stops at EOS or the length limit only, spec §5).
     pub stop_strings: Vec<String>,
 
     // --- rewards (spec §2, §3, §6) ---
+    /// Rewards scored for every completion: `self_certainty` (INTUITOR), `accuracy` (GRPO, gold
+    /// answer), `plurality_vote` (GRPO-PV), `format`, `neg_entropy`, `random`. Each is normalised
+    /// per group, then the weighted advantages are summed (spec §3 step 4).
+    /// Default `["self_certainty"]`: the INTUITOR reward (spec §1); S1 also lists `accuracy`
+    /// with weight 0.
     pub reward_funcs: Vec<RewardKind>,
-    /// One weight per reward; 0 = computed and logged only (INTUITOR logs accuracy this way).
+    /// One weight per reward; 0 = computed and logged only (S1 logs accuracy this way).
+    /// Default `[1.0]`: ours, one weight for the default reward (TRL's none means all 1.0).
     pub reward_weights: Vec<f64>,
+    /// The reward advantages' divisor: the `group` std, the `batch` std or `none` (Dr. GRPO);
+    /// the self-certainty advantage is always divided by its group std (spec §3 step 3).
+    /// Default `"group"`: TRL 0.18's `True` (spec §8.2).
     pub scale_rewards: ScaleRewards,
+    /// Which distributions self-certainty averages: `paper` (those that generated each token,
+    /// eq. 4, as verl) or `openr1` (those after each token, as S1 computes it).
+    /// Default `"paper"`: the paper's definition (spec §2.1, §2.2).
     pub sc_alignment: Alignment,
+    /// Who scores self-certainty: `policy` (the model being trained, online) or `frozen` (the
+    /// initial model, offline; paper §5.4). Default `"policy"`: S1 and the paper (spec §2.2).
     pub sc_scorer: Scorer,
-    /// Answer checker for `accuracy`, `plurality_vote` and the held-out report: math,
-    /// hendrycks or gsm8k (`intuitor check-answer`).
+    /// Answer checker for `accuracy`, `plurality_vote` and the held-out report: `math`
+    /// (math-verify-like), `hendrycks` or `gsm8k` (`intuitor check-answer`).
+    /// Default `"math"`: S1's math-verify reward (spec §6.1).
     pub answer_mode: Mode,
 
-    // --- loss (spec §4.2) ---
+    // --- loss (spec §4.2, §8.1) ---
+    /// Loss aggregation, with TRL's semantics: `grpo` (per-sequence mean, paper eq. 5), `bnpo`
+    /// (token mean per micro-batch), `dr_grpo`, `dapo` (spec §8.1). Default `"bnpo"`: TRL 0.18,
+    /// what S1 ran (spec §4.2); TRL ≥ 0.22 defaults to `dapo`.
     pub loss_type: LossType,
+    /// β, the weight of the per-token k3 KL to the frozen initial model (0 = the reference model
+    /// is not loaded). Default `0.005`: S1 (spec §7.1, §7.3; Table 7's 0.0005 is a typo);
+    /// TRL 0.18 defaults to 0.04, TRL ≥ 0.19 to 0.
     pub beta: f64,
+    /// ε, the PPO clip: the ratio is clipped to [1 − ε, 1 + `epsilon_high`].
+    /// Default `0.2`: TRL 0.18 (spec §7.1, §8.2).
     pub epsilon: f64,
-    /// Upper clip; `None` = `epsilon`.
+    /// Upper clip ε_high; none = `epsilon` (DAPO suggests 0.28).
+    /// Default none: TRL 0.18 (spec §8.2).
     pub epsilon_high: Option<f64>,
-    /// μ: updates per rollout.
+    /// μ, policy updates per rollout; μ > 1 takes the old log-probs at rollout time.
+    /// Default `1`: TRL 0.18 and S1 (spec §4.1).
     pub num_iterations: usize,
+    /// Multiply the per-token KL by the importance ratio (no effect at μ = 1).
+    /// Default `false`: current TRL (spec §8.2).
     pub use_bias_correction_kl: bool,
 
     // --- optimizer and schedule (spec §4.4) ---
+    /// Peak AdamW learning rate, per optimizer step, before the schedule's factor.
+    /// Default `3e-6`: S1 MATH 1.5B/3B (spec §7.1); TRL 0.18 defaults to 1e-6, HF to 5e-5.
     pub learning_rate: f64,
+    /// Learning-rate schedule after warmup (HF's): `constant`, `linear` or `cosine` (half a cosine
+    /// to 0). Default `"cosine"`: S1 (spec §4.4); HF defaults to linear.
     pub lr_scheduler_type: Schedule,
+    /// Fraction of the updates (steps × μ) spent in linear warmup, rounded up; the first update
+    /// runs at lr 0, as HF's. Default `0.1`: S1 (spec §4.4); HF defaults to 0.
     pub warmup_ratio: f64,
+    /// AdamW β1. Default `0.9`: HF (spec §4.4).
     pub adam_beta1: f64,
+    /// AdamW β2. Default `0.999`: HF (spec §4.4).
     pub adam_beta2: f64,
+    /// AdamW ε, added to the root of the second moment. Default `1e-8`: HF (spec §4.4).
     pub adam_epsilon: f64,
+    /// Decoupled weight decay (PyTorch AdamW), per unit of learning rate. Default `0.0`: HF and
+    /// S1 (spec §4.4); candle's AdamW and verl use 0.01 (spec §7.3).
     pub weight_decay: f64,
+    /// Clip the global L2 norm of the gradient to this (0 = off). Default `1.0`: HF (spec §4.4).
     pub max_grad_norm: f64,
 
     // --- length of the run ---
+    /// Seed of the shuffle and the sampling. Default `7`: S1 (spec §4.4); HF defaults to 42.
     pub seed: u64,
+    /// Passes over the dataset, when `max_steps` is 0. Default `1`: S1 (spec §7.1); HF defaults
+    /// to 3.
     pub num_train_epochs: usize,
-    /// > 0 overrides the epoch count.
+    /// Optimizer steps to run; > 0 overrides `num_train_epochs`. Default `0`: S1's −1 (= by
+    /// epochs, spec §7.1).
     pub max_steps: usize,
 
     // --- output ---
+    /// Run directory (config.toml, metrics, samples, checkpoints, charts); none =
+    /// `runs/run-<unix time>`; `--output-dir` sets it. Default none: ours.
     pub output_dir: Option<String>,
-    /// Save a checkpoint every N steps (0 = only at the end).
+    /// Save a checkpoint every N optimizer steps, and at the end (0 = only at the end).
+    /// Default `0`: ours (HF saves every 500).
     pub save_steps: usize,
-    /// Keep the last K checkpoints.
+    /// Checkpoints kept, the newest. Default `2`: ours (HF keeps all).
     pub save_total_limit: usize,
-    /// Log sampled completions every N steps.
+    /// Append the first prompt's completions and rewards to samples.jsonl every N steps
+    /// (0 = never). Default `1`: ours (TRL's `log_completions` is off).
     pub log_completions_steps: usize,
+    /// `auto` (CUDA if built with it and present, else CPU), `cpu`, `cuda` or `cuda:N`.
+    /// Default `"auto"`: ours.
     pub device: String,
 
     // --- safety ---
-    /// Stop when the mean KL exceeds this (0 = off).
+    /// Stop the run when a step's mean KL (nats per token) exceeds this (0 = off).
+    /// Default `0.0`: ours.
     pub max_kl: f64,
-    /// Warn when the mean completion length exceeds this fraction of max_completion_length.
+    /// Warn once when the mean completion length exceeds this fraction of
+    /// `max_completion_length` (runaway length is a reward-hacking signature).
+    /// Default `0.5`: ours.
     pub warn_length_fraction: f64,
 }
 
@@ -183,97 +280,94 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// Reads a config file (if any), applies `key=value` overrides, validates.
-    pub fn load(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<Self> {
-        match file {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?;
-                Self::from_text(&p.display().to_string(), &text, overrides)
-            }
-            None => Self::from_text("--set", "", overrides),
-        }
-    }
-
-    /// Parses config text named `origin` (for messages), applies overrides, validates.
-    pub fn from_text(origin: &str, text: &str, overrides: &[String]) -> anyhow::Result<Self> {
-        let mut table = text
-            .parse::<toml::Table>()
-            .with_context(|| format!("{origin}: not valid TOML"))?;
-        for o in overrides {
-            let (k, v) = o
-                .split_once('=')
-                .with_context(|| format!("--set {o:?}: expected key=value"))?;
-            let value = match format!("v = {v}").parse::<toml::Table>() {
-                Ok(mut t) => t.remove("v").expect("parsed key"),
-                Err(_) => toml::Value::String(v.to_string()),
-            };
-            table.insert(k.trim().to_string(), value);
-        }
-        // Check each key alone against the defaults first, so that a bad value names its key.
-        let defaults = match toml::Value::try_from(TrainConfig::default())? {
-            toml::Value::Table(t) => t,
-            _ => toml::Table::new(),
-        };
-        for (k, v) in &table {
-            let mut probe = defaults.clone();
-            probe.insert(k.clone(), v.clone());
-            if let Err(e) = toml::Value::Table(probe).try_into::<TrainConfig>() {
-                bail!("{origin}: key `{k}`: {}", e.message().trim());
-            }
-        }
-        let cfg: TrainConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| anyhow::anyhow!("{origin}: {}", e.message().trim()))?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// Cross-field checks with TRL-style messages.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    /// Cross-field checks with TRL-style messages; each names the keys involved.
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.num_generations < 2 {
-            bail!("num_generations must be at least 2 (advantages are relative within a group), got {}", self.num_generations);
+            return Err(Invalid::new(
+                &["num_generations"],
+                format!(
+                    "must be at least 2 (advantages are relative within a group), got {}",
+                    self.num_generations
+                ),
+            ));
+        }
+        if self.prompts_per_step == 0 {
+            return Err(Invalid::new(&["prompts_per_step"], "must be positive"));
+        }
+        if self.per_device_train_batch_size == 0 {
+            return Err(Invalid::new(
+                &["per_device_train_batch_size"],
+                "must be positive",
+            ));
         }
         let completions = self.prompts_per_step * self.num_generations;
-        if self.prompts_per_step == 0 || self.per_device_train_batch_size == 0 {
-            bail!("prompts_per_step and per_device_train_batch_size must be positive");
-        }
         if !completions.is_multiple_of(self.per_device_train_batch_size) {
-            bail!(
-                "prompts_per_step × num_generations ({} × {} = {completions}) must be divisible by per_device_train_batch_size ({})",
-                self.prompts_per_step, self.num_generations, self.per_device_train_batch_size
-            );
+            return Err(Invalid::new(
+                &[
+                    "per_device_train_batch_size",
+                    "prompts_per_step",
+                    "num_generations",
+                ],
+                format!(
+                    "prompts_per_step × num_generations ({} × {} = {completions}) must be divisible by per_device_train_batch_size ({})",
+                    self.prompts_per_step, self.num_generations, self.per_device_train_batch_size
+                ),
+            ));
         }
         if self.reward_funcs.is_empty() {
-            bail!("reward_funcs is empty");
+            return Err(Invalid::new(&["reward_funcs"], "is empty"));
         }
         if self.reward_weights.len() != self.reward_funcs.len() {
-            bail!(
-                "reward_weights has {} entries for {} reward_funcs",
-                self.reward_weights.len(),
-                self.reward_funcs.len()
-            );
+            return Err(Invalid::new(
+                &["reward_weights", "reward_funcs"],
+                format!(
+                    "reward_weights has {} entries for {} reward_funcs",
+                    self.reward_weights.len(),
+                    self.reward_funcs.len()
+                ),
+            ));
         }
-        if self.max_completion_length == 0 || self.max_prompt_length == 0 {
-            bail!("max_completion_length and max_prompt_length must be positive");
+        if self.max_completion_length == 0 {
+            return Err(Invalid::new(&["max_completion_length"], "must be positive"));
         }
-        if self.temperature.is_nan() || self.temperature < 0.0 || !(0.0..=1.0).contains(&self.top_p)
-        {
-            bail!("temperature must be ≥ 0 and top_p in [0, 1]");
+        if self.max_prompt_length == 0 {
+            return Err(Invalid::new(&["max_prompt_length"], "must be positive"));
+        }
+        if self.temperature.is_nan() || self.temperature < 0.0 {
+            return Err(Invalid::new(
+                &["temperature"],
+                format!("must be ≥ 0 (0 = greedy), got {}", self.temperature),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.top_p) {
+            return Err(Invalid::new(
+                &["top_p"],
+                format!("must be in [0, 1], got {}", self.top_p),
+            ));
         }
         if self.num_iterations == 0 {
-            bail!("num_iterations must be at least 1");
+            return Err(Invalid::new(&["num_iterations"], "must be at least 1"));
         }
-        if self.learning_rate < 0.0 || !(0.0..=1.0).contains(&self.warmup_ratio) {
-            bail!("learning_rate must be ≥ 0 and warmup_ratio in [0, 1]");
+        if self.learning_rate < 0.0 {
+            return Err(Invalid::new(
+                &["learning_rate"],
+                format!("must be ≥ 0, got {}", self.learning_rate),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.warmup_ratio) {
+            return Err(Invalid::new(
+                &["warmup_ratio"],
+                format!("must be in [0, 1], got {}", self.warmup_ratio),
+            ));
         }
         if self.reward_funcs.contains(&RewardKind::Accuracy)
             && self.dataset != "demo"
             && self.answer_field.is_none()
         {
-            bail!(
-                "the accuracy reward needs answer_field (the dataset field with the gold answer)"
-            );
+            return Err(Invalid::new(
+                &["answer_field", "reward_funcs", "dataset"],
+                "the accuracy reward needs answer_field (the dataset field with the gold answer)",
+            ));
         }
         Ok(())
     }
@@ -305,45 +399,6 @@ mod tests {
         );
         assert_eq!(c.grad_accum(), 224);
         c.validate().unwrap();
-    }
-
-    #[test]
-    fn overrides_and_errors_name_the_key() {
-        let c = TrainConfig::load(
-            None,
-            &[
-                "beta=0.0".into(),
-                "loss_type=\"dr_grpo\"".into(),
-                "model=foo".into(),
-            ],
-        )
-        .unwrap();
-        assert_eq!(
-            (c.beta, c.loss_type, c.model.as_str()),
-            (0.0, LossType::DrGrpo, "foo")
-        );
-        let e = TrainConfig::load(None, &["learning_rat=1".into()])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("learning_rat"), "{e}");
-        let e = TrainConfig::load(None, &["beta=\"high\"".into()])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("beta") || e.contains("invalid type"), "{e}");
-        let e = TrainConfig::load(None, &["num_generations=1".into()])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("num_generations"), "{e}");
-        let e = TrainConfig::load(
-            None,
-            &[
-                "prompts_per_step=3".into(),
-                "per_device_train_batch_size=5".into(),
-            ],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("divisible"), "{e}");
     }
 
     #[test]

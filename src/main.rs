@@ -1,6 +1,11 @@
 //! The `intuitor` binary: parse, run, print the error chain, exit non-zero on failure.
+//!
+//! Exit codes (ripgrep's convention): 0 on success; 2 for a usage or configuration error (clap's
+//! own code for bad arguments, and any [`ConfigError`] in the chain: a config file that cannot
+//! be read or parsed, an unknown key, a bad value, a failed check); 1 for a runtime failure.
 
 use clap::Parser;
+use intuitor::config::ConfigError;
 
 fn main() -> std::process::ExitCode {
     intuitor::runtime::tune_allocator();
@@ -14,7 +19,8 @@ fn main() -> std::process::ExitCode {
             let text = format!("{e:#}");
             let message = text.split("\n   0: ").next().unwrap_or_default();
             eprintln!("error: {}", message.trim_end());
-            std::process::ExitCode::FAILURE
+            let usage = e.chain().any(|cause| cause.is::<ConfigError>());
+            std::process::ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }

@@ -46,7 +46,12 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// Number of completions to sample for the prompt (batched, sharing the prompt's KV cache).
-    #[arg(long, short = 'n', default_value_t = 1)]
+    #[arg(
+        long,
+        short = 'n',
+        default_value_t = 1,
+        value_parser = at_least_one
+    )]
     pub n: usize,
     /// Stop when the text contains this string (repeatable).
     #[arg(long = "stop")]
@@ -57,10 +62,15 @@ pub struct GenerateArgs {
     pub json: bool,
 }
 
-pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
-    if args.n == 0 {
-        anyhow::bail!("--n must be at least 1");
+/// `-n`: a count of at least 1 (clap rejects anything else, a usage error).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a whole number ≥ 1".into()),
     }
+}
+
+pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     let m = args.model.load()?;
     let ids = m.prompt_ids(&args.prompt, args.system.as_deref(), args.raw)?;
     let cfg = RolloutConfig {
