@@ -52,28 +52,10 @@ impl Invalid {
 /// `", did you mean KEY?"` for the known key nearest to `key` (at most 3 edits), else `""`.
 pub(super) fn suggestion<'a>(key: &str, known: impl Iterator<Item = &'a str>) -> String {
     known
-        .map(|k| (edit_distance(key, k), k))
+        .map(|k| (strsim::levenshtein(key, k), k))
         .filter(|&(d, _)| d <= 3 && d < key.chars().count())
         .min()
         .map_or_else(String::new, |(_, k)| format!(", did you mean {k}?"))
-}
-
-/// Levenshtein distance in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (diagonal + usize::from(ca != cb))
-                .min(row[j] + 1)
-                .min(above + 1);
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
@@ -82,8 +64,6 @@ mod tests {
 
     #[test]
     fn the_nearest_key_is_suggested_within_three_edits() {
-        assert_eq!(edit_distance("datset", "dataset"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
         let keys = ["dataset", "beta", "learning_rate"];
         assert_eq!(
             suggestion("datset", keys.into_iter()),
