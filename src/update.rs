@@ -5,7 +5,7 @@
 //! scoring rows are cut from the graph into a leaf, each chunk's logits → log-probs → loss is
 //! back-propagated on its own, then `Σ rows · ∂L/∂rows` goes back through the decoder. A group
 //! sharing a prompt is cut after the prompt, so that one completion's activations are alive at a
-//! time ([`Backprop::group`]). Parameter gradients go into the sums during backward
+//! time (`Backprop::group`). Parameter gradients go into the sums during backward
 //! ([`GradAccumulator::sink`]). The result is the exact gradient of the whole batch's loss
 //! (every aggregation is a per-token weighted sum, see [`crate::loss::sequence_weights`]).
 
@@ -62,7 +62,7 @@ impl UpdateStats {
 /// micro-batch structure); gradients are added to `grads`.
 ///
 /// A batch that shares prompts runs group by group with the graph cut after the prompt
-/// ([`Backprop::group`]), so the activations alive at once are one prompt's or one
+/// (`Backprop::group`), so the activations alive at once are one prompt's or one
 /// completion's, not the whole batch's.
 pub fn accumulate_micro_batch(
     policy: &Policy,

@@ -75,7 +75,7 @@ impl AttentionBias {
 /// * `k`, `v`: `[b, kv_heads, own, d]`, after the `prefix` keys of each row when given.
 /// * Returns `[b, kv_heads, groups·t, d]`.
 ///
-/// CPU f32: [`CachedAttention`] for a few inference rows, else gemm scores through
+/// CPU f32: `CachedAttention` for a few inference rows, else gemm scores through
 /// [`attention_softmax`] (with its backward); elsewhere candle's differentiable ops.
 pub fn attention(
     q: &Tensor,

@@ -136,7 +136,7 @@ impl Decoder {
     }
 
     /// A copy for decoding (a rollout): on the CPU in f32, the weight matrices are re-laid out
-    /// as [`Panels`] (`super::panels`: no per-call packing of W); elsewhere the same weights.
+    /// as `Panels` ([`super::panels`]: no per-call packing of W); elsewhere the same weights.
     ///
     /// The re-layout is done in the weights' own storage and undone when the copy is dropped:
     /// until then every decoder sharing these weights (`self`, the `Var`s it was built from)
