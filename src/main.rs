@@ -2,10 +2,13 @@
 //!
 //! Exit codes (ripgrep's convention): 0 on success; 2 for a usage or configuration error (clap's
 //! own code for bad arguments, and any [`ConfigError`] in the chain: a config file that cannot
-//! be read or parsed, an unknown key, a bad value, a failed check); 1 for a runtime failure.
+//! be read or parsed, an unknown key, a bad value, a failed check); 1 for a runtime failure;
+//! 128 + the signal's number for a training run stopped by SIGINT or SIGTERM (130, 143), after
+//! its checkpoint.
 
 use clap::Parser;
 use intuitor::config::ConfigError;
+use intuitor::train::interrupt::Interrupted;
 
 fn main() -> std::process::ExitCode {
     intuitor::runtime::tune_allocator();
@@ -19,6 +22,9 @@ fn main() -> std::process::ExitCode {
             let text = format!("{e:#}");
             let message = text.split("\n   0: ").next().unwrap_or_default();
             eprintln!("error: {}", message.trim_end());
+            if let Some(stop) = e.downcast_ref::<Interrupted>() {
+                return std::process::ExitCode::from(stop.exit_code());
+            }
             let usage = e.chain().any(|cause| cause.is::<ConfigError>());
             std::process::ExitCode::from(if usage { 2 } else { 1 })
         }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use candle_core::{Result, Tensor, Var};
 
+use crate::kernels;
 use crate::model::{Decoder, ModelConfig};
 
 pub struct Policy {
@@ -49,6 +50,17 @@ impl Policy {
             .map(|(n, v)| (n.clone(), v.as_tensor().detach()))
             .collect();
         Decoder::new(self.config(), &tensors)
+    }
+
+    /// The name of the first parameter holding a NaN or infinite value (Σ x² in f64 is finite
+    /// exactly when every element is), if any.
+    pub fn first_non_finite(&self) -> Result<Option<&str>> {
+        for (name, v) in self.names.iter().zip(&self.vars) {
+            if !kernels::sum_of_squares(v.as_tensor())?.is_finite() {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
     }
 
     /// `(name, tensor)` pairs of the current weights, e.g. for saving.

@@ -2,6 +2,7 @@
 //! `generate`'s order), then a draw from the kept distribution; greedy when temperature is 0.
 //! The RNG is passed in, so each sequence can own its stream.
 
+use candle_core::Result;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -79,14 +80,21 @@ pub fn argmax(values: &[f32]) -> usize {
     best
 }
 
+/// Whether every logit of a row is finite. A NaN or infinite logit (a diverged model) can be
+/// neither sampled from nor scored: callers stop with an error naming where it appeared.
+pub fn all_finite(logits: &[f32]) -> bool {
+    logits.iter().all(|z| z.is_finite())
+}
+
 /// The distribution a token is drawn from: temperature, then top-k, top-p and min-p (HF
 /// `generate`'s warper order). Returns `(token, probability)` pairs sorted by descending
 /// probability; probabilities are renormalised over the kept set, which always holds at least
-/// the most likely token.
+/// the most likely token. Non-finite logits are never kept; a row without a finite logit is an
+/// error.
 ///
 /// Top-k uses a linear-time selection instead of a full sort, so a 49k-token vocabulary costs
 /// about as much as one pass over the row.
-pub fn kept_distribution(logits: &[f32], p: &SamplingParams) -> Vec<(u32, f32)> {
+pub fn kept_distribution(logits: &[f32], p: &SamplingParams) -> Result<Vec<(u32, f32)>> {
     let t = if p.temperature > 0.0 {
         p.temperature
     } else {
@@ -103,9 +111,15 @@ pub fn kept_distribution(logits: &[f32], p: &SamplingParams) -> Vec<(u32, f32)> 
     let mut kept: Vec<(u32, f32)> = logits
         .iter()
         .enumerate()
-        .filter(|(_, &z)| z >= threshold && !z.is_nan())
+        .filter(|(_, &z)| z >= threshold && z.is_finite())
         .map(|(i, &z)| (i as u32, z / t))
         .collect();
+    if kept.is_empty() {
+        candle_core::bail!(
+            "no finite logit to sample from (all {} are NaN or infinite)",
+            logits.len()
+        );
+    }
     // Stable sort: ties keep vocabulary order.
     kept.sort_by(|a, b| b.1.total_cmp(&a.1));
     let normalise = |kept: &mut Vec<(u32, f32)>| {
@@ -140,11 +154,17 @@ pub fn kept_distribution(logits: &[f32], p: &SamplingParams) -> Vec<(u32, f32)> 
     for e in kept.iter_mut() {
         e.1 /= sum;
     }
-    kept
+    Ok(kept)
 }
 
 /// Picks the next token from one row of raw logits. `previous` feeds the repetition penalty.
-pub fn sample<R: Rng>(logits: &[f32], previous: &[u32], p: &SamplingParams, rng: &mut R) -> u32 {
+/// Errors when the row has no finite logit ([`kept_distribution`]).
+pub fn sample<R: Rng>(
+    logits: &[f32],
+    previous: &[u32],
+    p: &SamplingParams,
+    rng: &mut R,
+) -> Result<u32> {
     let penalised;
     let z = if p.repetition_penalty != 1.0 {
         let mut v = logits.to_vec();
@@ -155,18 +175,18 @@ pub fn sample<R: Rng>(logits: &[f32], previous: &[u32], p: &SamplingParams, rng:
         logits
     };
     if p.is_greedy() {
-        return argmax(z) as u32;
+        return Ok(argmax(z) as u32);
     }
-    let kept = kept_distribution(z, p);
+    let kept = kept_distribution(z, p)?;
     let u: f64 = rng.random();
     let mut cum = 0.0f64;
     for &(token, q) in &kept {
         cum += q as f64;
         if u < cum {
-            return token;
+            return Ok(token);
         }
     }
-    kept[kept.len() - 1].0
+    Ok(kept[kept.len() - 1].0)
 }
 
 #[cfg(test)]
@@ -176,6 +196,7 @@ mod tests {
 
     fn kept(logits: &[f32], p: SamplingParams) -> Vec<usize> {
         let mut ids: Vec<usize> = kept_distribution(logits, &p)
+            .unwrap()
             .iter()
             .map(|&(i, _)| i as usize)
             .collect();
@@ -295,7 +316,8 @@ mod tests {
                 top_k: 2,
                 ..params()
             },
-        );
+        )
+        .unwrap();
         assert_eq!(d.iter().map(|e| e.0).collect::<Vec<_>>(), vec![3, 2]);
         assert!((d[0].1 - 4.0 / 7.0).abs() < 1e-6 && (d[1].1 - 3.0 / 7.0).abs() < 1e-6);
         // T = 0.5 squares the odds: 0.4² : 0.3² = 16 : 9.
@@ -306,7 +328,8 @@ mod tests {
                 temperature: 0.5,
                 ..params()
             },
-        );
+        )
+        .unwrap();
         assert!((d[0].1 - 16.0 / 25.0).abs() < 1e-5, "{d:?}");
     }
 
@@ -314,7 +337,7 @@ mod tests {
     fn greedy_takes_the_first_maximum() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         assert_eq!(
-            sample(&[0.0, 2.0, 2.0], &[], &SamplingParams::greedy(), &mut rng),
+            sample(&[0.0, 2.0, 2.0], &[], &SamplingParams::greedy(), &mut rng).unwrap(),
             1
         );
     }
@@ -332,11 +355,24 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let mut counts = [0usize; 4];
         for _ in 0..20_000 {
-            counts[sample(&z, &[], &params(), &mut rng) as usize] += 1;
+            counts[sample(&z, &[], &params(), &mut rng).unwrap() as usize] += 1;
         }
         for (i, &c) in counts.iter().enumerate() {
             let f = c as f64 / 20_000.0;
             assert!((f - 0.1 * (i + 1) as f64).abs() < 0.015, "token {i}: {f}");
         }
+    }
+
+    #[test]
+    fn a_row_without_a_finite_logit_is_an_error_and_non_finite_logits_are_never_kept() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let err = sample(&[bad; 5], &[], &params(), &mut rng).unwrap_err();
+            assert!(err.to_string().contains("no finite logit"), "{err}");
+        }
+        assert!(!all_finite(&[0.0, f32::NAN]) && all_finite(&[0.0, -1e30]));
+        // One finite logit among NaN and ±inf: it is the only token kept.
+        let z = [f32::NAN, 1.0, f32::INFINITY, f32::NEG_INFINITY];
+        assert_eq!(kept(&z, params()), vec![1]);
     }
 }

@@ -38,6 +38,12 @@ pub fn score_completion(
     let mut tokens = completion_ids.to_vec();
     tokens.push(0);
     let st = token_stats(&logits, &tokens, temperature)?;
+    // logsumexp − mean is finite exactly when every logit of the row is.
+    if let Some(k) = st.lse_minus_mean.iter().position(|x| !x.is_finite()) {
+        candle_core::bail!(
+            "the model's logits are not finite (NaN/Inf) at completion position {k}: the weights have diverged"
+        );
+    }
     let mask_len = completion_mask_len(completion_ids, stop_ids);
     Ok(Completion {
         prompt_index: 0,

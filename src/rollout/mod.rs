@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::model::{Decoder, KvCache};
-use crate::sampling::{sample, SamplingParams};
+use crate::sampling::{all_finite, sample, SamplingParams};
 use crate::self_certainty::{sequence_mean, Alignment};
 use crate::tokenizer::TextTokenizer;
 use rayon::prelude::*;
@@ -204,17 +204,23 @@ pub fn rollout(
     // 3. Decode: sample, record, retire, feed.
     loop {
         let host: Vec<Vec<f32>> = logits.to_dtype(candle_core::DType::F32)?.to_vec2()?;
+        if let Some(i) = host.par_iter().position_first(|z| !all_finite(z)) {
+            let o = &rows[i].out;
+            candle_core::bail!(
+                "the model's logits are not finite (NaN/Inf) at new token {} of prompt {}, sample {}: the weights have diverged",
+                o.ids.len() + 1,
+                o.prompt_index,
+                o.sample_index
+            );
+        }
         let tokens: Vec<u32> = rows
             .par_iter_mut()
             .zip(host.par_iter())
-            .map(|(row, z)| {
-                if row.finishing {
-                    0
-                } else {
-                    sample(z, &row.history, &cfg.sampling, &mut row.rng)
-                }
+            .map(|(row, z)| match row.finishing {
+                true => Ok(0),
+                false => sample(z, &row.history, &cfg.sampling, &mut row.rng),
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let st = token_stats_host(&host, &tokens, cfg.sampling.temperature);
         let mut keep = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter_mut().enumerate() {

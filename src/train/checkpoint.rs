@@ -33,7 +33,37 @@ pub fn checkpoint_dir(output: &Path, step: usize) -> PathBuf {
     output.join(format!("checkpoint-{step}"))
 }
 
-/// Writes a checkpoint atomically and keeps only the newest `keep` checkpoints.
+/// Room kept free beyond a checkpoint's own size: its small JSON and tokenizer files, and
+/// the filesystem's rounding.
+const SPACE_MARGIN: u64 = 64 << 20;
+
+/// Bytes a checkpoint of `policy` and `opt` occupies: the weights once, the two AdamW moments
+/// (the tokenizer and JSON files are within [`SPACE_MARGIN`]).
+pub fn checkpoint_bytes(policy: &Policy, opt: &AdamW) -> u64 {
+    let bytes = |t: &Tensor| (t.elem_count() * t.dtype().size_in_bytes()) as u64;
+    let weights: u64 = policy.vars.iter().map(|v| bytes(v.as_tensor())).sum();
+    let moments: u64 = opt.m.iter().chain(&opt.v).map(bytes).sum();
+    weights + moments
+}
+
+/// Fails, naming the directory and both sizes, unless `dir`'s filesystem has `need` bytes
+/// (plus a margin) available.
+pub fn ensure_space(dir: &Path, need: u64) -> anyhow::Result<()> {
+    let available = fs4::available_space(dir)
+        .with_context(|| format!("{}: cannot read the free space", dir.display()))?;
+    if available < need.saturating_add(SPACE_MARGIN) {
+        anyhow::bail!(
+            "{}: a checkpoint needs {:.1} MB but only {:.1} MB are free; free some space (or lower save_total_limit) and resume",
+            dir.display(),
+            (need + SPACE_MARGIN) as f64 / 1e6,
+            available as f64 / 1e6
+        );
+    }
+    Ok(())
+}
+
+/// Writes a checkpoint atomically and keeps only the newest `keep` checkpoints. The free space
+/// is checked first; a failed write names its file and leaves no temporary directory behind.
 pub fn save(
     output: &Path,
     state: &TrainerState,
@@ -45,34 +75,56 @@ pub fn save(
     let dest = checkpoint_dir(output, state.step);
     let tmp = output.join(format!(".checkpoint-{}.tmp", state.step));
     if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
+        std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
     }
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let cfg = policy.config();
+    std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
+    ensure_space(output, checkpoint_bytes(policy, opt))?;
+    if let Err(e) = write_files(&tmp, state, policy, opt, base) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest).with_context(|| format!("removing {}", dest.display()))?;
+    }
+    std::fs::rename(&tmp, &dest).with_context(|| format!("renaming into {}", dest.display()))?;
+    prune(output, keep)?;
+    Ok(dest)
+}
+
+/// The checkpoint's files in `dir`; every error names the file.
+fn write_files(
+    dir: &Path,
+    state: &TrainerState,
+    policy: &Policy,
+    opt: &AdamW,
+    base: &LoadedModel,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let write = |name: &str, text: String| -> anyhow::Result<()> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
+    let save = |name: &str, tensors: &HashMap<String, Tensor>| -> anyhow::Result<()> {
+        let path = dir.join(name);
+        candle_core::safetensors::save(tensors, &path)
+            .with_context(|| format!("writing {}", path.display()))
+    };
     let tok = &base.tokenizer;
-    std::fs::write(
-        tmp.join("config.json"),
-        serde_json::to_string_pretty(&cfg.to_hf_json(tok.bos_id, tok.eos_id))?,
+    let hf = policy.config().to_hf_json(tok.bos_id, tok.eos_id);
+    write("config.json", serde_json::to_string_pretty(&hf)?)?;
+    save(
+        "model.safetensors",
+        &policy.named_tensors().into_iter().collect(),
     )?;
-    let weights: HashMap<String, Tensor> = policy.named_tensors().into_iter().collect();
-    candle_core::safetensors::save(&weights, tmp.join("model.safetensors"))?;
-    tok.save_hf(&tmp, base.chat_template_source.as_deref())?;
+    tok.save_hf(dir, base.chat_template_source.as_deref())
+        .with_context(|| format!("writing the tokenizer files into {}", dir.display()))?;
     let mut moments = HashMap::new();
     for (i, name) in policy.names.iter().enumerate() {
         moments.insert(format!("m/{name}"), opt.m[i].clone());
         moments.insert(format!("v/{name}"), opt.v[i].clone());
     }
-    candle_core::safetensors::save(&moments, tmp.join("optimizer.safetensors"))?;
-    std::fs::write(
-        tmp.join("trainer_state.json"),
-        serde_json::to_string_pretty(state)?,
-    )?;
-    if dest.exists() {
-        std::fs::remove_dir_all(&dest)?;
-    }
-    std::fs::rename(&tmp, &dest).with_context(|| format!("renaming into {}", dest.display()))?;
-    prune(output, keep)?;
-    Ok(dest)
+    save("optimizer.safetensors", &moments)?;
+    write("trainer_state.json", serde_json::to_string_pretty(state)?)
 }
 
 /// The completed checkpoints of a run directory, oldest first.
@@ -128,4 +180,20 @@ pub fn load_state(dir: &Path, policy: &Policy, opt: &mut AdamW) -> anyhow::Resul
     }
     opt.step = state.optimizer_step;
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ensure_space;
+
+    #[test]
+    fn a_checkpoint_larger_than_the_free_space_is_refused_naming_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = ensure_space(dir.path(), u64::MAX / 4)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
+        assert!(err.contains("needs") && err.contains("free"), "{err}");
+        ensure_space(dir.path(), 1 << 20).expect("1 MB fits");
+    }
 }

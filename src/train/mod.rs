@@ -2,6 +2,7 @@
 //! → final checkpoint, plots and a short report (nanoGPT-style loop, TRL's phases).
 
 pub mod checkpoint;
+pub mod interrupt;
 pub mod metrics;
 pub mod plot;
 mod preflight;
@@ -216,7 +217,12 @@ pub fn run(
     let started = Instant::now();
     let mut length_warned = false;
     let first_step = t.state.step;
+    let interrupt = interrupt::Interrupt::install()?;
     while t.state.step < t.total_steps {
+        if let Some(stop) = interrupt.received() {
+            bar.abandon();
+            return Err(stopped(&t, stop));
+        }
         if stop_after.is_some_and(|n| t.state.step - first_step >= n) {
             t.save_checkpoint()?;
             bar.abandon();
@@ -279,6 +285,10 @@ pub fn run(
             t.save_checkpoint()?;
         }
     }
+    if let Some(stop) = interrupt.received() {
+        bar.abandon();
+        return Err(stopped(&t, stop));
+    }
     bar.finish();
     let charts = plot::plot_run(&t.output)?;
     let after = if before.is_some() {
@@ -311,6 +321,20 @@ pub fn run(
     crate::io::write_atomic(&t.output.join("report.txt"), report.as_bytes())?;
     println!("{report}");
     Ok(t.output)
+}
+
+/// The error a run stopped by a signal ends with, after writing its checkpoint (or the reason
+/// it could not).
+fn stopped(t: &Trainer, stop: interrupt::Interrupted) -> anyhow::Error {
+    let saved = match t.save_checkpoint() {
+        Ok(dir) => format!("checkpoint: {}", dir.display()),
+        Err(e) => format!("the checkpoint could not be written ({e:#})"),
+    };
+    anyhow::Error::new(stop).context(format!(
+        "training stopped after step {}; {saved}; continue with `intuitor train --resume {}`",
+        t.state.step,
+        t.output.display()
+    ))
 }
 
 fn default_run_dir() -> PathBuf {

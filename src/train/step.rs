@@ -62,7 +62,8 @@ pub fn train_step(t: &mut Trainer) -> anyhow::Result<StepOutput> {
     let policy_now = t.policy.detached()?;
     runtime::return_free_memory();
     let tokenizer = &t.base.tokenizer;
-    let completions = rollout(&policy_now, &requests, &t.run.rollout, Some(tokenizer))?;
+    let completions = rollout(&policy_now, &requests, &t.run.rollout, Some(tokenizer))
+        .with_context(|| format!("step {}: rollout", step + 1))?;
     runtime::return_free_memory();
     let rollout_time = started.elapsed().as_secs_f64();
 
@@ -114,6 +115,7 @@ pub fn train_step(t: &mut Trainer) -> anyhow::Result<StepOutput> {
         })
         .collect();
     let (advantages, combined) = advantage::combine(&weighted, completions.len(), g);
+    check_finite(&rewards, &advantages, step)?;
 
     // 5. Reference log-probs (β ≠ 0), on logits / T like the policy's (spec §4.1). Forward
     // passes run per prompt group with the prompt computed once (`PackedBatch`), up to 2 × mb
@@ -190,6 +192,34 @@ pub fn train_step(t: &mut Trainer) -> anyhow::Result<StepOutput> {
         rewards,
         prompt_indices: idx,
     })
+}
+
+/// Stops on a NaN or infinite reward (naming it) or advantage: training on one would move the
+/// weights by an undefined amount.
+fn check_finite(
+    rewards: &[(RewardKind, Vec<Option<f64>>)],
+    advantages: &[f64],
+    step: usize,
+) -> anyhow::Result<()> {
+    for (kind, values) in rewards {
+        if let Some(i) = values
+            .iter()
+            .position(|r| r.is_some_and(|x| !x.is_finite()))
+        {
+            bail!(
+                "step {}: the {} reward of completion {i} is not finite (NaN/Inf)",
+                step + 1,
+                kind.name()
+            );
+        }
+    }
+    if let Some(i) = advantages.iter().position(|a| !a.is_finite()) {
+        bail!(
+            "step {}: the advantage of completion {i} is not finite (NaN/Inf)",
+            step + 1
+        );
+    }
+    Ok(())
 }
 
 /// The step's prompts: dataset prompts `idx`, each with its own seed for its G streams.
@@ -282,6 +312,12 @@ fn update_policy(
         }
         out.learning_rate = t.run.schedule.at(t.state.optimizer_step);
         t.opt.step(&grads, out.learning_rate)?;
+        if let Some(name) = t.policy.first_non_finite()? {
+            bail!(
+                "step {}: the weights are not finite (NaN/Inf) after the optimizer step (first: {name}); they are not saved",
+                step + 1
+            );
+        }
         t.state.optimizer_step += 1;
     }
     Ok(out)

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use candle_core::{DType, Device, Tensor};
@@ -88,4 +88,61 @@ pub fn assert_clean_error(out: &Output, needles: &[&str]) {
     for n in needles {
         assert!(stderr.contains(n), "stderr lacks {n:?}: {stderr}");
     }
+}
+
+/// A training config for the tiny fixture model in `dir/cfg.toml`, with `extra` TOML lines.
+pub fn tiny_train_config(dir: &Path, extra: &str) -> PathBuf {
+    let model = fixture("tiny-qwen2");
+    let text = format!(
+        r#"model = "{}"
+dataset = "demo"
+device = "cpu"
+num_generations = 3
+prompts_per_step = 2
+per_device_train_batch_size = 2
+max_completion_length = 6
+max_prompt_length = 128
+reward_funcs = ["self_certainty", "accuracy", "plurality_vote"]
+reward_weights = [1.0, 0.0, 0.0]
+beta = 0.02
+learning_rate = 1e-3
+warmup_ratio = 0.25
+max_steps = 4
+save_steps = 2
+save_total_limit = 3
+log_completions_steps = 1
+{extra}
+"#,
+        model.display()
+    );
+    let path = dir.join("cfg.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Metrics rows without the timing fields (which differ run to run).
+pub fn metrics_rows(dir: &Path) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut m: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(l).unwrap();
+            m.retain(|k, _| !k.contains("time") && !k.contains("per_s"));
+            m
+        })
+        .collect()
+}
+
+/// The weights of a checkpoint directory, sorted by name.
+pub fn checkpoint_weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
+    let t =
+        candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    let mut v: Vec<_> = t
+        .into_iter()
+        .map(|(k, x)| (k, x.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }

@@ -1,0 +1,60 @@
+//! Preemption: SIGTERM (what SLURM and Kubernetes send before killing a job) and Ctrl-C
+//! (SIGINT) ask the run to stop at the next safe point, the end of the current step, where it
+//! writes a checkpoint and says how to resume. A second signal ends the process at once, with
+//! the shell's code for that signal (128 + its number).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+/// Which signal asked the run to stop, once one has.
+pub struct Interrupt {
+    signal: Arc<AtomicUsize>,
+}
+
+impl Interrupt {
+    /// Installs the handlers for SIGINT and SIGTERM (for the rest of the process).
+    pub fn install() -> anyhow::Result<Self> {
+        let pending = Arc::new(AtomicBool::new(false));
+        let signal = Arc::new(AtomicUsize::new(0));
+        for sig in [SIGINT, SIGTERM] {
+            // Actions run in registration order: on the first signal `pending` is still false,
+            // so only the later ones record it; on a second one the process exits.
+            signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, pending.clone())?;
+            signal_hook::flag::register(sig, pending.clone())?;
+            signal_hook::flag::register_usize(sig, signal.clone(), sig as usize)?;
+        }
+        Ok(Self { signal })
+    }
+
+    /// The signal received so far, if any.
+    pub fn received(&self) -> Option<Interrupted> {
+        match self.signal.load(Ordering::SeqCst) {
+            0 => None,
+            n => Some(Interrupted { signal: n as i32 }),
+        }
+    }
+}
+
+/// The error a run stopped by a signal ends with; the binary exits with `128 + signal`.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped by {}", signal_name(*signal))]
+pub struct Interrupted {
+    pub signal: i32,
+}
+
+impl Interrupted {
+    /// The shell's exit code for the signal.
+    pub fn exit_code(&self) -> u8 {
+        (128 + self.signal).clamp(0, 255) as u8
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        SIGINT => "SIGINT (Ctrl-C)",
+        SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
