@@ -222,7 +222,7 @@ fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_run() {
     let cfg = tiny_train_config(tmp.path(), "");
     let steps = [
         "--set",
-        "max_steps=10",
+        "max_steps=40",
         "--set",
         "save_steps=1",
         "--set",
@@ -232,15 +232,16 @@ fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_run() {
     let start = Instant::now();
     let out = train(&cfg, &whole, &steps).output().unwrap();
     assert!(out.status.success(), "{out:?}");
-    // Kill moments spread over the first third of a whole run's time (set-up included), so
-    // that most land mid-run: while loading, mid-step or mid-checkpoint.
+    // Kill moments spread over the time the rest of the run would take (its share of the
+    // steps, plus set-up), so that they land while loading, mid-step and mid-checkpoint.
     let span = start.elapsed().as_millis() as u64;
 
     let run = tmp.path().join("killed");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(22);
-    let (mut kills, mut finished) = (0, false);
+    let (mut kills, mut resumed_kills, mut finished) = (0, 0, false);
     while !finished {
-        let has_checkpoint = !intuitor::train::checkpoint::list(&run).is_empty();
+        let done = intuitor::train::checkpoint::list(&run).last().map_or(0, |c| c.0) as u64;
+        let has_checkpoint = done > 0;
         if !has_checkpoint && run.exists() {
             // Killed before its first checkpoint: a user starts again.
             std::fs::remove_dir_all(&run).unwrap();
@@ -249,18 +250,22 @@ fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_run() {
             true => resume(&run),
             false => train(&cfg, &run, &steps),
         };
-        let after = match kills < 12 {
-            true => Duration::from_millis(rng.random_range(span / 30..span / 3)),
+        let rest = span * (40 - done) / 40 + span / 5;
+        let after = match kills < 20 {
+            true => Duration::from_millis(rng.random_range(rest / 8..rest * 3 / 4)),
             false => Duration::MAX,
         };
         finished = run_or_kill(cmd, after);
         kills += usize::from(!finished);
+        resumed_kills += usize::from(!finished && has_checkpoint);
     }
-    assert!(kills >= 6, "only {kills} kills landed");
+    eprintln!("{kills} kills, {resumed_kills} of resumed runs, span {span} ms");
+    assert!(kills >= 15, "only {kills} kills landed");
+    assert!(resumed_kills >= 10, "only {resumed_kills} kills after a checkpoint");
     let (a, b) = (metrics_rows(&whole), metrics_rows(&run));
     assert_eq!(a, b, "metrics rows (timings aside) differ");
     let saved = intuitor::train::checkpoint::list(&run);
-    assert_eq!(saved.last().map(|s| s.0), Some(10));
+    assert_eq!(saved.last().map(|s| s.0), Some(40));
     for (_, dir) in &saved {
         intuitor::loader::LoadedModel::load(
             &intuitor::loader::ModelSource::HfDir(dir.clone()),
@@ -271,7 +276,7 @@ fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_run() {
     }
     assert_eq!(
         checkpoint_weights(&saved.last().unwrap().1),
-        checkpoint_weights(&intuitor::train::checkpoint::checkpoint_dir(&whole, 10)),
+        checkpoint_weights(&intuitor::train::checkpoint::checkpoint_dir(&whole, 40)),
         "final weights differ"
     );
 }
