@@ -72,8 +72,14 @@ pub struct LoadedModel {
     pub decoder: Decoder,
     pub tokenizer: TextTokenizer,
     pub chat_template: Option<ChatTemplate>,
+    /// Why the model's chat template could not be compiled (file and line): only rendering a
+    /// conversation fails on it, so `info` and `--raw` prompts still work.
+    pub chat_template_error: Option<String>,
     /// The template text, kept so checkpoints can write it back.
     pub chat_template_source: Option<String>,
+    /// A conversation that ends with an assistant message is continued (TRL's
+    /// `continue_final_message`) rather than closed with a new assistant turn opened.
+    pub continue_final_message: bool,
     pub load_time: Duration,
 }
 
@@ -94,16 +100,18 @@ impl LoadedModel {
         };
         let decoder = Decoder::new(&cfg, &tensors)
             .map_err(|e| LoadError::invalid(source.path(), e.to_string()))?;
-        let chat_template = match &template {
-            Some(t) => Some(
-                ChatTemplate::new(
-                    t,
-                    tokenizer.bos_token.as_deref(),
-                    tokenizer.eos_token.as_deref(),
-                )
-                .map_err(|e| LoadError::invalid(source.path(), format!("chat template: {e}")))?,
-            ),
-            None => None,
+        let compiled = template.as_deref().map(|t| {
+            ChatTemplate::new(
+                t,
+                tokenizer.bos_token.as_deref(),
+                tokenizer.eos_token.as_deref(),
+            )
+            .map_err(|e| template_error(source, &e))
+        });
+        let (chat_template, chat_template_error) = match compiled {
+            Some(Ok(t)) => (Some(t), None),
+            Some(Err(e)) => (None, Some(e)),
+            None => (None, None),
         };
         // The chat template's end-of-turn token also ends a completion (issue 3 default).
         for end_of_turn in ["<|im_end|>", "<|eot_id|>", "<|end|>"] {
@@ -118,7 +126,9 @@ impl LoadedModel {
             decoder,
             tokenizer,
             chat_template,
+            chat_template_error,
             chat_template_source: template,
+            continue_final_message: true,
             load_time: start.elapsed(),
         })
     }
@@ -176,19 +186,57 @@ impl LoadedModel {
         }
     }
 
-    /// Token ids of a conversation rendered with the chat template and the generation prompt.
+    /// Token ids of a conversation rendered with the chat template and the generation prompt,
+    /// or, when it ends with an assistant message and [`LoadedModel::continue_final_message`]
+    /// is on, continuing that message (`apply_chat_template(..., continue_final_message=True,
+    /// add_generation_prompt=False)`, as TRL renders such prompts). A template that drops the
+    /// final message cannot continue it: a warning, and the message is closed instead.
     pub fn chat_ids(&self, messages: &[Message]) -> anyhow::Result<Vec<u32>> {
-        let template = self.chat_template.as_ref().ok_or_else(|| {
-            anyhow::anyhow!(
+        let template = match (&self.chat_template, &self.chat_template_error) {
+            (Some(t), _) => t,
+            (None, Some(e)) => anyhow::bail!("{e}"),
+            (None, None) => anyhow::bail!(
                 "{} has no chat template; pass --raw to use the prompt as is",
                 self.source.path().display()
-            )
-        })?;
-        let text = template
-            .render(messages, true)
-            .map_err(|e| anyhow::anyhow!("rendering the chat template: {e}"))?;
+            ),
+        };
+        let rendering = |e| anyhow::anyhow!("rendering the chat template: {e}");
+        let ends_with_assistant = messages.last().is_some_and(|m| m.role == "assistant");
+        let continued = match ends_with_assistant && self.continue_final_message {
+            true => template.render_continued(messages).map_err(rendering)?,
+            false => None,
+        };
+        if ends_with_assistant && self.continue_final_message && continued.is_none() {
+            eprintln!(
+                "warning: {}: the chat template does not render the final assistant message, so it cannot be continued; it is closed and a new assistant turn opened",
+                self.source.path().display()
+            );
+        }
+        let text = match continued {
+            Some(text) => text,
+            None => template.render(messages, true).map_err(rendering)?,
+        };
         self.tokenizer.encode(&text, false)
     }
+}
+
+/// A template compile error naming where the template came from and its line.
+fn template_error(source: &ModelSource, e: &minijinja::Error) -> String {
+    let origin = match source {
+        ModelSource::HfDir(dir) if dir.join("chat_template.jinja").exists() => {
+            dir.join("chat_template.jinja").display().to_string()
+        }
+        ModelSource::HfDir(dir) => format!(
+            "{} (key chat_template)",
+            dir.join("tokenizer_config.json").display()
+        ),
+        ModelSource::Gguf(path) => format!("{} (key tokenizer.chat_template)", path.display()),
+    };
+    let line = e.line().map_or(String::new(), |l| format!(", line {l}"));
+    let what = e
+        .detail()
+        .map_or(e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
+    format!("{origin}{line}: chat template {what}")
 }
 
 type Parts = (

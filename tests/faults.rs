@@ -240,7 +240,9 @@ fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_run() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(22);
     let (mut kills, mut resumed_kills, mut finished) = (0, 0, false);
     while !finished {
-        let done = intuitor::train::checkpoint::list(&run).last().map_or(0, |c| c.0) as u64;
+        let done = intuitor::train::checkpoint::list(&run)
+            .last()
+            .map_or(0, |c| c.0) as u64;
         let has_checkpoint = done > 0;
         if !has_checkpoint && run.exists() {
             // Killed before its first checkpoint: a user starts again.
@@ -261,7 +263,10 @@ fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_run() {
     }
     eprintln!("{kills} kills, {resumed_kills} of resumed runs, span {span} ms");
     assert!(kills >= 15, "only {kills} kills landed");
-    assert!(resumed_kills >= 10, "only {resumed_kills} kills after a checkpoint");
+    assert!(
+        resumed_kills >= 10,
+        "only {resumed_kills} kills after a checkpoint"
+    );
     let (a, b) = (metrics_rows(&whole), metrics_rows(&run));
     assert_eq!(a, b, "metrics rows (timings aside) differ");
     let saved = intuitor::train::checkpoint::list(&run);

@@ -3,7 +3,8 @@
 mod common;
 
 use common::*;
-use intuitor::tokenizer::chat::{ChatTemplate, Message};
+use intuitor::loader::{LoadedModel, ModelSource};
+use intuitor::tokenizer::chat::{ChatTemplate, Clock, Message};
 
 fn cases(which: &str) -> Vec<(String, Vec<u32>)> {
     let all: serde_json::Value =
@@ -98,5 +99,66 @@ fn model_directories_carry_their_chat_template() {
     assert_eq!(
         text,
         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n"
+    );
+}
+
+/// `{% generation %}` blocks, `tojson` with its arguments, `strftime_now` on a fixed clock and
+/// `continue_final_message`, against transformers' `apply_chat_template`
+/// (`scripts/make_template_fixtures.py`).
+#[test]
+fn template_features_render_like_transformers() {
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("template_cases.json")).unwrap())
+            .unwrap();
+    let now = chrono::DateTime::from_timestamp(fixture["now_epoch"].as_i64().unwrap(), 0).unwrap();
+    let cases = fixture["cases"].as_array().unwrap();
+    assert!(cases.len() >= 19);
+    for c in cases {
+        let mut template =
+            ChatTemplate::new(c["template_source"].as_str().unwrap(), None, None).unwrap();
+        template.set_clock(Clock::Fixed(now));
+        let messages: Vec<Message> = serde_json::from_value(c["messages"].clone()).unwrap();
+        let got = match c["continue_final_message"].as_bool().unwrap() {
+            true => template.render_continued(&messages).unwrap().unwrap(),
+            false => template.render(&messages, true).unwrap(),
+        };
+        assert_eq!(
+            got,
+            c["rendered"].as_str().unwrap(),
+            "{} / {}",
+            c["case"],
+            c["conversation"]
+        );
+    }
+}
+
+/// A template that does not compile fails only what renders it: the model loads, `--raw`
+/// prompts work, and rendering a conversation names the file and the line.
+#[test]
+fn a_broken_template_fails_only_rendering() {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(fixture("tiny-qwen2")).unwrap().flatten() {
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("chat_template.jinja"),
+        "{% for m in messages %}\n{{ m.content }\n{% endfor %}",
+    )
+    .unwrap();
+    let m = LoadedModel::load(
+        &ModelSource::HfDir(dir.path().to_path_buf()),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .expect("the model loads");
+    assert!(
+        m.prompt_ids("hi", None, true).is_ok(),
+        "--raw needs no template"
+    );
+    let err = m.prompt_ids("hi", None, false).unwrap_err().to_string();
+    let file = dir.path().join("chat_template.jinja");
+    assert!(
+        err.starts_with(&format!("{}, line 2: ", file.display())),
+        "{err}"
     );
 }

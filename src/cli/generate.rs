@@ -5,18 +5,30 @@ use serde_json::json;
 
 use std::time::Instant;
 
+use anyhow::Context;
+
 use super::ModelArgs;
 use crate::rollout::{rollout, PromptRequest, RolloutConfig};
 use crate::sampling::SamplingParams;
 use crate::self_certainty::Alignment;
+use crate::tokenizer::chat::Message;
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// The user message (or, with --raw, the whole model input).
-    #[arg(long, short = 'p')]
-    pub prompt: String,
+    #[arg(
+        long,
+        short = 'p',
+        required_unless_present = "messages",
+        conflicts_with = "messages"
+    )]
+    pub prompt: Option<String>,
+    /// A JSON file holding the whole conversation, a list of `{"role": …, "content": …}`; one
+    /// that ends with an assistant message is continued (unless --no-continue-final-message).
+    #[arg(long, conflicts_with_all = ["system", "raw"])]
+    pub messages: Option<std::path::PathBuf>,
     /// A system message placed before the prompt (chat mode only; default: none, so the
     /// template's own default system line applies, if it has one).
     #[arg(long)]
@@ -62,6 +74,22 @@ pub struct GenerateArgs {
     pub json: bool,
 }
 
+/// A `--messages` file: a JSON list of role/content objects.
+fn read_messages(path: &std::path::Path) -> anyhow::Result<Vec<Message>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let messages: Vec<Message> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: expected a JSON list of {{\"role\": …, \"content\": …}} objects",
+            path.display()
+        )
+    })?;
+    if messages.is_empty() {
+        anyhow::bail!("{}: the conversation is empty", path.display());
+    }
+    Ok(messages)
+}
+
 /// `-n`: a count of at least 1 (clap rejects anything else, a usage error).
 fn at_least_one(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
@@ -72,7 +100,11 @@ fn at_least_one(text: &str) -> Result<usize, String> {
 
 pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     let m = args.model.load()?;
-    let ids = m.prompt_ids(&args.prompt, args.system.as_deref(), args.raw)?;
+    let ids = match (&args.messages, &args.prompt) {
+        (Some(path), _) => m.chat_ids(&read_messages(path)?)?,
+        (None, Some(prompt)) => m.prompt_ids(prompt, args.system.as_deref(), args.raw)?,
+        (None, None) => anyhow::bail!("give --prompt or --messages"),
+    };
     let cfg = RolloutConfig {
         num_generations: args.n,
         max_new_tokens: args.max_new_tokens,

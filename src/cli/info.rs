@@ -23,6 +23,7 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
         model: args.model.clone(),
         device: args.device.clone(),
         dtype: "f32".into(),
+        no_continue_final_message: false,
     }
     .load()?;
     let c = m.config();
@@ -52,6 +53,7 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
         "pad": name(tok.pad_id),
         "stop_tokens": stop,
         "chat_template": m.chat_template.is_some(),
+        "chat_template_error": m.chat_template_error,
         "device": format!("{:?}", m.decoder.device()),
         "load_seconds": m.load_time.as_secs_f64(),
     });
@@ -85,14 +87,12 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
         name(tok.pad_id)
     );
     println!("stop tokens   {}", stop.join(", "));
-    println!(
-        "chat template {}",
-        if m.chat_template.is_some() {
-            "yes"
-        } else {
-            "no"
-        }
-    );
+    let template = match (&m.chat_template, &m.chat_template_error) {
+        (Some(_), _) => "yes".to_string(),
+        (None, Some(e)) => format!("invalid ({e})"),
+        (None, None) => "no".to_string(),
+    };
+    println!("chat template {template}");
     println!(
         "loaded in     {:.2} s on {:?}",
         m.load_time.as_secs_f64(),

@@ -51,6 +51,10 @@ pub struct ModelArgs {
     /// Weight dtype: f32 (exact, the default on CPU), bf16 or f16 (GPU).
     #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
     pub dtype: String,
+    /// Close a conversation that ends with an assistant message and open a new assistant turn,
+    /// instead of continuing that message (the default, TRL's `continue_final_message`).
+    #[arg(long)]
+    pub no_continue_final_message: bool,
 }
 
 impl ModelArgs {
@@ -62,7 +66,9 @@ impl ModelArgs {
             _ => candle_core::DType::F32,
         };
         let source = ModelSource::resolve(&self.model)?;
-        Ok(LoadedModel::load(&source, dtype, &device)?)
+        let mut m = LoadedModel::load(&source, dtype, &device)?;
+        m.continue_final_message = !self.no_continue_final_message;
+        Ok(m)
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod chat;
 pub mod gguf;
+pub mod pyjson;
 
 use std::collections::BTreeSet;
 use std::path::Path;
