@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::{Content, Value};
@@ -25,7 +26,13 @@ pub struct GgufFile {
 impl GgufFile {
     pub fn open(path: &Path) -> Result<Self, LoadError> {
         let mut f = File::open(path).map_err(|e| LoadError::io(path, e))?;
-        let content = Content::read(&mut f)
+        Self::read(path, &mut f)
+    }
+
+    /// Reads the header, metadata and tensor index from `reader`; `path` names the file in
+    /// messages and is where [`Self::tensors`] reads tensor data from.
+    pub fn read<R: Read + Seek>(path: &Path, reader: &mut R) -> Result<Self, LoadError> {
+        let content = Content::read(reader)
             .map_err(|e| LoadError::invalid(path, format!("not a valid GGUF file: {e}")))?;
         Ok(Self {
             path: path.to_path_buf(),
