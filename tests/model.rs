@@ -47,6 +47,32 @@ fn tiny_llama3_sharded_tied_logits_equal_transformers() {
     check_tiny_logits("tiny-llama");
 }
 
+/// A Llama 3 GGUF as llama.cpp's converter writes it (RoPE scaling only as a `rope_freqs`
+/// tensor, scripts/make_gguf_fixture.py) gives transformers' logits of the source model.
+#[test]
+fn a_llama3_gguf_with_rope_freqs_gives_the_transformers_logits() {
+    let file = GgufFile::open(&fixture("tiny-llama3.gguf")).unwrap();
+    let cfg = file.config().unwrap();
+    let hf = load_tiny("tiny-llama");
+    let want = hf.config().rope_inv_freq();
+    for (a, b) in cfg.rope_inv_freq().iter().zip(&want) {
+        assert!((a / b - 1.0).abs() < 1e-5, "inverse frequency {a} vs {b}");
+    }
+    let tensors = file.tensors(&cfg, DType::F32, &Device::Cpu).unwrap();
+    let decoder = Decoder::new(&cfg, &tensors).unwrap();
+    let g = golden("tiny-llama/golden.safetensors");
+    for batch in ["a", "b"] {
+        let ids = ids_u32(&g[&format!("{batch}_ids")]);
+        let mask = mask_rows(&g[&format!("{batch}_mask")]);
+        let key_mask = Tensor::new(mask.clone(), &Device::Cpu).unwrap();
+        let logits = decoder
+            .forward(&ids, &positions(&mask), Some(&key_mask), None)
+            .unwrap();
+        let diff = max_abs_diff_masked(&logits, &g[&format!("{batch}_logits")], &mask);
+        assert!(diff <= 1e-4, "batch {batch}: max |Δlogit| = {diff}");
+    }
+}
+
 #[test]
 fn tiny_mistral_logits_equal_transformers() {
     check_tiny_logits("tiny-mistral");

@@ -143,7 +143,7 @@ impl GgufFile {
             },
             _ => RopeScaling::None,
         };
-        ModelConfig {
+        let cfg = ModelConfig {
             model_type: arch.clone(),
             hidden_size: hidden,
             intermediate_size: self.need_usize(&key("feed_forward_length"))?,
@@ -164,7 +164,29 @@ impl GgufFile {
                 .map_or(4096, |v| v as usize),
         }
         .validated()
-        .map_err(|m| LoadError::invalid(&self.path, m))
+        .map_err(|m| LoadError::invalid(&self.path, m))?;
+        self.with_rope_freqs(cfg)
+    }
+
+    /// `cfg` with the scaling a `rope_freqs.weight` tensor encodes (Llama 3.x files from
+    /// llama.cpp's converter, [`super::rope_freqs`]), when the file has one.
+    fn with_rope_freqs(&self, cfg: ModelConfig) -> Result<ModelConfig, LoadError> {
+        if !self.content.tensor_infos.contains_key("rope_freqs.weight") {
+            return Ok(cfg);
+        }
+        let mut f = File::open(&self.path).map_err(|e| LoadError::io(&self.path, e))?;
+        let factors: Vec<f32> = self
+            .content
+            .tensor(&mut f, "rope_freqs.weight", &Device::Cpu)
+            .and_then(|q| q.dequantize(&Device::Cpu))
+            .and_then(|t| t.flatten_all()?.to_vec1())
+            .map_err(|e| self.tensor_error("rope_freqs.weight", e))?;
+        let rope_scaling = super::rope_freqs::llama3_from_factors(&cfg, &factors)
+            .map_err(|m| LoadError::invalid(&self.path, m))?;
+        Ok(ModelConfig {
+            rope_scaling,
+            ..cfg
+        })
     }
 
     /// Every tensor dequantized to `dtype`, under its HF name, with Q/K un-permuted for `llama`.

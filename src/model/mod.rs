@@ -8,6 +8,7 @@ pub mod kv_cache;
 mod layers;
 pub mod packed;
 pub mod panels;
+pub mod rope_freqs;
 pub mod safetensors;
 
 use std::path::{Path, PathBuf};
