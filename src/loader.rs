@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device};
@@ -80,6 +81,8 @@ pub struct LoadedModel {
     /// A conversation that ends with an assistant message is continued (TRL's
     /// `continue_final_message`) rather than closed with a new assistant turn opened.
     pub continue_final_message: bool,
+    /// Set once the "cannot be continued" warning was printed (once per model, not per prompt).
+    continue_warned: AtomicBool,
     pub load_time: Duration,
 }
 
@@ -129,6 +132,7 @@ impl LoadedModel {
             chat_template_error,
             chat_template_source: template,
             continue_final_message: true,
+            continue_warned: AtomicBool::new(false),
             load_time: start.elapsed(),
         })
     }
@@ -206,7 +210,8 @@ impl LoadedModel {
             true => template.render_continued(messages).map_err(rendering)?,
             false => None,
         };
-        if ends_with_assistant && self.continue_final_message && continued.is_none() {
+        let cannot = ends_with_assistant && self.continue_final_message && continued.is_none();
+        if cannot && !self.continue_warned.swap(true, Ordering::Relaxed) {
             eprintln!(
                 "warning: {}: the chat template does not render the final assistant message, so it cannot be continued; it is closed and a new assistant turn opened",
                 self.source.path().display()

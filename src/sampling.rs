@@ -101,9 +101,9 @@ pub fn kept_distribution(logits: &[f32], p: &SamplingParams) -> Result<Vec<(u32,
         1.0
     };
     // top-k (HF TopKLogitsWarper): values strictly below the k-th largest are removed.
-    let threshold = if p.top_k > 0 && p.top_k < logits.len() {
-        let mut v = logits.to_vec();
-        let (_, kth, _) = v.select_nth_unstable_by(p.top_k - 1, |a, b| b.total_cmp(a));
+    let mut finite: Vec<f32> = logits.iter().copied().filter(|z| z.is_finite()).collect();
+    let threshold = if p.top_k > 0 && p.top_k < finite.len() {
+        let (_, kth, _) = finite.select_nth_unstable_by(p.top_k - 1, |a, b| b.total_cmp(a));
         *kth
     } else {
         f32::NEG_INFINITY
@@ -374,5 +374,12 @@ mod tests {
         // One finite logit among NaN and ±inf: it is the only token kept.
         let z = [f32::NAN, 1.0, f32::INFINITY, f32::NEG_INFINITY];
         assert_eq!(kept(&z, params()), vec![1]);
+        // A NaN does not take a top-k place.
+        let z = [f32::NAN, 1.0, 3.0, 2.0];
+        let top2 = SamplingParams {
+            top_k: 2,
+            ..params()
+        };
+        assert_eq!(kept(&z, top2), vec![2, 3]);
     }
 }

@@ -78,6 +78,7 @@ pub enum HeadChunk {
 }
 
 impl HeadChunk {
+    /// Rows `start .. start + len` of `leaf` `[n, hidden]` through `lm_head` `[vocab, hidden]`.
     pub fn new(leaf: &Tensor, start: usize, len: usize, lm_head: &Tensor) -> Result<Self> {
         if cpu_f32(leaf) {
             let (rows, head) = (leaf.narrow(0, start, len)?.detach(), lm_head.detach());

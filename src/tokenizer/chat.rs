@@ -243,9 +243,12 @@ where
         CODE.get_or_init(|| regex::Regex::new(r"%[-_0^#]?[.:]?[0-9]?.?").expect("valid regex"));
     let known = code.replace_all(format, |c: &regex::Captures| {
         let c = &c[0];
-        match StrftimeItems::new(c).any(|i| matches!(i, Item::Error)) {
-            true => c.replace('%', "%%"),
-            false => c.to_string(),
+        match c {
+            // Python's microseconds; `datetime.now()` is naive, so no zone.
+            "%f" => "%6f".to_string(),
+            "%z" | "%Z" => String::new(),
+            _ if StrftimeItems::new(c).any(|i| matches!(i, Item::Error)) => c.replace('%', "%%"),
+            _ => c.to_string(),
         }
     });
     at.format_with_items(StrftimeItems::new(&known)).to_string()
@@ -302,6 +305,7 @@ mod tests {
             ("%d %b %Y %I:%M:%S %p", "29 Nov 2026 07:36:05 PM"),
             ("%j %a %y %%", "333 Sun 26 %"),
             ("%-d/%-m %Q %", "29/11 %Q %"),
+            ("%H%z%Z.%f", "19.000000"),
         ] {
             assert_eq!(strftime(&at, fmt), want, "{fmt}");
         }

@@ -83,10 +83,19 @@ pub fn save(
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
+    // A checkpoint of this step already there is moved aside, not deleted, until the new one
+    // is in place: a crash in between leaves one of the two.
+    let old = output.join(format!(".checkpoint-{}.old", state.step));
     if dest.exists() {
-        std::fs::remove_dir_all(&dest).with_context(|| format!("removing {}", dest.display()))?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+        }
+        std::fs::rename(&dest, &old).with_context(|| format!("renaming {}", dest.display()))?;
     }
     std::fs::rename(&tmp, &dest).with_context(|| format!("renaming into {}", dest.display()))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+    }
     prune(output, keep)?;
     Ok(dest)
 }

@@ -7,10 +7,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::SigId;
 
-/// Which signal asked the run to stop, once one has.
+/// Which signal asked the run to stop, once one has. Dropping it restores the default
+/// handling (the signal ends the process).
 pub struct Interrupt {
     signal: Arc<AtomicUsize>,
+    handlers: Vec<SigId>,
 }
 
 impl Interrupt {
@@ -18,14 +21,23 @@ impl Interrupt {
     pub fn install() -> anyhow::Result<Self> {
         let pending = Arc::new(AtomicBool::new(false));
         let signal = Arc::new(AtomicUsize::new(0));
+        let mut handlers = Vec::new();
         for sig in [SIGINT, SIGTERM] {
             // Actions run in registration order: on the first signal `pending` is still false,
             // so only the later ones record it; on a second one the process exits.
-            signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, pending.clone())?;
-            signal_hook::flag::register(sig, pending.clone())?;
-            signal_hook::flag::register_usize(sig, signal.clone(), sig as usize)?;
+            handlers.push(signal_hook::flag::register_conditional_shutdown(
+                sig,
+                128 + sig,
+                pending.clone(),
+            )?);
+            handlers.push(signal_hook::flag::register(sig, pending.clone())?);
+            handlers.push(signal_hook::flag::register_usize(
+                sig,
+                signal.clone(),
+                sig as usize,
+            )?);
         }
-        Ok(Self { signal })
+        Ok(Self { signal, handlers })
     }
 
     /// The signal received so far, if any.
@@ -33,6 +45,14 @@ impl Interrupt {
         match self.signal.load(Ordering::SeqCst) {
             0 => None,
             n => Some(Interrupted { signal: n as i32 }),
+        }
+    }
+}
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        for id in self.handlers.drain(..) {
+            signal_hook::low_level::unregister(id);
         }
     }
 }

@@ -285,10 +285,9 @@ pub fn run(
             t.save_checkpoint()?;
         }
     }
-    if let Some(stop) = interrupt.received() {
-        bar.abandon();
-        return Err(stopped(&t, stop));
-    }
+    // A signal during the last step: training is done and its checkpoint written; the rest
+    // (plots, report) follows, and another signal ends the process at once.
+    drop(interrupt);
     bar.finish();
     let charts = plot::plot_run(&t.output)?;
     let after = if before.is_some() {
@@ -326,7 +325,12 @@ pub fn run(
 /// The error a run stopped by a signal ends with, after writing its checkpoint (or the reason
 /// it could not).
 fn stopped(t: &Trainer, stop: interrupt::Interrupted) -> anyhow::Error {
-    let saved = match t.save_checkpoint() {
+    let done = checkpoint::checkpoint_dir(&t.output, t.state.step);
+    let saved = match done.join("trainer_state.json").exists() {
+        true => Ok(done),
+        false => t.save_checkpoint(),
+    };
+    let saved = match saved {
         Ok(dir) => format!("checkpoint: {}", dir.display()),
         Err(e) => format!("the checkpoint could not be written ({e:#})"),
     };
