@@ -1,6 +1,7 @@
 //! The fuzz targets: one function per input format, each feeding arbitrary bytes to the library's
 //! public entry points. A target may return errors but must never panic (or hang). The AFL++
-//! binaries in `src/bin/` call these; `tests/fuzz_corpus.rs` at the root includes this file and
+//! binaries in `src/bin/` call these (with `fuzz_nohook!`: a panic the library catches and turns
+//! into an error, as it does for the `parquet` crate's, is not a crash); `tests/fuzz_corpus.rs` at the root includes this file and
 //! replays `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/` through them. Only `std` and
 //! `intuitor` are used here, so the root test can include it with `#[path]`.
 

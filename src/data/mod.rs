@@ -225,7 +225,23 @@ fn read_csv(path: &Path) -> Result<Vec<Record>, DataError> {
         .collect()
 }
 
+/// The `parquet` crate panics on some malformed files (assertions in its metadata and page
+/// decoders, found by fuzzing): such a panic is reported as an unreadable file.
 fn read_parquet(path: &Path) -> Result<Vec<Record>, DataError> {
+    std::panic::catch_unwind(|| read_parquet_rows(path)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(DataError::File {
+            path: path.into(),
+            message: format!("not a readable Parquet file (the parquet reader panicked: {why})"),
+        })
+    })
+}
+
+fn read_parquet_rows(path: &Path) -> Result<Vec<Record>, DataError> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let bad = |message: String| DataError::File {
         path: path.into(),

@@ -17,6 +17,9 @@ use super::config::{check_model_type, ModelConfig, RopeScaling};
 use super::packed::PackedWeight;
 use super::LoadError;
 
+/// The most elements a GGUF tensor may have (2^40; the largest models' matrices have ~2^30).
+pub const MAX_TENSOR_ELEMENTS: usize = 1 << 40;
+
 /// An opened GGUF file: header, metadata and tensor index (tensor data is read on demand).
 pub struct GgufFile {
     pub path: PathBuf,
@@ -31,9 +34,24 @@ impl GgufFile {
 
     /// Reads the header, metadata and tensor index from `reader`; `path` names the file in
     /// messages and is where [`Self::tensors`] reads tensor data from.
+    ///
+    /// Every tensor's shape must have 1 to [`MAX_TENSOR_ELEMENTS`] elements: candle computes
+    /// sizes from the shape unchecked (an overflowing product wraps) and reads an empty tensor
+    /// through a dangling pointer (both found by fuzzing).
     pub fn read<R: Read + Seek>(path: &Path, reader: &mut R) -> Result<Self, LoadError> {
-        let content = Content::read(reader)
-            .map_err(|e| LoadError::invalid(path, format!("not a valid GGUF file: {e}")))?;
+        let invalid = |m: String| LoadError::invalid(path, format!("not a valid GGUF file: {m}"));
+        let content = Content::read(reader).map_err(|e| invalid(e.to_string()))?;
+        for (name, info) in &content.tensor_infos {
+            let dims = info.shape.dims();
+            match dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
+                Some(n) if (1..=MAX_TENSOR_ELEMENTS).contains(&n) => {}
+                _ => {
+                    return Err(invalid(format!(
+                    "tensor `{name}` has shape {dims:?}, not 1 to {MAX_TENSOR_ELEMENTS} elements"
+                )))
+                }
+            }
+        }
         Ok(Self {
             path: path.to_path_buf(),
             content,

@@ -1,3 +1,3 @@
 fn main() {
-    afl::fuzz!(|data: &[u8]| intuitor_fuzz::dataset_parquet(data));
+    afl::fuzz_nohook!(|data: &[u8]| intuitor_fuzz::dataset_parquet(data));
 }

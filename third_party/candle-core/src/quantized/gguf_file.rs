@@ -549,12 +549,13 @@ impl Content {
         }
         let position = reader.stream_position()?;
         let alignment = match metadata.get("general.alignment") {
-            Some(Value::U8(v)) => *v as u64,
-            Some(Value::U16(v)) => *v as u64,
-            Some(Value::U32(v)) => *v as u64,
-            Some(Value::I8(v)) if *v >= 0 => *v as u64,
-            Some(Value::I16(v)) if *v >= 0 => *v as u64,
-            Some(Value::I32(v)) if *v >= 0 => *v as u64,
+            // intuitor patch: an alignment of 0 falls back to the default (it divided by zero).
+            Some(Value::U8(v)) if *v > 0 => *v as u64,
+            Some(Value::U16(v)) if *v > 0 => *v as u64,
+            Some(Value::U32(v)) if *v > 0 => *v as u64,
+            Some(Value::I8(v)) if *v > 0 => *v as u64,
+            Some(Value::I16(v)) if *v > 0 => *v as u64,
+            Some(Value::I32(v)) if *v > 0 => *v as u64,
             _ => DEFAULT_ALIGNMENT,
         };
         let tensor_data_offset = position.div_ceil(alignment) * alignment;
