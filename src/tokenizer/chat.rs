@@ -40,6 +40,9 @@ pub struct ChatTemplate {
     env: Environment<'static>,
     bos_token: String,
     eos_token: String,
+    /// Further template variables (`apply_chat_template(..., **kwargs)`, e.g. Qwen3's
+    /// `enable_thinking`).
+    extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ChatTemplate {
@@ -66,9 +69,16 @@ impl ChatTemplate {
             env,
             bos_token: bos_token.unwrap_or_default().to_string(),
             eos_token: eos_token.unwrap_or_default().to_string(),
+            extra: serde_json::Map::new(),
         };
         template.set_clock(Clock::from_env()?);
         Ok(template)
+    }
+
+    /// Template variables passed to every render from now on, as `apply_chat_template`'s extra
+    /// keyword arguments (`{"enable_thinking": false}`).
+    pub fn set_extra_context(&mut self, extra: serde_json::Map<String, serde_json::Value>) {
+        self.extra = extra;
     }
 
     /// The time `strftime_now` renders from now on.
@@ -92,6 +102,7 @@ impl ChatTemplate {
             add_generation_prompt => add_generation_prompt,
             bos_token => &self.bos_token,
             eos_token => &self.eos_token,
+            ..Value::from(minijinja::value::Serde(&self.extra))
         })
     }
 
