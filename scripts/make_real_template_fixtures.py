@@ -8,7 +8,6 @@ pinned below). Run with the reference virtualenv:
 Writes tests/fixtures/chat_templates/*.jinja and tests/fixtures/real_template_cases.json.
 """
 
-import datetime as real_datetime
 import hashlib
 import io
 import json
@@ -17,7 +16,9 @@ import tarfile
 import urllib.request
 
 from transformers import AutoTokenizer
-from transformers.utils import chat_template_utils
+
+# The fixed clock (2026-11-29 19:36:05) and its patch of transformers' strftime_now.
+from make_template_fixtures import NOW_EPOCH
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = os.path.join(ROOT, "tests", "fixtures")
@@ -41,19 +42,6 @@ TEMPLATES = {
     "smollm3": "HuggingFaceTB-SmolLM3-3B.jinja",
     "phi-3.5": "microsoft-Phi-3.5-mini-instruct.jinja",
 }
-# 2026-11-29 19:36:05 (the Llama 3.x date line), as seconds since 1970 in UTC.
-NOW = real_datetime.datetime(2026, 11, 29, 19, 36, 5)
-NOW_EPOCH = int(NOW.replace(tzinfo=real_datetime.timezone.utc).timestamp())
-
-
-class FixedDatetime(real_datetime.datetime):
-    @classmethod
-    def now(cls, tz=None):
-        return NOW
-
-
-chat_template_utils.datetime = FixedDatetime
-
 CONVERSATIONS = {
     "system_user": [
         {"role": "system", "content": "Reply with only the final number."},

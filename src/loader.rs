@@ -205,13 +205,13 @@ impl LoadedModel {
             ),
         };
         let rendering = |e| anyhow::anyhow!("rendering the chat template: {e}");
-        let ends_with_assistant = messages.last().is_some_and(|m| m.role == "assistant");
-        let continued = match ends_with_assistant && self.continue_final_message {
+        let continues =
+            self.continue_final_message && messages.last().is_some_and(|m| m.role == "assistant");
+        let continued = match continues {
             true => template.render_continued(messages).map_err(rendering)?,
             false => None,
         };
-        let cannot = ends_with_assistant && self.continue_final_message && continued.is_none();
-        if cannot && !self.continue_warned.swap(true, Ordering::Relaxed) {
+        if continues && continued.is_none() && !self.continue_warned.swap(true, Ordering::Relaxed) {
             eprintln!(
                 "warning: {}: the chat template does not render the final assistant message, so it cannot be continued; it is closed and a new assistant turn opened",
                 self.source.path().display()

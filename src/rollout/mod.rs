@@ -204,7 +204,24 @@ pub fn rollout(
     // 3. Decode: sample, record, retire, feed.
     loop {
         let host: Vec<Vec<f32>> = logits.to_dtype(candle_core::DType::F32)?.to_vec2()?;
-        if let Some(i) = host.par_iter().position_first(|z| !all_finite(z)) {
+        let sampled: Vec<Result<u32>> = rows
+            .par_iter_mut()
+            .zip(host.par_iter())
+            .map(|(row, z)| match row.finishing {
+                true => Ok(0),
+                false => sample(z, &row.history, &cfg.sampling, &mut row.rng),
+            })
+            .collect();
+        let tokens: Vec<u32> = sampled.iter().map(|t| *t.as_ref().unwrap_or(&0)).collect();
+        let st = token_stats_host(&host, &tokens, cfg.sampling.temperature);
+        // A non-finite logit makes its row's logsumexp − mean non-finite (or leaves nothing to
+        // sample), so the rows are searched only then: no extra pass over the logits per step.
+        let suspect =
+            sampled.iter().any(Result::is_err) || st.lse_minus_mean.iter().any(|x| !x.is_finite());
+        if let Some(i) = suspect
+            .then(|| host.iter().position(|z| !all_finite(z)))
+            .flatten()
+        {
             let o = &rows[i].out;
             candle_core::bail!(
                 "the model's logits are not finite (NaN/Inf) at new token {} of prompt {}, sample {}: the weights have diverged",
@@ -213,15 +230,7 @@ pub fn rollout(
                 o.sample_index
             );
         }
-        let tokens: Vec<u32> = rows
-            .par_iter_mut()
-            .zip(host.par_iter())
-            .map(|(row, z)| match row.finishing {
-                true => Ok(0),
-                false => sample(z, &row.history, &cfg.sampling, &mut row.rng),
-            })
-            .collect::<Result<_>>()?;
-        let st = token_stats_host(&host, &tokens, cfg.sampling.temperature);
+        let tokens: Vec<u32> = sampled.into_iter().collect::<Result<_>>()?;
         let mut keep = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter_mut().enumerate() {
             if row.finishing {
