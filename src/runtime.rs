@@ -75,6 +75,16 @@ pub fn in_thread_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     }
 }
 
+/// Parses a `--dtype` value: `f32`, `bf16` or `f16`.
+pub fn dtype(spec: &str) -> anyhow::Result<candle_core::DType> {
+    match spec {
+        "f32" => Ok(candle_core::DType::F32),
+        "bf16" => Ok(candle_core::DType::BF16),
+        "f16" => Ok(candle_core::DType::F16),
+        s => anyhow::bail!("--dtype {s:?}: expected f32, bf16 or f16"),
+    }
+}
+
 /// Parses a `--device` value: `auto` (the first CUDA GPU when built with CUDA and one is present,
 /// else the CPU), `cpu`, `cuda` or `cuda:N`.
 pub fn device(spec: &str) -> anyhow::Result<Device> {

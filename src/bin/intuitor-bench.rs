@@ -27,6 +27,13 @@ struct Cli {
     command: Command,
     #[arg(long, default_value = "default", global = true)]
     model: String,
+    /// Device: auto (CUDA if built with it and present, else CPU), cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto", global = true)]
+    device: String,
+    /// Weight dtype for rollout and logprobs: f32, bf16 or f16 (update: f32 only until mixed
+    /// precision lands, issue 16).
+    #[arg(long, default_value = "f32", global = true)]
+    dtype: String,
 }
 
 #[derive(Subcommand)]
@@ -38,6 +45,18 @@ enum Command {
         group: usize,
         #[arg(long, default_value_t = 128)]
         new_tokens: usize,
+        /// Number of prompts (the four GSM8K problems, repeated).
+        #[arg(long, default_value_t = 4)]
+        prompts: usize,
+        /// Use seeded random prompts of this many tokens instead of the GSM8K text (for
+        /// random-weight models whose tokenizer does not match; 0 = the text).
+        #[arg(long, default_value_t = 0)]
+        prompt_tokens: usize,
+    },
+    /// Matrix-product throughput (f32 and bf16, n³) and device copy bandwidth through candle.
+    Gemm {
+        #[arg(long, default_value_t = 4096)]
+        size: usize,
     },
     /// Forward + backward + AdamW on `batch` sequences of `prompt + completion` random tokens
     /// (bnpo loss, β = 0), after one warm-up step; also measures the machine's GEMM GFLOP/s.
@@ -77,16 +96,36 @@ fn random_sequences(shape: &BatchShape, vocab: usize) -> Vec<(Vec<u32>, Vec<u32>
         .collect()
 }
 
-/// f32 GEMM throughput on 1024³ (GFLOP/s), for the roofline.
-fn gemm_gflops(device: &candle_core::Device) -> anyhow::Result<f64> {
-    let a = candle_core::Tensor::randn(0f32, 1.0, (1024, 1024), device)?;
-    let b = candle_core::Tensor::randn(0f32, 1.0, (1024, 1024), device)?;
+/// GEMM throughput on n³ in `dtype` (GFLOP/s), for the roofline; waits for the device.
+fn gemm_gflops(
+    device: &candle_core::Device,
+    dtype: candle_core::DType,
+    n: usize,
+) -> anyhow::Result<f64> {
+    let a = candle_core::Tensor::randn(0f32, 1.0, (n, n), device)?.to_dtype(dtype)?;
+    let b = candle_core::Tensor::randn(0f32, 1.0, (n, n), device)?.to_dtype(dtype)?;
     a.matmul(&b)?;
+    device.synchronize()?;
     let start = Instant::now();
     for _ in 0..10 {
         a.matmul(&b)?;
     }
-    Ok(10.0 * 2.0 * 1024f64.powi(3) / start.elapsed().as_secs_f64() / 1e9)
+    device.synchronize()?;
+    Ok(10.0 * 2.0 * (n as f64).powi(3) / start.elapsed().as_secs_f64() / 1e9)
+}
+
+/// Copy bandwidth (bytes read + written per second, TB/s) of a 1 GiB (CPU: 64 MiB) f32 tensor.
+fn copy_tb_per_s(device: &candle_core::Device) -> anyhow::Result<f64> {
+    let n = if device.is_cpu() { 1 << 24 } else { 1 << 28 };
+    let a = candle_core::Tensor::zeros(n, candle_core::DType::F32, device)?;
+    a.copy()?;
+    device.synchronize()?;
+    let start = Instant::now();
+    for _ in 0..10 {
+        a.copy()?;
+    }
+    device.synchronize()?;
+    Ok(10.0 * 2.0 * 4.0 * n as f64 / start.elapsed().as_secs_f64() / 1e12)
 }
 
 fn peak_rss_mb() -> f64 {
@@ -109,15 +148,21 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let device = intuitor::runtime::device("auto")?;
-    let m = LoadedModel::load(
-        &ModelSource::resolve(&cli.model)?,
-        candle_core::DType::F32,
-        &device,
-    )
-    .context("loading the model")?;
+    let device = intuitor::runtime::device(&cli.device)?;
+    let dtype = intuitor::runtime::dtype(&cli.dtype)?;
+    if matches!(cli.command, Command::Update { .. }) && dtype != candle_core::DType::F32 {
+        anyhow::bail!(
+            "--dtype {}: the update runs in f32 only until mixed precision lands (issue 16)",
+            cli.dtype
+        );
+    }
+    let load = || {
+        LoadedModel::load(&ModelSource::resolve(&cli.model)?, dtype, &device)
+            .context("loading the model")
+    };
     match cli.command {
         Command::Update { shape, repeats } => {
+            let m = load()?;
             let BatchShape {
                 batch,
                 prompt,
@@ -157,6 +202,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 accumulate_micro_batch(&policy, &seqs, &cfg, &mut grads)?;
                 grads.clip_global_norm(1.0)?;
                 opt.step(&grads, 3e-6)?;
+                device.synchronize()?;
                 times.push(start.elapsed().as_secs_f64());
             }
             times.remove(0);
@@ -164,7 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let seconds = times[times.len() / 2];
             let tokens = (batch * (prompt + completion)) as f64;
             let params = m.decoder.num_parameters() as f64;
-            let gflops = gemm_gflops(&device)?;
+            let gflops = gemm_gflops(&device, candle_core::DType::F32, 1024)?;
             let tps = tokens / seconds;
             println!(
                 "{}",
@@ -178,6 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Logprobs { shape } => {
+            let m = load()?;
             use intuitor::logprob::completion_logprobs;
             use intuitor::packing::Sequence;
             let data = random_sequences(&shape, m.config().vocab_size);
@@ -191,6 +238,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             completion_logprobs(&m.decoder, &seqs, 0.9)?;
             let start = Instant::now();
             completion_logprobs(&m.decoder, &seqs, 0.9)?;
+            device.synchronize()?;
             let seconds = start.elapsed().as_secs_f64();
             let tokens = (shape.batch * (shape.prompt + shape.completion)) as f64;
             println!(
@@ -202,13 +250,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 })
             );
         }
-        Command::Rollout { group, new_tokens } => {
-            let requests: Vec<PromptRequest> = PROMPTS
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
+        Command::Gemm { size } => {
+            let f32 = gemm_gflops(&device, candle_core::DType::F32, size)?;
+            let bf16 = gemm_gflops(&device, candle_core::DType::BF16, size)?;
+            println!(
+                "{}",
+                json!({
+                    "size": size,
+                    "f32_gemm_gflops": f32,
+                    "bf16_gemm_gflops": bf16,
+                    "copy_tb_per_s": copy_tb_per_s(&device)?,
+                })
+            );
+        }
+        Command::Rollout {
+            group,
+            new_tokens,
+            prompts,
+            prompt_tokens,
+        } => {
+            let m = load()?;
+            let random = random_sequences(
+                &BatchShape {
+                    batch: prompts,
+                    prompt: prompt_tokens,
+                    completion: 0,
+                },
+                m.config().vocab_size,
+            );
+            let requests: Vec<PromptRequest> = (0..prompts)
+                .map(|i| {
                     Ok(PromptRequest {
-                        ids: m.prompt_ids(p, None, false)?,
+                        ids: if prompt_tokens > 0 {
+                            random[i].0.clone()
+                        } else {
+                            m.prompt_ids(PROMPTS[i % PROMPTS.len()], None, false)?
+                        },
                         seed: i as u64,
                     })
                 })

@@ -60,11 +60,7 @@ pub struct ModelArgs {
 impl ModelArgs {
     pub fn load(&self) -> anyhow::Result<LoadedModel> {
         let device = crate::runtime::device(&self.device)?;
-        let dtype = match self.dtype.as_str() {
-            "bf16" => candle_core::DType::BF16,
-            "f16" => candle_core::DType::F16,
-            _ => candle_core::DType::F32,
-        };
+        let dtype = crate::runtime::dtype(&self.dtype)?;
         let source = ModelSource::resolve(&self.model)?;
         let mut m = LoadedModel::load(&source, dtype, &device)?;
         m.continue_final_message = !self.no_continue_final_message;

@@ -8,11 +8,16 @@ use std::process::{Command, Output};
 use candle_core::{DType, Device, Tensor};
 use intuitor::loader::{LoadedModel, ModelSource};
 
+/// `tests/fixtures/<name>`; `INTUITOR_FIXTURES` names the folder instead, for a test binary
+/// run away from its source tree (scripts/gpu_check.sh on a GPU machine).
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("fixtures")
-        .join(name)
+    match std::env::var_os("INTUITOR_FIXTURES") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join("fixtures")
+            .join(name),
+    }
 }
 
 pub fn golden(name: &str) -> HashMap<String, Tensor> {
