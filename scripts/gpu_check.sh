@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole GPU check in one command, for the minutes a GPU is lent (issue 18). Every stage runs
-# under a time limit and a shared deadline (DEADLINE seconds, default 390), a failed stage is
+# under a time limit and a shared deadline (DEADLINE seconds, default 340: all within 6 minutes), a failed stage is
 # recorded and the next one runs. Writes $OUT/gpu_check.json (one entry per stage: status,
 # seconds, its JSON result, peak device memory) and $OUT/gpu_check.log (every stage's output).
 #
@@ -32,7 +32,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 log=$OUT/gpu_check.log
 : >"$log"
-deadline=$((SECONDS + ${DEADLINE:-390}))
+deadline=$((SECONDS + ${DEADLINE:-340}))
 export INTUITOR_FIXTURES=$repo/tests/fixtures PYTHONUNBUFFERED=1
 
 if [ "$mode" = gpu ]; then
