@@ -163,6 +163,11 @@ fn sigterm_stops_after_the_step_with_a_checkpoint_and_resume_finishes_the_run() 
         line.contains("SIGTERM") && line.contains("--resume"),
         "{line}"
     );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SIGTERM received: stopping after this step"),
+        "the signal was not acknowledged: {stderr}"
+    );
     let saved = intuitor::train::checkpoint::list(&run);
     let (at, _) = saved.last().expect("a checkpoint was written");
     assert!(*at < steps, "stopped at step {at} of {steps}");

@@ -247,12 +247,16 @@ fn read_parquet_rows(path: &Path) -> Result<Vec<Record>, DataError> {
         path: path.into(),
         message,
     };
-    let file = std::fs::File::open(path).map_err(|source| DataError::Io {
+    // Read whole (prompt datasets are small): a chunk that points past the end of the file then
+    // fails at once instead of the reader waiting on a file that has no more bytes.
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
         path: path.into(),
         source,
     })?;
-    let reader = SerializedFileReader::new(file)
+    let file_len = bytes.len() as u64;
+    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))
         .map_err(|e| bad(format!("not a valid Parquet file: {e}")))?;
+    check_parquet_layout(&reader, file_len).map_err(bad)?;
     let rows = reader.get_row_iter(None).map_err(|e| bad(e.to_string()))?;
     rows.enumerate()
         .map(|(i, row)| {
@@ -271,6 +275,49 @@ fn read_parquet_rows(path: &Path) -> Result<Vec<Record>, DataError> {
             }
         })
         .collect()
+}
+
+/// Checks what the `parquet` crate trusts before it allocates (found by fuzzing, issue 22):
+/// every column chunk lies inside the file, and no dictionary page claims more values than its
+/// bytes can hold (PLAIN encoding takes at least one bit per value; the reader would otherwise
+/// reserve the claimed count, 64 GB for a 1 KB file).
+fn check_parquet_layout(
+    reader: &parquet::file::reader::SerializedFileReader<bytes::Bytes>,
+    file_len: u64,
+) -> Result<(), String> {
+    use parquet::column::page::Page;
+    use parquet::file::reader::FileReader;
+    for (g, group) in reader.metadata().row_groups().iter().enumerate() {
+        for (c, column) in group.columns().iter().enumerate() {
+            let (start, size) = column.byte_range();
+            if start.checked_add(size).is_none_or(|end| end > file_len) {
+                return Err(format!(
+                    "row group {g}, column {c}: its chunk (bytes {start}..+{size}) extends past the end of the file"
+                ));
+            }
+        }
+        let row_group = reader.get_row_group(g).map_err(|e| e.to_string())?;
+        for c in 0..group.num_columns() {
+            let pages = row_group
+                .get_column_page_reader(c)
+                .map_err(|e| format!("row group {g}, column {c}: {e}"))?;
+            for page in pages {
+                let page = page.map_err(|e| format!("row group {g}, column {c}: {e}"))?;
+                if let Page::DictionaryPage {
+                    buf, num_values, ..
+                } = &page
+                {
+                    if *num_values as u64 > 8 * buf.len() as u64 {
+                        return Err(format!(
+                            "row group {g}, column {c}: a dictionary page claims {num_values} values in {} bytes",
+                            buf.len()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -302,6 +349,28 @@ mod tests {
         let p = load(&c, &f).unwrap();
         assert_eq!(p[0].prompt.as_deref(), Some("What is 1+1?"));
         assert_eq!(p[0].answer.as_deref(), Some("2"));
+    }
+
+    /// Fuzzing finds (issue 22): a dictionary page that claims 2·10⁹ values in 18 bytes (the
+    /// crate reserved 64 GB) and a column chunk past the end of the file (the crate waited on
+    /// the file forever) are clean errors naming the file and the column.
+    #[test]
+    fn malformed_parquet_layouts_are_data_errors() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/dataset_parquet");
+        let f = Fields {
+            prompt_field: "problem".into(),
+            answer_field: None,
+        };
+        for (file, want) in [
+            (
+                "dictionary-count-oom.parquet",
+                "a dictionary page claims 2012209078 values",
+            ),
+            ("chunk-past-end-hang.parquet", "row group 0, column 2"),
+        ] {
+            let err = load(&dir.join(file), &f).unwrap_err().to_string();
+            assert!(err.contains(file) && err.contains(want), "{file}: {err}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use signal_hook::SigId;
 pub struct Interrupt {
     signal: Arc<AtomicUsize>,
     handlers: Vec<SigId>,
+    notice: Option<(signal_hook::iterator::Handle, std::thread::JoinHandle<()>)>,
 }
 
 impl Interrupt {
@@ -37,7 +38,23 @@ impl Interrupt {
                 sig as usize,
             )?);
         }
-        Ok(Self { signal, handlers })
+        // The first signal is acknowledged at once (a step can take minutes): a thread that
+        // waits on signal-hook's self-pipe prints what will happen, outside the handler.
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+        let handle = signals.handle();
+        let thread = std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                eprintln!(
+                    "\n{} received: stopping after this step with a checkpoint (send it again to stop at once)",
+                    signal_name(sig)
+                );
+            }
+        });
+        Ok(Self {
+            signal,
+            handlers,
+            notice: Some((handle, thread)),
+        })
     }
 
     /// The signal received so far, if any.
@@ -53,6 +70,10 @@ impl Drop for Interrupt {
     fn drop(&mut self) {
         for id in self.handlers.drain(..) {
             signal_hook::low_level::unregister(id);
+        }
+        if let Some((handle, thread)) = self.notice.take() {
+            handle.close();
+            let _ = thread.join();
         }
     }
 }
