@@ -35,7 +35,10 @@ of them do not parse bare.
 The prediction is passed to parse unchanged. `intuitor check-answer` gets the unwrapped gold.
 
 Run (Python only at fixture time; tests never need it):
-  target/pyref/bin/pip install "math-verify[antlr4_13_2]==0.9.0"
+  target/pyref/bin/pip install "math-verify==0.9.0" "antlr4-python3-runtime==4.13.2"
+(math-verify's README says `pip install math-verify[antlr4_13_2]`; with 0.9.0 that extra only pins
+the ANTLR runtime, which latex2sympy2_extended 1.11.0 already requires (4.9.3-4.13.2), so the pin
+is written out here.)
   target/pyref/bin/python scripts/make_answer_agreement.py [out.jsonl]
 It also records math-verify's version (and its parser's) in tests/fixtures/VERSIONS.txt.
 """
