@@ -21,4 +21,7 @@ for m in (torch, transformers, tokenizers, safetensors, trl):
 from importlib.metadata import version
 print(f"gguf {version('gguf')}")
 PY
+# The answer checker's agreement fixture (math-verify's verdicts; adds its lines to VERSIONS.txt).
+target/pyref/bin/pip install --quiet "math-verify==0.9.0" "latex2sympy2_extended==1.11.0" "antlr4-python3-runtime==4.13.2" "sympy==1.14.0"
+target/pyref/bin/python scripts/make_answer_agreement.py
 cat tests/fixtures/VERSIONS.txt

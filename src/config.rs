@@ -211,6 +211,11 @@ pub struct TrainConfig {
     /// `auto` (CUDA if built with it and present, else CPU), `cpu`, `cuda` or `cuda:N`.
     /// Default `"auto"`: ours.
     pub device: String,
+    /// Compute dtype of training: `f32`, `bf16` or `f16` (forward and backward on a copy of the
+    /// weights in that dtype; master weights, gradient sums and AdamW moments stay f32; PyTorch
+    /// AMP / DeepSpeed bf16 semantics), or `auto`: f32 on the CPU, bf16 on CUDA.
+    /// Default `"auto"`: ours (the paper's recipe sets TRL's `bf16 = true`).
+    pub dtype: String,
 
     // --- safety ---
     /// Stop the run when a step's mean KL (nats per token) exceeds this (0 = off).
@@ -273,6 +278,7 @@ impl Default for TrainConfig {
             save_total_limit: 2,
             log_completions_steps: 1,
             device: "auto".into(),
+            dtype: "auto".into(),
             max_kl: 0.0,
             warn_length_fraction: 0.5,
         }

@@ -147,7 +147,8 @@ impl LoadedModel {
     /// devices keep their dense weights.
     pub fn pack_frozen(&mut self) -> Result<(), LoadError> {
         let device = self.decoder.device().clone();
-        if let (ModelSource::Gguf(path), true) = (&self.source, device.is_cpu()) {
+        let f32_cpu = device.is_cpu() && self.decoder.dtype() == DType::F32;
+        if let (ModelSource::Gguf(path), true) = (&self.source, f32_cpu) {
             let file = GgufFile::open(path)?;
             let cfg = self.decoder.config().clone();
             let packed = file

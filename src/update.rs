@@ -225,7 +225,7 @@ impl Backprop<'_> {
     /// back-propagated on its own (gradients for the rows and the lm_head), then
     /// `Σ rows · ∂L/∂rows` is back-propagated through the decoder.
     fn rows(&mut self, rows: Tensor, at: usize) -> Result<GradStore> {
-        let (device, dtype) = (rows.device().clone(), rows.dtype());
+        let device = rows.device().clone();
         let (cfg, t) = (self.cfg, self.tokens);
         let n = rows.dim(0)?;
         let leaf = Var::from_tensor(&rows.detach())?;
@@ -237,6 +237,8 @@ impl Backprop<'_> {
             let targets = &t.targets[range.clone()];
             let chunk = HeadChunk::new(leaf.as_tensor(), start, len, lm_head)?;
             let (logp, entropy) = chunk.target_logprobs(targets, cfg.temperature)?;
+            // The loss in the log-probs' dtype: f32 for bf16/f16 weights.
+            let dtype = logp.dtype();
             let logp_host: Vec<f64> = logp.to_dtype(DType::F64)?.to_vec1()?;
             let old_t = match t.old[range.start].is_some() {
                 true => {
@@ -301,9 +303,9 @@ impl Backprop<'_> {
     /// kept for parameters (a gradient built by scatter, e.g. the embedding's) is added once the
     /// graph is freed. Returns the store with the other leaves' gradients.
     fn backward(&mut self, loss: Tensor) -> Result<GradStore> {
-        let g = loss.backward_into(&mut self.grads.sink(&self.policy.vars))?;
+        let g = loss.backward_into(&mut self.grads.sink(&self.policy.compute))?;
         drop(loss);
-        self.grads.add_store(&self.policy.vars, &g)?;
+        self.grads.add_store(&self.policy.compute, &g)?;
         Ok(g)
     }
 }

@@ -156,20 +156,7 @@ fn update_on_the_test_device_equals_trl() {
         serde_json::from_str(&std::fs::read_to_string(fixture("trl_update.json")).unwrap())
             .unwrap();
     let t = golden("trl_update.safetensors");
-    let rows = |ids: &str, mask: &str| -> Vec<Vec<u32>> {
-        let ids: Vec<Vec<i64>> = t[ids].to_vec2().unwrap();
-        let mask: Vec<Vec<i64>> = t[mask].to_vec2().unwrap();
-        ids.iter()
-            .zip(&mask)
-            .map(|(r, m)| {
-                r.iter()
-                    .zip(m)
-                    .filter(|(_, &m)| m == 1)
-                    .map(|(&x, _)| x as u32)
-                    .collect()
-            })
-            .collect()
-    };
+    let rows = |ids: &str, mask: &str| masked_rows(&t, ids, mask);
     let prompts = rows("prompt_ids", "prompt_mask");
     let completions = rows("completion_ids", "completion_mask");
     let cfg = LossConfig {

@@ -6,30 +6,16 @@ mod common;
 use std::process::Command;
 
 use common::{
-    checkpoint_weights as weights, metrics_rows as rows, tiny_train_config as config_file,
+    checkpoint_weights as weights, metrics_rows as rows, tiny_train_config as config_file, train_ok,
 };
 use intuitor::loader::{LoadedModel, ModelSource};
-
-fn train(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_intuitor"))
-        .arg("train")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "train failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 #[test]
 fn a_short_run_writes_every_artefact_and_resume_is_exact() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config_file(tmp.path(), "");
     let full = tmp.path().join("full");
-    train(&[
+    train_ok(&[
         "--config",
         cfg.to_str().unwrap(),
         "--output-dir",
@@ -116,7 +102,7 @@ fn a_short_run_writes_every_artefact_and_resume_is_exact() {
 
     // Stop after 2 steps, resume: the same metrics and weights as the uninterrupted run.
     let split = tmp.path().join("split");
-    train(&[
+    train_ok(&[
         "--config",
         cfg.to_str().unwrap(),
         "--output-dir",
@@ -125,7 +111,7 @@ fn a_short_run_writes_every_artefact_and_resume_is_exact() {
         "2",
     ]);
     assert_eq!(rows(&split).len(), 2);
-    train(&["--resume", split.to_str().unwrap()]);
+    train_ok(&["--resume", split.to_str().unwrap()]);
     assert_eq!(
         rows(&split),
         metrics,
@@ -143,7 +129,7 @@ fn an_interrupted_checkpoint_write_leaves_the_previous_one_loadable() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config_file(tmp.path(), "");
     let run = tmp.path().join("run");
-    train(&[
+    train_ok(&[
         "--config",
         cfg.to_str().unwrap(),
         "--output-dir",

@@ -23,6 +23,9 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its latest checkpoint, exactly.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "output_dir")]
     pub resume: Option<PathBuf>,
+    /// Compute dtype (the `dtype` key): auto, f32, bf16 or f16.
+    #[arg(long)]
+    pub dtype: Option<String>,
     /// Stop this invocation after N steps (with a checkpoint); --resume continues the run.
     #[arg(long, value_name = "N")]
     pub stop_after: Option<usize>,
@@ -36,6 +39,9 @@ pub struct PlotArgs {
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let mut overrides = args.overrides.clone();
+    if let Some(d) = &args.dtype {
+        overrides.push(format!("dtype={}", toml::Value::String(d.clone())));
+    }
     if let Some(o) = &args.output_dir {
         overrides.push(format!(
             "output_dir={}",

@@ -61,8 +61,11 @@ impl AttentionBias {
         if cpu_f32_on(device, dtype) {
             return Ok(AttentionBias::Host(host));
         }
+        // bf16/f16 scores are widened to f32 before the mask and softmax (-1e30 is -inf in f16).
         let bias = Tensor::from_slice(host.as_slice(), (b, 1, t, keys), device)?;
-        Ok(AttentionBias::Tensor(bias.to_dtype(dtype)?))
+        Ok(AttentionBias::Tensor(
+            bias.to_dtype(super::accumulation_dtype(dtype))?,
+        ))
     }
 }
 
@@ -116,7 +119,8 @@ pub fn attention(
         let probs = attention_softmax(&q.matmul(&k.t()?)?, scale, t, host)?;
         probs.matmul(&v)
     } else {
-        let scores = (q.matmul(&k.t()?)? * scale)?.reshape((b, heads, t, total))?;
+        // Softmax in f32 for bf16/f16 (HF: `softmax(…, dtype=torch.float32).to(q.dtype)`).
+        let scores = super::widen(&(q.matmul(&k.t()?)? * scale)?)?.reshape((b, heads, t, total))?;
         let scores = match bias {
             Some(AttentionBias::Tensor(bias)) => scores.broadcast_add(bias)?,
             _ => scores,
@@ -126,7 +130,10 @@ pub fn attention(
         } else {
             candle_nn::ops::softmax_last_dim(&scores)?
         };
-        probs.reshape((b, nkv, groups * t, total))?.matmul(&v)
+        probs
+            .to_dtype(v.dtype())?
+            .reshape((b, nkv, groups * t, total))?
+            .matmul(&v)
     }
 }
 

@@ -11,8 +11,9 @@ use super::{add_weight_grad, cpu_f32, linear, output, slice};
 
 /// `log_softmax(rows · lm_headᵀ / T)` gathered at `targets` (differentiable in `rows` and
 /// `lm_head`) and, when asked, each row's entropy (no gradient): `[n]` each for `rows`
-/// `[n, hidden]` and `lm_head` `[vocab, hidden]`. On the CPU in f32 one fused pass over the
-/// logits gives both ([`target_logprob_entropy`]); elsewhere the log-softmax is materialised.
+/// `[n, hidden]` and `lm_head` `[vocab, hidden]`; f32 for bf16/f16 inputs. On the CPU in f32
+/// one fused pass over the logits gives both ([`target_logprob_entropy`]); elsewhere the
+/// log-softmax is materialised (in f32).
 pub fn target_logprobs(
     rows: &Tensor,
     lm_head: &Tensor,
@@ -24,7 +25,8 @@ pub fn target_logprobs(
         let logits = linear(rows, lm_head)?;
         return logits_logprobs(&logits, targets, temperature, with_entropy);
     }
-    let logits = rows.matmul(&lm_head.t()?)?;
+    // The log-softmax over the vocabulary in f32 whatever the weights' dtype (spec §4.2).
+    let logits = super::widen(&rows.matmul(&lm_head.t()?)?)?;
     let logp_all = candle_nn::ops::log_softmax(&(logits / temperature)?, D::Minus1)?;
     let idx = Tensor::new(targets, rows.device())?.unsqueeze(1)?;
     let logp = logp_all.gather(&idx, 1)?.squeeze(1)?;

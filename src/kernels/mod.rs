@@ -42,6 +42,23 @@ use candle_core::{CpuStorage, DType, Device, Layout, Result, Shape, Tensor};
 const ROWS_PER_TASK: usize = 16;
 
 /// Whether the CPU f32 kernels serve tensors like `t`.
+/// `t` in f32 when it is bf16 or f16, else `t` itself: where a reduction must accumulate in f32
+/// (RMSNorm variance, softmax, log-softmax over the vocabulary; PyTorch AMP's rule).
+pub(crate) fn widen(t: &Tensor) -> Result<Tensor> {
+    match t.dtype() {
+        DType::BF16 | DType::F16 => t.to_dtype(DType::F32),
+        _ => Ok(t.clone()),
+    }
+}
+
+/// The dtype a low-precision dtype's reductions and additive masks use: f32 for bf16 and f16.
+pub(crate) fn accumulation_dtype(dtype: DType) -> DType {
+    match dtype {
+        DType::BF16 | DType::F16 => DType::F32,
+        d => d,
+    }
+}
+
 pub(crate) fn cpu_f32(t: &Tensor) -> bool {
     cpu_f32_on(t.device(), t.dtype())
 }

@@ -7,17 +7,21 @@ use super::{cpu_f32, output, slice, ROWS_PER_TASK};
 
 /// `y = x / sqrt(mean(x²) + eps) · w` over the last axis (HF `LlamaRMSNorm`), `x` `[…, d]`,
 /// `weight` `[d]`. With a gradient tracked: the CPU f32 kernel with its own backward, else
-/// candle's differentiable composite (its fused `rms_norm` has no backward, stack-notes);
-/// without one, candle's fused op (no f64 kernel: f64 takes the composite).
+/// candle's differentiable composite (its fused `rms_norm` has no backward, stack-notes), which
+/// for bf16/f16 normalises in f32 and scales in the input's dtype as HF does; without one,
+/// candle's fused op (no f64 kernel: f64 takes the composite).
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     let track = x.track_op() || weight.track_op();
     if track && cpu_f32(x) {
         x.contiguous()?
             .apply_op2(&weight.contiguous()?, RmsNorm { eps: eps as f32 })
     } else if track || x.dtype() == DType::F64 {
-        let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+        let xf = super::widen(x)?;
+        let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
         let inv = (ms + eps)?.sqrt()?.recip()?;
-        x.broadcast_mul(&inv)?.broadcast_mul(weight)
+        xf.broadcast_mul(&inv)?
+            .to_dtype(x.dtype())?
+            .broadcast_mul(weight)
     } else {
         candle_nn::ops::rms_norm(x, weight, eps as f32)
     }

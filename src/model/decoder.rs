@@ -246,6 +246,17 @@ impl Decoder {
         &self.params
     }
 
+    /// The same model with its weights in `dtype` (e.g. the frozen reference in the compute
+    /// dtype of mixed-precision training).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        let tensors = self
+            .params
+            .iter()
+            .map(|(n, t)| Ok((n.clone(), t.to_dtype(dtype)?)))
+            .collect::<Result<HashMap<String, Tensor>>>()?;
+        Decoder::new(&self.cfg, &tensors)
+    }
+
     /// Total number of parameters.
     pub fn num_parameters(&self) -> usize {
         self.params.iter().map(|(_, t)| t.elem_count()).sum()

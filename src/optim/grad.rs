@@ -12,23 +12,48 @@ use crate::kernels;
 /// Sums gradients per parameter across backward passes (micro-batches, chunks). Kept in
 /// insertion order so that the global norm (and hence clipping) is summed in the same order on
 /// every run: exact resume depends on it.
+///
+/// Mixed precision: sums of bf16/f16 gradients are kept in f32, and a low-precision compute
+/// copy of a parameter can be an alias of its f32 master ([`GradAccumulator::alias`]), so that
+/// its gradients land in the master's sum (PyTorch AMP / DeepSpeed bf16 semantics).
 #[derive(Default)]
 pub struct GradAccumulator {
     index: HashMap<TensorId, usize>,
+    aliases: HashMap<TensorId, TensorId>,
     grads: Vec<Tensor>,
 }
 
 impl GradAccumulator {
+    /// From now on gradients of `copy` are summed as gradients of `master` (and
+    /// `get(master)` returns them).
+    pub fn alias(&mut self, copy: &Tensor, master: &Tensor) {
+        if copy.id() != master.id() {
+            self.aliases.insert(copy.id(), master.id());
+        }
+    }
+
+    fn key(&self, param: &Tensor) -> TensorId {
+        self.aliases.get(&param.id()).copied().unwrap_or(param.id())
+    }
+
     /// Adds `grad` to the running sum of `param`. Each sum is a contiguous tensor of its own
     /// (backprop may hand out a transposed view, or storage shared with another gradient), so
     /// later gradients are added in place on the CPU and the norm, clipping and AdamW read it
     /// linearly.
     pub fn add(&mut self, param: &Tensor, grad: &Tensor) -> Result<()> {
-        match self.index.get(&param.id()) {
-            Some(&i) => kernels::add_assign(&mut self.grads[i], grad)?,
+        let key = self.key(param);
+        match self.index.get(&key) {
+            Some(&i) => {
+                let grad = grad.to_dtype(self.grads[i].dtype())?;
+                kernels::add_assign(&mut self.grads[i], &grad)?
+            }
             None => {
-                self.index.insert(param.id(), self.grads.len());
-                self.grads.push(grad.detach().copy()?);
+                self.index.insert(key, self.grads.len());
+                let sum_dtype = kernels::accumulation_dtype(grad.dtype());
+                self.grads.push(match grad.dtype() == sum_dtype {
+                    true => grad.detach().copy()?,
+                    false => grad.detach().to_dtype(sum_dtype)?,
+                });
             }
         }
         Ok(())
@@ -60,11 +85,13 @@ impl GradAccumulator {
 
     /// The running sum of `param` (zeros if it has none yet), to add into in place.
     pub fn sum_for(&mut self, param: &Tensor) -> Result<&mut Tensor> {
-        let i = match self.index.get(&param.id()) {
+        let key = self.key(param);
+        let i = match self.index.get(&key) {
             Some(&i) => i,
             None => {
-                self.index.insert(param.id(), self.grads.len());
-                self.grads.push(param.zeros_like()?);
+                self.index.insert(key, self.grads.len());
+                let dtype = kernels::accumulation_dtype(param.dtype());
+                self.grads.push(param.zeros_like()?.to_dtype(dtype)?);
                 self.grads.len() - 1
             }
         };
@@ -72,7 +99,7 @@ impl GradAccumulator {
     }
 
     pub fn get(&self, param: &Tensor) -> Option<&Tensor> {
-        self.index.get(&param.id()).map(|&i| &self.grads[i])
+        self.index.get(&self.key(param)).map(|&i| &self.grads[i])
     }
 
     /// Global L2 norm over all accumulated gradients (accumulated in f64).
@@ -99,6 +126,7 @@ impl GradAccumulator {
         Ok(norm)
     }
 
+    /// Drops the sums (the aliases stay).
     pub fn clear(&mut self) {
         self.index.clear();
         self.grads.clear();
@@ -132,7 +160,9 @@ impl GradSink for ParamSink<'_> {
         if !self.params.contains(&var.id()) {
             return Ok(false);
         }
-        kernels::add_rows(self.sums.sum_for(var)?, indexes, grad, dim)?;
+        let sum = self.sums.sum_for(var)?;
+        let grad = grad.to_dtype(sum.dtype())?;
+        kernels::add_rows(sum, indexes, &grad, dim)?;
         Ok(true)
     }
 }

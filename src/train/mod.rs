@@ -55,6 +55,7 @@ impl Trainer {
     /// Sets up a run (or resumes the latest checkpoint of `resume`).
     pub fn new(cfg: TrainConfig, resume: Option<&Path>) -> anyhow::Result<Self> {
         let device = crate::runtime::device(&cfg.device)?;
+        let dtype = crate::runtime::train_dtype(&cfg.dtype, &device)?;
         let mut base = LoadedModel::load(&ModelSource::resolve(&cfg.model)?, DType::F32, &device)?;
         let (problems, prompts, dropped) = load_prompts(&cfg, &base)?;
         if dropped > 0 {
@@ -86,12 +87,17 @@ impl Trainer {
         if resume.is_some() && latest.is_none() {
             bail!("{}: no checkpoint to resume from", output.display());
         }
+        // The masters come from f32 weights; the frozen reference computes in the compute dtype.
         let policy = match &latest {
-            Some((_, dir)) => Policy::from_decoder(
+            Some((_, dir)) => Policy::mixed(
                 &LoadedModel::load(&ModelSource::HfDir(dir.clone()), DType::F32, &device)?.decoder,
+                dtype,
             )?,
-            None => Policy::from_decoder(&base.decoder)?,
+            None => Policy::mixed(&base.decoder, dtype)?,
         };
+        if dtype != DType::F32 {
+            base.decoder = base.decoder.to_dtype(dtype)?;
+        }
         base.pack_frozen()?;
         let mut opt = AdamW::new(policy.vars.clone(), run.adamw)?;
         let mut state = TrainerState {

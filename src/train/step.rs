@@ -13,7 +13,6 @@ use crate::advantage::{self, WeightedReward};
 use crate::data::batches::next_chunk;
 use crate::logprob::batched_completion_logprobs;
 use crate::loss::batch_weights;
-use crate::optim::GradAccumulator;
 use crate::packing::{same_prompt_runs, Sequence};
 use crate::reward::{self, RewardInput, RewardKind};
 use crate::rollout::{rollout, Completion, PromptRequest};
@@ -287,7 +286,7 @@ fn update_policy(
         learning_rate: 0.0,
     };
     for iteration in 0..t.cfg.num_iterations {
-        let mut grads = GradAccumulator::default();
+        let mut grads = t.policy.grad_accumulator();
         out.stats = UpdateStats::default();
         for (m, range) in forward_batches.iter().enumerate() {
             let s =
@@ -318,6 +317,7 @@ fn update_policy(
                 step + 1
             );
         }
+        t.policy.sync_compute()?;
         t.state.optimizer_step += 1;
     }
     Ok(out)

@@ -36,6 +36,23 @@ pub fn load_default() -> LoadedModel {
     LoadedModel::load(&source, DType::F32, &Device::Cpu).expect("default model loads")
 }
 
+/// The rows of the i64 tensor `ids` `[n, len]` where `mask` is 1 (the TRL fixture's prompts
+/// and completions, left- and right-padded).
+pub fn masked_rows(t: &HashMap<String, Tensor>, ids: &str, mask: &str) -> Vec<Vec<u32>> {
+    let ids: Vec<Vec<i64>> = t[ids].to_vec2().unwrap();
+    let mask: Vec<Vec<i64>> = t[mask].to_vec2().unwrap();
+    ids.iter()
+        .zip(&mask)
+        .map(|(r, m)| {
+            r.iter()
+                .zip(m)
+                .filter(|(_, &m)| m == 1)
+                .map(|(&x, _)| x as u32)
+                .collect()
+        })
+        .collect()
+}
+
 pub fn ids_u32(t: &Tensor) -> Tensor {
     t.to_dtype(DType::U32).unwrap()
 }
@@ -77,6 +94,21 @@ pub fn intuitor(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("binary runs")
+}
+
+/// Runs `intuitor train ARGS` and asserts it succeeded.
+pub fn train_ok(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_intuitor"))
+        .arg("train")
+        .args(args)
+        .output()
+        .expect("binary runs");
+    assert!(
+        out.status.success(),
+        "train failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Asserts a clean failure: exit ≠ 0, no panic, a single `error:` line mentioning every needle.
