@@ -185,6 +185,10 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Clip the global L2 norm of the gradient to this (0 = off). Default `1.0`: HF (spec §4.4).
     pub max_grad_norm: f64,
+    /// Activation recompute in the update: the forward keeps only each decoder layer's input
+    /// and the backward re-runs one layer at a time (same gradients, one layer's activations
+    /// alive instead of all). Default `false`: HF/TRL (the paper's recipe sets it true).
+    pub gradient_checkpointing: bool,
 
     // --- length of the run ---
     /// Seed of the shuffle and the sampling. Default `7`: S1 (spec §4.4); HF defaults to 42.
@@ -270,6 +274,7 @@ impl Default for TrainConfig {
             adam_epsilon: 1e-8,
             weight_decay: 0.0,
             max_grad_norm: 1.0,
+            gradient_checkpointing: false,
             seed: 7,
             num_train_epochs: 1,
             max_steps: 0,

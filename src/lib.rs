@@ -48,6 +48,7 @@ pub mod optim;
 pub mod packing;
 pub mod plot;
 pub mod policy;
+pub mod recompute;
 pub mod reward;
 pub mod rollout;
 pub mod runtime;

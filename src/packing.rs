@@ -117,6 +117,12 @@ impl PackedBatch {
 
     /// The hidden states that predict each scored token, `[n_scored, hidden]`.
     pub fn scoring_rows(&self, decoder: &Decoder) -> Result<Tensor> {
+        self.scoring_rows_with(&mut plain(decoder))
+    }
+
+    /// [`PackedBatch::scoring_rows`] with the final hidden states from `hidden` (for a
+    /// left-padded batch: one call).
+    pub fn scoring_rows_with(&self, hidden: &mut HiddenStates) -> Result<Tensor> {
         match &self.layout {
             Layout::LeftPadded {
                 input_ids,
@@ -124,14 +130,14 @@ impl PackedBatch {
                 key_mask,
                 rows,
             } => {
-                let hidden = decoder.hidden_states(input_ids, positions, Some(key_mask), None)?;
+                let hidden = hidden(input_ids, positions, Some(key_mask), KvContext::Own)?;
                 let (b, t, h) = hidden.dims3()?;
                 hidden.reshape((b * t, h))?.index_select(rows, 0)
             }
             Layout::SharedPrompts(groups) => {
                 let parts = groups
                     .iter()
-                    .map(|g| g.scoring_rows(decoder))
+                    .map(|g| g.scoring_rows(hidden))
                     .collect::<Result<Vec<_>>>()?;
                 Tensor::cat(&parts, 0)
             }
@@ -207,8 +213,13 @@ impl SharedPrompt {
 
     /// The prompt's forward, batch 1, keeping what its completions read.
     pub fn prompt_forward(&self, decoder: &Decoder) -> Result<PromptStates> {
+        self.prompt_forward_with(&mut plain(decoder))
+    }
+
+    /// [`SharedPrompt::prompt_forward`] with the final hidden states from `hidden`.
+    pub fn prompt_forward_with(&self, hidden: &mut HiddenStates) -> Result<PromptStates> {
         let mut kv = Vec::new();
-        let hidden = decoder.hidden_states_with(
+        let hidden = hidden(
             &self.prompt,
             &self.prompt_positions,
             None,
@@ -226,6 +237,17 @@ impl SharedPrompt {
     pub fn completion_rows(
         &self,
         decoder: &Decoder,
+        range: std::ops::Range<usize>,
+        prompt: &PromptStates,
+    ) -> Result<Tensor> {
+        self.completion_rows_with(&mut plain(decoder), range, prompt)
+    }
+
+    /// [`SharedPrompt::completion_rows`] with the final hidden states from `hidden` (one call,
+    /// none when every completion has a single scored token).
+    pub fn completion_rows_with(
+        &self,
+        hidden: &mut HiddenStates,
         range: std::ops::Range<usize>,
         prompt: &PromptStates,
     ) -> Result<Tensor> {
@@ -253,17 +275,29 @@ impl SharedPrompt {
         if width > 0 {
             let ids = Tensor::from_vec(ids, (seqs.len(), width), device)?;
             let pos = positions(p, width, seqs.len(), device)?;
-            let hidden =
-                decoder.hidden_states_with(&ids, &pos, None, KvContext::Prefix(&prompt.kv))?;
+            let hidden = hidden(&ids, &pos, None, KvContext::Prefix(&prompt.kv))?;
             parts.push(hidden.reshape(((), prompt.last.dim(1)?))?);
         }
         Tensor::cat(&parts, 0)?.index_select(&Tensor::new(rows, device)?, 0)
     }
 
-    fn scoring_rows(&self, decoder: &Decoder) -> Result<Tensor> {
-        let prompt = self.prompt_forward(decoder)?;
-        self.completion_rows(decoder, 0..self.len(), &prompt)
+    fn scoring_rows(&self, hidden: &mut HiddenStates) -> Result<Tensor> {
+        let prompt = self.prompt_forward_with(hidden)?;
+        self.completion_rows_with(hidden, 0..self.len(), &prompt)
     }
+}
+
+/// Final hidden states of a forward: `(input_ids, positions, key_mask, context)` →
+/// `[batch, seq, hidden]`, as [`Decoder::hidden_states_with`] computes them (or activation
+/// recompute, which keeps its own record of the forward).
+pub type HiddenStates<'a> =
+    dyn FnMut(&Tensor, &Tensor, Option<&Tensor>, KvContext) -> Result<Tensor> + 'a;
+
+/// [`HiddenStates`] by `decoder`'s plain forward.
+pub fn plain(
+    decoder: &Decoder,
+) -> impl FnMut(&Tensor, &Tensor, Option<&Tensor>, KvContext) -> Result<Tensor> + '_ {
+    move |ids, pos, mask, ctx| decoder.hidden_states_with(ids, pos, mask, ctx)
 }
 
 /// Positions `from .. from + n` for `copies` rows, `[copies, n]`.

@@ -26,6 +26,8 @@ pub struct Policy {
     pub compute: Vec<Var>,
     /// The decoder built on `compute`: forward passes through it are differentiable.
     pub decoder: Decoder,
+    /// Activation recompute in the update (HF `gradient_checkpointing`; [`crate::recompute`]).
+    pub gradient_checkpointing: bool,
 }
 
 impl Policy {
@@ -63,6 +65,7 @@ impl Policy {
             vars,
             compute,
             decoder,
+            gradient_checkpointing: false,
         })
     }
 

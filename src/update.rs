@@ -15,9 +15,11 @@ use candle_core::{DType, Result, Tensor, Var};
 use crate::kernels::HeadChunk;
 use crate::logprob::CHUNK_ROWS;
 use crate::loss::{clipped, k3_kl, per_token_loss, LossConfig};
+use crate::model::{Decoder, KvContext};
 use crate::optim::GradAccumulator;
 use crate::packing::{PackedBatch, PromptStates, Sequence, SharedPrompt};
 use crate::policy::Policy;
+use crate::recompute::Checkpointed;
 
 /// One sequence of a micro-batch with what the loss needs.
 #[derive(Debug, Clone)]
@@ -95,6 +97,16 @@ pub fn accumulate_micro_batch(
             let mut at = 0;
             for group in groups {
                 at = run.group(group, at)?;
+            }
+        }
+        None if policy.gradient_checkpointing => {
+            let mut forwards = Vec::new();
+            let rows =
+                packed.scoring_rows_with(&mut checkpointed(&policy.decoder, &mut forwards))?;
+            let store = run.rows(rows, 0)?;
+            for f in forwards {
+                let grad_last = store.get(f.last.as_tensor()).cloned();
+                f.backward(&policy.decoder, grad_last, &[], &mut |l| run.backward(l))?;
             }
         }
         None => {
@@ -178,11 +190,20 @@ impl Backprop<'_> {
     /// same gradient as one backward over the whole group. That forward is run again at the
     /// end rather than kept (the same kernels give the same values), so the prompt's and a
     /// completion's activations are never alive together.
+    ///
+    /// With activation recompute each forward keeps only its layers' inputs and is
+    /// back-propagated one recomputed layer at a time ([`Checkpointed`]).
     fn group(&mut self, group: &SharedPrompt, mut at: usize) -> Result<usize> {
-        let decoder = &self.policy.decoder;
+        let policy = self.policy;
+        let decoder = &policy.decoder;
+        let recompute = policy.gradient_checkpointing;
+        let mut prompt_forward = Vec::new();
+        let states = match recompute {
+            true => group.prompt_forward_with(&mut checkpointed(decoder, &mut prompt_forward))?,
+            false => group.prompt_forward(decoder)?,
+        };
         // Leaf copies share only the states' storage: the prompt's graph is freed here.
-        let leaves = group
-            .prompt_forward(decoder)?
+        let leaves = states
             .into_states()
             .iter()
             .map(|t| Var::from_tensor(&t.detach()))
@@ -195,16 +216,54 @@ impl Backprop<'_> {
             if n == 0 {
                 continue;
             }
-            let rows = group.completion_rows(decoder, i..i + 1, &cut)?;
+            let mut forwards = Vec::new();
+            let rows = match recompute {
+                true => group.completion_rows_with(
+                    &mut checkpointed(decoder, &mut forwards),
+                    i..i + 1,
+                    &cut,
+                )?,
+                false => group.completion_rows(decoder, i..i + 1, &cut)?,
+            };
             let g = self.rows(rows, at)?;
             for (leaf, sum) in leaves.iter().zip(sums.iter_mut()) {
                 if let Some(d) = g.get(leaf.as_tensor()) {
                     add_into(sum, d.clone())?;
                 }
             }
+            for f in forwards {
+                let grad_last = g.get(f.last.as_tensor()).cloned();
+                let prefix = f.backward(decoder, grad_last, &[], &mut |l| self.backward(l))?;
+                for (layer, (dk, dv)) in prefix.into_iter().enumerate() {
+                    for (j, d) in [(2 * layer, dk), (2 * layer + 1, dv)] {
+                        if let Some(d) = d {
+                            add_into(&mut sums[j], d)?;
+                        }
+                    }
+                }
+            }
             at += n;
         }
         drop(cut);
+        if let Some(f) = prompt_forward.pop() {
+            // ∂L/∂(last hidden row) through the final norm, then the layers with ∂L/∂(K, V).
+            let d_last = sums.pop().flatten();
+            let kv_grads: Vec<_> = sums
+                .chunks(2)
+                .map(|c| (c[0].clone(), c[1].clone()))
+                .collect();
+            let grad_last = match d_last {
+                Some(d) => {
+                    let hidden = decoder.final_norm(f.last.as_tensor())?.squeeze(0)?;
+                    let last = hidden.narrow(0, hidden.dim(0)? - 1, 1)?;
+                    let store = self.backward((last * d)?.sum_all()?)?;
+                    store.get(f.last.as_tensor()).cloned()
+                }
+                None => None,
+            };
+            f.backward(decoder, grad_last, &kv_grads, &mut |l| self.backward(l))?;
+            return Ok(at);
+        }
         let states = group.prompt_forward(decoder)?.into_states();
         let mut surrogate: Option<Tensor> = None;
         for (state, sum) in states.into_iter().zip(sums) {
@@ -307,6 +366,20 @@ impl Backprop<'_> {
         drop(loss);
         self.grads.add_store(&self.policy.compute, &g)?;
         Ok(g)
+    }
+}
+
+/// [`crate::packing::HiddenStates`] by activation recompute: each forward's record goes into
+/// `forwards` (for its backward), and the final norm is applied to its leaf.
+fn checkpointed<'a>(
+    decoder: &'a Decoder,
+    forwards: &'a mut Vec<Checkpointed>,
+) -> impl FnMut(&Tensor, &Tensor, Option<&Tensor>, KvContext) -> Result<Tensor> + 'a {
+    move |ids, pos, mask, ctx| {
+        let f = Checkpointed::forward(decoder, ids, pos, mask, ctx)?;
+        let hidden = decoder.final_norm(f.last.as_tensor())?;
+        forwards.push(f);
+        Ok(hidden)
     }
 }
 

@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use common::*;
 use intuitor::loader::{LoadedModel, ModelSource};
 use intuitor::logprob::completion_logprobs;
-use intuitor::loss::{sequence_weights, LossConfig, LossType};
+use intuitor::loss::{sequence_weights, LossConfig};
 use intuitor::optim::{AdamW, AdamWConfig};
 use intuitor::packing::Sequence;
 use intuitor::policy::Policy;
@@ -25,15 +25,7 @@ fn fixture_batch() -> (Vec<UpdateSequence>, LossConfig) {
         rows("prompt_ids", "prompt_mask"),
         rows("completion_ids", "completion_mask"),
     );
-    let cfg = LossConfig {
-        loss_type: LossType::Bnpo,
-        beta: 0.04,
-        epsilon_low: 0.2,
-        epsilon_high: 0.2,
-        max_completion_length: 16,
-        temperature: 0.9,
-        kl_bias_correction: false,
-    };
+    let cfg = bnpo_with_kl();
     let lens: Vec<usize> = completions.iter().map(Vec::len).collect();
     let w = sequence_weights(&lens, &cfg, 1, 0);
     let reference: Vec<Vec<f32>> = t["ref_logps"].to_vec2().unwrap();

@@ -65,6 +65,9 @@ enum Command {
         shape: BatchShape,
         #[arg(long, default_value_t = 3)]
         repeats: usize,
+        /// Activation recompute (the `gradient_checkpointing` key).
+        #[arg(long)]
+        gradient_checkpointing: bool,
     },
     /// No-grad per-token log-probs of `batch` random `prompt + completion` sequences (what the
     /// frozen reference model computes every step).
@@ -161,7 +164,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .context("loading the model")
     };
     match cli.command {
-        Command::Update { shape, repeats } => {
+        Command::Update {
+            shape,
+            repeats,
+            gradient_checkpointing,
+        } => {
             let m = load()?;
             let BatchShape {
                 batch,
@@ -171,7 +178,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             use intuitor::loss::{sequence_weights, LossConfig, LossType};
             use intuitor::optim::{AdamW, AdamWConfig, GradAccumulator};
             use intuitor::update::{accumulate_micro_batch, UpdateSequence};
-            let policy = intuitor::policy::Policy::from_decoder(&m.decoder)?;
+            let mut policy = intuitor::policy::Policy::from_decoder(&m.decoder)?;
+            policy.gradient_checkpointing = gradient_checkpointing;
             let mut opt = AdamW::new(policy.vars.clone(), AdamWConfig::default())?;
             let cfg = LossConfig {
                 loss_type: LossType::Bnpo,

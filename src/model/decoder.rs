@@ -292,8 +292,27 @@ impl Decoder {
         key_mask: Option<&Tensor>,
         mut ctx: KvContext,
     ) -> Result<Tensor> {
+        let inputs = self.layer_inputs(input_ids, positions, key_mask, ctx.past()?)?;
+        let mut x = self.embed(&inputs)?;
+        for i in 0..self.layers.len() {
+            x = self.layer(i, &x, &inputs, &mut ctx)?;
+        }
+        self.final_norm(&x)
+    }
+
+    /// What every layer of one forward shares (RoPE tables, the attention bias), for a forward
+    /// run step by step: [`Decoder::embed`], [`Decoder::layer`] for each of the
+    /// [`Decoder::num_layers`], [`Decoder::final_norm`] — what [`Decoder::hidden_states_with`]
+    /// does, and what activation recompute re-runs one layer at a time. `past` is the number
+    /// of keys before this forward's own (`KvContext::past`).
+    pub fn layer_inputs(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        key_mask: Option<&Tensor>,
+        past: usize,
+    ) -> Result<LayerInputs> {
         let (b, t) = input_ids.dims2()?;
-        let past = ctx.past()?;
         let rotary = Rotary::new(&self.inv_freq, positions, &self.device, self.dtype)?;
         let bias = match self.attention_bias(b, t, past, key_mask)? {
             Some(h) => Some(AttentionBias::new(
@@ -304,36 +323,62 @@ impl Decoder {
             )?),
             None => None,
         };
-        let ids = input_ids.flatten_all()?;
-        let mut x = self.embed_tokens.rows(&ids)?;
-        x = x.reshape((b, t, self.cfg.hidden_size))?;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let kv = match &mut ctx {
-                KvContext::Own => LayerKv::Own,
-                KvContext::Cache(c) => {
-                    if c.layers.len() < self.layers.len() {
-                        c.layers.resize(self.layers.len(), None);
-                    }
-                    LayerKv::Cache(&mut c.layers[i])
+        Ok(LayerInputs {
+            ids: input_ids.flatten_all()?,
+            b,
+            t,
+            rotary,
+            bias,
+        })
+    }
+
+    /// The token embeddings `[batch, seq, hidden]` of a step-by-step forward.
+    pub fn embed(&self, inputs: &LayerInputs) -> Result<Tensor> {
+        let x = self.embed_tokens.rows(&inputs.ids)?;
+        x.reshape((inputs.b, inputs.t, self.cfg.hidden_size))
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Decoder layer `i` on `x` `[batch, seq, hidden]` (pre-norm attention and SwiGLU MLP with
+    /// residuals), with layer `i`'s share of `ctx`.
+    pub fn layer(
+        &self,
+        i: usize,
+        x: &Tensor,
+        inputs: &LayerInputs,
+        ctx: &mut KvContext,
+    ) -> Result<Tensor> {
+        let layer = &self.layers[i];
+        let kv = match ctx {
+            KvContext::Own => LayerKv::Own,
+            KvContext::Cache(c) => {
+                if c.layers.len() < self.layers.len() {
+                    c.layers.resize(self.layers.len(), None);
                 }
-                KvContext::Capture(out) => LayerKv::Capture(out),
-                KvContext::Prefix(layers) => match layers.get(i) {
-                    Some(kv) => LayerKv::Prefix(kv),
-                    None => candle_core::bail!("the prefix has no keys for layer {i}"),
-                },
-            };
-            let residual = x.clone();
-            let h = layer.input_layernorm.forward(&x)?;
-            let h = self.attention(layer, &h, &rotary, bias.as_ref(), kv)?;
-            x = (residual + h)?;
-            let residual = x.clone();
-            let h = layer.post_attention_layernorm.forward(&x)?;
-            let [gate, up] = Linear::forward_all([&layer.gate_proj, &layer.up_proj], &h)?;
-            let act = kernels::swiglu(&gate, &up)?;
-            let h = layer.down_proj.forward(&act)?;
-            x = (residual + h)?;
-        }
-        self.norm.forward(&x)
+                LayerKv::Cache(&mut c.layers[i])
+            }
+            KvContext::Capture(out) => LayerKv::Capture(out),
+            KvContext::Prefix(layers) => match layers.get(i) {
+                Some(kv) => LayerKv::Prefix(kv),
+                None => candle_core::bail!("the prefix has no keys for layer {i}"),
+            },
+        };
+        let h = layer.input_layernorm.forward(x)?;
+        let h = self.attention(layer, &h, &inputs.rotary, inputs.bias.as_ref(), kv)?;
+        let x = (x + h)?;
+        let h = layer.post_attention_layernorm.forward(&x)?;
+        let [gate, up] = Linear::forward_all([&layer.gate_proj, &layer.up_proj], &h)?;
+        let act = kernels::swiglu(&gate, &up)?;
+        let h = layer.down_proj.forward(&act)?;
+        x + h
+    }
+
+    /// The final RMSNorm of a step-by-step forward.
+    pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        self.norm.forward(x)
     }
 
     /// Logits `[batch, seq, vocab]` from hidden states `[batch, seq, hidden]`.
@@ -443,6 +488,15 @@ impl Decoder {
         let out = out.transpose(1, 2)?.reshape((b, t, nh * hd))?;
         layer.o_proj.forward(&out)
     }
+}
+
+/// Per-forward inputs of every layer; see [`Decoder::layer_inputs`].
+pub struct LayerInputs {
+    ids: Tensor,
+    b: usize,
+    t: usize,
+    rotary: Rotary,
+    bias: Option<AttentionBias>,
 }
 
 /// One layer's share of a [`KvContext`].

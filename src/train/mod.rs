@@ -88,13 +88,14 @@ impl Trainer {
             bail!("{}: no checkpoint to resume from", output.display());
         }
         // The masters come from f32 weights; the frozen reference computes in the compute dtype.
-        let policy = match &latest {
+        let mut policy = match &latest {
             Some((_, dir)) => Policy::mixed(
                 &LoadedModel::load(&ModelSource::HfDir(dir.clone()), DType::F32, &device)?.decoder,
                 dtype,
             )?,
             None => Policy::mixed(&base.decoder, dtype)?,
         };
+        policy.gradient_checkpointing = cfg.gradient_checkpointing;
         if dtype != DType::F32 {
             base.decoder = base.decoder.to_dtype(dtype)?;
         }

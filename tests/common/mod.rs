@@ -36,6 +36,19 @@ pub fn load_default() -> LoadedModel {
     LoadedModel::load(&source, DType::F32, &Device::Cpu).expect("default model loads")
 }
 
+/// A loss with every term on: bnpo, β 0.04, clipping at 0.2, T 0.9, 16 tokens at most.
+pub fn bnpo_with_kl() -> intuitor::loss::LossConfig {
+    intuitor::loss::LossConfig {
+        loss_type: intuitor::loss::LossType::Bnpo,
+        beta: 0.04,
+        epsilon_low: 0.2,
+        epsilon_high: 0.2,
+        max_completion_length: 16,
+        temperature: 0.9,
+        kl_bias_correction: false,
+    }
+}
+
 /// The rows of the i64 tensor `ids` `[n, len]` where `mask` is 1 (the TRL fixture's prompts
 /// and completions, left- and right-padded).
 pub fn masked_rows(t: &HashMap<String, Tensor>, ids: &str, mask: &str) -> Vec<Vec<u32>> {
