@@ -75,6 +75,28 @@ pub fn in_thread_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     }
 }
 
+/// Memory free for a run on `device` in bytes: the kernel's `MemAvailable` on the CPU, the
+/// driver's free memory on a GPU; `None` when it cannot be read.
+pub fn available_memory(device: &Device) -> Option<u64> {
+    match device {
+        Device::Cpu => std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .map(|kb| kb * 1024)
+        }),
+        #[cfg(feature = "cuda")]
+        Device::Cuda(d) => d
+            .cuda_stream()
+            .context()
+            .mem_get_info()
+            .ok()
+            .map(|(free, _)| free as u64),
+        _ => None,
+    }
+}
+
 /// Parses a `--dtype` value: `f32`, `bf16` or `f16`.
 pub fn dtype(spec: &str) -> anyhow::Result<candle_core::DType> {
     match spec {

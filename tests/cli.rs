@@ -275,3 +275,50 @@ fn generate_n_samples_a_group_with_self_certainty() {
         assert!(c["self_certainty"].as_f64().unwrap().is_finite());
     }
 }
+
+/// `intuitor plan` on Qwen2.5-1.5B's config.json alone (no weights) with the paper's recipe:
+/// bf16 + recompute fits an H200's 141 GB, f32 without recompute does not and says what to
+/// change.
+#[test]
+fn the_memory_plan_of_the_paper_recipe_fits_141_gb_only_in_bf16_with_recompute() {
+    let model = format!("model=\"{}\"", fixture("qwen2.5-1.5b-config").display());
+    let recipe = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/qwen2.5-1.5b-math-intuitor.toml"
+    );
+    let plan = |extra: &[&str]| {
+        let mut args = vec!["plan", "--config", recipe, "--set", &model];
+        args.extend_from_slice(extra);
+        args.extend(["--device-memory", "141GB"]);
+        intuitor(&args)
+    };
+    let fits = plan(&[]);
+    let text = String::from_utf8_lossy(&fits.stdout);
+    assert!(
+        fits.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&fits.stderr)
+    );
+    let peak: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("peak: "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|x| x.parse().ok())
+        .expect("a peak line");
+    assert!(peak > 20.0 && peak < 131.3, "peak {peak} GiB");
+    for phase in [
+        "rollout KV cache",
+        "gradient sums",
+        "AdamW moments",
+        "recompute",
+    ] {
+        assert!(text.contains(phase), "the plan lists {phase}: {text}");
+    }
+    let over = plan(&[
+        "--set",
+        "dtype=\"f32\"",
+        "--set",
+        "gradient_checkpointing=false",
+    ]);
+    assert_clean_error(&over, &["memory plan's peak", "dtype = \"bf16\""]);
+}

@@ -36,6 +36,9 @@ pub enum Command {
     CheckAnswer(eval::CheckAnswerArgs),
     /// Draw PNG charts (self-certainty, accuracy, KL, length, lr) of a run directory.
     Plot(train::PlotArgs),
+    /// The memory plan of a training config: bytes per phase of a step, the peak, and whether
+    /// it fits the device (needs only the model's config.json).
+    Plan(train::PlanArgs),
 }
 
 /// Which model to load, and where.
@@ -76,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score(args) => score::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Plot(args) => train::plot(&args),
+        Command::Plan(args) => train::plan(&args),
         Command::Eval(args) => eval::run(&args),
         Command::CheckAnswer(args) => eval::check_answer(&args),
     }

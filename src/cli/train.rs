@@ -32,6 +32,19 @@ pub struct TrainArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// TOML config (as for `train`); default: the CPU demo (configs/demo.toml).
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// Override a config key (repeatable), e.g. --set gradient_checkpointing=true.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Memory to plan against, e.g. 141GB or 80GiB (default: what the device has free).
+    #[arg(long, value_name = "SIZE")]
+    pub device_memory: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct PlotArgs {
     /// A run directory with metrics.jsonl.
     pub run_dir: PathBuf,
@@ -56,6 +69,33 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         }
     };
     crate::train::run(cfg, args.resume.as_deref(), args.stop_after)?;
+    Ok(())
+}
+
+pub fn plan(args: &PlanArgs) -> anyhow::Result<()> {
+    let cfg = match &args.config {
+        Some(path) => TrainConfig::load(Some(path), &args.overrides)?,
+        None => {
+            TrainConfig::from_text("configs/demo.toml (built in)", DEMO_CONFIG, &args.overrides)?
+        }
+    };
+    let device = crate::runtime::device(&cfg.device)?;
+    let plan = crate::train::plan::for_config(&cfg, &device, None)?;
+    print!("{}", plan.table());
+    let available = match &args.device_memory {
+        Some(s) => Some(
+            crate::train::plan::parse_size(s)
+                .map_err(|e| anyhow::anyhow!("--device-memory {e}"))?,
+        ),
+        None => crate::runtime::available_memory(&device),
+    };
+    match available {
+        Some(bytes) => {
+            plan.check_fits(bytes, &cfg).map_err(anyhow::Error::msg)?;
+            println!("fits: {} available", crate::train::plan::gib(bytes));
+        }
+        None => println!("available memory unknown; pass --device-memory to check"),
+    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod interrupt;
 pub mod metrics;
+pub mod plan;
 pub mod plot;
 mod preflight;
 pub mod step;
@@ -47,6 +48,8 @@ pub struct Trainer {
     pub total_steps: usize,
     /// The components' configs, resolved once from `cfg`.
     pub run: Resolved,
+    /// What a step holds, phase by phase (checked against the device's memory at start).
+    pub memory_plan: plan::MemoryPlan,
     pub output: PathBuf,
     pub num_tokens: usize,
 }
@@ -70,6 +73,13 @@ impl Trainer {
                 prompts.len(),
                 cfg.prompts_per_step
             );
+        }
+        let longest = prompts.iter().map(Vec::len).max();
+        let memory_plan = plan::for_config(&cfg, &device, longest)?;
+        if let Some(available) = crate::runtime::available_memory(&device) {
+            memory_plan
+                .check_fits(available, &cfg)
+                .map_err(anyhow::Error::msg)?;
         }
         let per_epoch = steps_per_epoch(prompts.len(), cfg.prompts_per_step);
         let total_steps = if cfg.max_steps > 0 {
@@ -125,6 +135,7 @@ impl Trainer {
             state,
             total_steps,
             run,
+            memory_plan,
             output,
             num_tokens,
         })
