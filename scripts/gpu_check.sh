@@ -10,9 +10,9 @@
 #   training     3 steps of the tiny config on the CPU and on the device (loss, KL, grad norm per
 #                step), and stop after 2 + resume on the device against the uninterrupted run
 #   scale        a Qwen2.5-1.5B-shaped model with random weights (written by the machine's own
-#                PyTorch): rollout 8 prompts × G 7 × (256 prompt + 768 new tokens) in bf16; update
-#                (forward + backward + AdamW) on 4 × 1,024 tokens in f32 (mixed precision is
-#                issue 16); peak device memory of each
+#                PyTorch): its memory plan (`intuitor plan`, bf16 + recompute); rollout 8 prompts ×
+#                G 7 × (256 prompt + 768 new tokens) in bf16; update (forward + backward + AdamW)
+#                on 4 × 1,024 tokens in bf16 with recompute, and in f32; peak device memory of each
 #   baseline     transformers `generate` and a PyTorch forward + backward + AdamW (f32, and bf16
 #                autocast) on the same shapes on the same card; GEMM and copy ceilings
 #
@@ -65,6 +65,7 @@ PY
     preset=qwen2.5-1.5b
     roll="--prompts 8 --group 7 --prompt-tokens 256 --new-tokens 768"
     upd="--batch 4 --prompt 256 --completion 768"
+    plan_shape="--set prompts_per_step=8 --set num_generations=7 --set max_prompt_length=256 --set max_completion_length=768 --set per_device_train_batch_size=4"
     gemm=8192
 else
     dev=cpu
@@ -83,6 +84,7 @@ for l in sys.stdin:
     preset=tiny
     roll="--prompts 2 --group 2 --prompt-tokens 8 --new-tokens 8"
     upd="--batch 2 --prompt 8 --completion 8"
+    plan_shape="--set prompts_per_step=2 --set num_generations=2 --set max_prompt_length=8 --set max_completion_length=8 --set per_device_train_batch_size=2"
     gemm=256
 fi
 echo "gpu_check: mode $mode, device $dev, binaries in $bin" | tee -a "$log"
@@ -158,11 +160,14 @@ stage gemm_torch 40 $PY bench/gpu_baseline.py ceilings --size $gemm
 # --- scale: a Qwen2.5-1.5B-shaped random model
 model=$work/model
 stage make_model 90 $PY bench/gpu_baseline.py make-model "$model" --preset $preset --tokenizer-from $tiny
-stage update_ours 120 "$B" --model "$model" --device $dev update $upd --repeats 2
+stage plan 20 "$I" plan --config /dev/null --set model=\""$model"\" --set device=\"$dev\" \
+    --set dtype=\"bf16\" --set gradient_checkpointing=true $plan_shape
+stage update_ours 120 "$B" --model "$model" --device $dev --dtype bf16 update $upd --repeats 2 --gradient-checkpointing
 stage update_torch_f32 60 $PY bench/gpu_baseline.py update "$model" $upd --mode f32
 stage update_torch_bf16 60 $PY bench/gpu_baseline.py update "$model" $upd --mode bf16-autocast
 stage rollout_ours 150 "$B" --model "$model" --device $dev --dtype bf16 rollout $roll
 stage rollout_torch 90 $PY bench/gpu_baseline.py rollout "$model" $roll --dtype bf16
+stage update_ours_f32 120 "$B" --model "$model" --device $dev update $upd --repeats 2
 
 # --- the result
 $PY - "$work" "$mode" "$OUT/gpu_check.json" <<'PY'
@@ -190,13 +195,14 @@ r = lambda n, k: stages.get(n, {}).get("result", {}).get(k)
 ratios = {}
 for name, ours, base, key in [
     ("rollout_tokens_per_s_vs_transformers_bf16", "rollout_ours", "rollout_torch", "tokens_per_second"),
-    ("update_tokens_per_s_vs_torch_f32", "update_ours", "update_torch_f32", "tokens_per_second"),
     ("update_tokens_per_s_vs_torch_bf16_autocast", "update_ours", "update_torch_bf16", "tokens_per_second"),
+    ("update_f32_tokens_per_s_vs_torch_f32", "update_ours_f32", "update_torch_f32", "tokens_per_second"),
 ]:
     a, b = r(ours, key), r(base, key)
     ratios[name] = a / b if a and b else None
-result = {"mode": mode, "stages": stages, "ratios": ratios,
-          "memory_plan_gib": None, "memory_plan_note": "no memory plan yet (issue 16)",
+plan_text = (work / "plan.out").read_text() if (work / "plan.out").exists() else ""
+plan_peak = next((l for l in plan_text.splitlines() if l.startswith("peak:")), None)
+result = {"mode": mode, "stages": stages, "ratios": ratios, "memory_plan_peak": plan_peak,
           "all_ok": all(s["status"] == "ok" for s in stages.values())}
 pathlib.Path(out).write_text(json.dumps(result, indent=1) + "\n")
 for name, s in stages.items():

@@ -30,8 +30,8 @@ struct Cli {
     /// Device: auto (CUDA if built with it and present, else CPU), cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto", global = true)]
     device: String,
-    /// Weight dtype for rollout and logprobs: f32, bf16 or f16 (update: f32 only until mixed
-    /// precision lands, issue 16).
+    /// Weight dtype for rollout and logprobs; the compute dtype of the update (f32 master
+    /// weights, as `train`'s `dtype`): f32, bf16 or f16.
     #[arg(long, default_value = "f32", global = true)]
     dtype: String,
 }
@@ -153,32 +153,28 @@ fn main() -> anyhow::Result<()> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let device = intuitor::runtime::device(&cli.device)?;
     let dtype = intuitor::runtime::dtype(&cli.dtype)?;
-    if matches!(cli.command, Command::Update { .. }) && dtype != candle_core::DType::F32 {
-        anyhow::bail!(
-            "--dtype {}: the update runs in f32 only until mixed precision lands (issue 16)",
-            cli.dtype
-        );
-    }
-    let load = || {
+    let load_as = |dtype| {
         LoadedModel::load(&ModelSource::resolve(&cli.model)?, dtype, &device)
             .context("loading the model")
     };
+    let load = || load_as(dtype);
     match cli.command {
         Command::Update {
             shape,
             repeats,
             gradient_checkpointing,
         } => {
-            let m = load()?;
+            // f32 master weights; the forward and backward in `--dtype` (`Policy::mixed`).
+            let m = load_as(candle_core::DType::F32)?;
             let BatchShape {
                 batch,
                 prompt,
                 completion,
             } = shape;
             use intuitor::loss::{sequence_weights, LossConfig, LossType};
-            use intuitor::optim::{AdamW, AdamWConfig, GradAccumulator};
+            use intuitor::optim::{AdamW, AdamWConfig};
             use intuitor::update::{accumulate_micro_batch, UpdateSequence};
-            let mut policy = intuitor::policy::Policy::from_decoder(&m.decoder)?;
+            let mut policy = intuitor::policy::Policy::mixed(&m.decoder, dtype)?;
             policy.gradient_checkpointing = gradient_checkpointing;
             let mut opt = AdamW::new(policy.vars.clone(), AdamWConfig::default())?;
             let cfg = LossConfig {
@@ -206,10 +202,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut times = Vec::new();
             for _ in 0..repeats + 1 {
                 let start = Instant::now();
-                let mut grads = GradAccumulator::default();
+                let mut grads = policy.grad_accumulator();
                 accumulate_micro_batch(&policy, &seqs, &cfg, &mut grads)?;
                 grads.clip_global_norm(1.0)?;
                 opt.step(&grads, 3e-6)?;
+                policy.sync_compute()?;
                 device.synchronize()?;
                 times.push(start.elapsed().as_secs_f64());
             }
