@@ -9,6 +9,9 @@ Writes tests/fixtures/answer_agreement.jsonl, one JSON object per line:
   wrap        how the rewritten value was put into the prediction (`boxed_sentence`, `final`,
               `dollar`, `display`, `plain_sentence`, `bare`; `literal` for issue strings)
   mathverify  math-verify's verdict, true or false (the reference; `kind` is only our intention)
+  mv_extracted  the string math-verify extracted from the prediction, or null when it extracted
+              nothing (then its `false` says it could not read the prediction, not that the
+              answers differ; tests/answer_agreement.rs reports those pairs apart)
 
 Material: every one of the 500 MATH500 gold answers (../shared/data/math/math500_test.jsonl, the
 `answer` field; test-split answers used only as gold strings) against rewritings of itself:
@@ -73,7 +76,11 @@ def wrap_gold(g):
 
 
 def mathverify(gold, pred):
-    return bool(verify(parse(wrap_gold(gold)), parse(pred)))
+    """math-verify's verdict, and what it extracted from the prediction (its second element,
+    the matched string; None when it extracted nothing: its parser needs LaTeX inside a math
+    environment, so a bare `\\frac{1}{4}` gives nothing)."""
+    p = parse(pred)
+    return bool(verify(parse(wrap_gold(gold)), p)), (str(p[1]) if len(p) > 1 else None)
 
 
 # ---------------------------------------------------------------- how a value sits in a completion
@@ -776,7 +783,7 @@ def main():
         if key in seen:
             continue
         seen.add(key)
-        r["mathverify"] = mathverify(r["gold"], r["prediction"])
+        r["mathverify"], r["mv_extracted"] = mathverify(r["gold"], r["prediction"])
         out.append(r)
     with open(OUT, "w") as fh:
         for r in out:

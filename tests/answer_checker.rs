@@ -353,3 +353,98 @@ fn adversarial_inputs_return_quickly() {
         Verdict::False
     );
 }
+
+/// Issue 19: the kinds the checker misread, each with the issue's example and variants
+/// (reference: math-verify 0.9.0, default settings, unless the issue says otherwise).
+#[test]
+fn issue_19_kinds() {
+    run(
+        "issue 19",
+        Mode::Math,
+        &[
+            // 1. A tuple, list or interval after `=`.
+            ("(2, 3)", "The point is $P = (2, 3)$.", Yes),
+            ("(2, 3)", "We get $(x, y) = (2, 3)$.", Yes),
+            ("2, 3", "Hence $x = 2, 3$.", Yes),
+            ("(0, 1)", "The domain is $D = (0, 1)$.", Yes),
+            ("(-2,1)", "\\boxed{(x, y) = (-2,1)}", Yes),
+            ("(2, 3)", "We get $(x, y) = (3, 2)$.", No),
+            // 2. An answer stated after "is" without a box.
+            ("12", "Final Answer: The smallest $k$ is 12.", Yes),
+            ("13", "Final Answer: The smallest $k$ is 12.", No),
+            // 3. Adjacent boxes form one answer set.
+            ("3,5", "$\\boxed{3}\\boxed{5}$", Yes),
+            ("\\boxed{3,5}", "$\\boxed{5} \\boxed{3}$", Yes),
+            ("3,5", "\\boxed{3} and later \\boxed{5}", No),
+            // 4. Thousands separators `,\!` and `{,}`.
+            ("\\[ \\boxed{45210} \\]", "$\\boxed{45,\\! 210}$", Yes),
+            ("1260", "\\boxed{1,\\! 260}", Yes),
+            ("11111111100", "\\boxed{11,\\! 111,\\! 111,\\! 100}", Yes),
+            ("1260", "\\boxed{1,\\! 250}", No),
+            // 5. Text that is a number is the number; text answers in a box.
+            ("\\text{13}", "13", Yes),
+            ("13", "\\text{13}", Yes),
+            ("\\text{Evelyn}", "\\boxed{Evelyn}", Yes),
+            ("\\text{even}", "\\[\\boxed{even}\\]", Yes),
+            ("\\text{even}", "\\boxed{odd}", No),
+            // 6. Relations: an approximation is its value; an equation is not a value.
+            ("11", "$x \\approx 11$", Yes),
+            ("$5 = 3a+b$", "$3a+b$", No),
+            ("$x + y = 4$", "$4$", No),
+            ("x = 4", "4", Yes),
+            // 8. Matrices as `\left[\begin{array}…\right]`, `pmatrix` with spaces.
+            (
+                "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+                "$\\left[\\begin{array}{cc} 1 & 2 \\\\ 3 & 4 \\end{array}\\right]$",
+                Yes,
+            ),
+            ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "$2$", No),
+            (
+                "\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}",
+                "The answer is \\begin{pmatrix} -1 & 0 \\\\ 0 & -2 \\end{pmatrix}.",
+                No,
+            ),
+            // 9. A tuple and a set with the same elements.
+            ("(2,5)", "$\\{2,5\\}$", Yes),
+            ("(2,5)", "$\\{2,6\\}$", No),
+            // Found by the agreement fixture: `\pm`, base subscripts, a minus before a
+            // parenthesis, fractions outside `$…$`, mixed numbers with `\frac45`.
+            ("1 \\pm \\sqrt{19}", "$1\\pm\\sqrt{19}$", Yes),
+            (
+                "3 \\pm 2 \\sqrt{2}",
+                "\\boxed{3 + 2 \\sqrt{2}, 3 - 2 \\sqrt{2}}",
+                Yes,
+            ),
+            ("1 \\pm \\sqrt{19}", "\\boxed{1 + \\sqrt{19}}", No),
+            ("52_8", "$52_{8}$", Yes),
+            ("52_8", "\\boxed{51_8}", No),
+            ("5", "The answer is -(5).", No),
+            ("29", "The answer is \\frac{58}{2}.", Yes),
+            ("\\frac{1}{4}", "\\frac{1}{4}\\mbox{ meters}", Yes),
+            ("1\\frac{4}{5}", "\\boxed{1\\frac45}", Yes),
+            ("x \\in [-2,7]", "$t \\in [-2,7]$", No),
+        ],
+    );
+    // 4, gsm8k mode: `9{,}500` is 9500, not 500.
+    run(
+        "issue 19 (gsm8k)",
+        Mode::Gsm8k,
+        &[
+            ("9500", "The answer is \\boxed{9{,}500}.", Yes),
+            ("500", "The answer is \\boxed{9{,}500}.", No),
+        ],
+    );
+    // 11. Hendrycks mode compares an unboxed prediction whole, as its `is_equiv` does.
+    run(
+        "issue 19 (hendrycks)",
+        Mode::Hendrycks,
+        &[
+            ("1/2", "\\frac{1}{2}", Yes),
+            (".1", "0.1", Yes),
+            ("10\\%", "10", Yes),
+            ("\\$10", "10", Yes),
+            ("\\tfrac83", "\\frac{8}{3}", Yes),
+            ("1/2", "\\frac{1}{3}", No),
+        ],
+    );
+}

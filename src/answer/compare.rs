@@ -15,19 +15,31 @@ use super::Verdict;
 pub fn compare(gold: &Shape, pred: &Shape) -> Verdict {
     use Shape::*;
     match (gold, pred) {
-        // An assignment (`x = 5`) against a bare value compares its right side.
+        // A gold assignment (`x = 5`: a lone symbol on the left) against a bare value compares
+        // its right side; a gold equation such as `5 = 3a + b` or `x + y = 4` is not a value
+        // (issue 19 item 6).
         (
             Relation {
-                op: Rel::Eq, rhs, ..
+                op: Rel::Eq,
+                lhs: Expr::Sym(_),
+                rhs,
             },
             Value(_),
         ) => compare(&Value(rhs.clone()), pred),
+        // A predicted assignment, or a computation ending in its value (`\frac12 = \frac{10}{9}`),
+        // states its right side.
         (
             Value(_),
             Relation {
-                op: Rel::Eq, rhs, ..
+                op: Rel::Eq,
+                lhs,
+                rhs,
             },
-        ) => compare(gold, &Value(rhs.clone())),
+        ) if matches!(lhs, Expr::Sym(_))
+            || (lhs.symbols().is_empty() && rhs.symbols().is_empty()) =>
+        {
+            compare(gold, &Value(rhs.clone()))
+        }
         (Value(a), Value(b)) => values(a, b),
         (Text(a), Text(b)) => (a == b).into(),
         (Text(a), Value(Expr::Sym(b))) | (Value(Expr::Sym(b)), Text(a)) => {
@@ -52,6 +64,23 @@ pub fn compare(gold: &Shape, pred: &Shape) -> Verdict {
             all(a.iter().zip(b).map(|(x, y)| values(x, y)))
         }
         (Set(a), Set(b)) => sets(a, b),
+        // A tuple and a set of the same elements are equal (math-verify 0.9.0).
+        (
+            Bracketed {
+                open: '(',
+                close: ')',
+                items: a,
+            },
+            Set(b),
+        )
+        | (
+            Set(a),
+            Bracketed {
+                open: '(',
+                close: ')',
+                items: b,
+            },
+        ) => sets(a, b),
         (Union(a), Union(b)) => unordered(a, b, compare),
         (
             Relation {

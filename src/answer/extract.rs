@@ -25,13 +25,74 @@ static ENV: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 
+/// LaTeX values written outside a math environment: `\frac{58}{2}`, `2\sqrt{3}`.
+static LATEX_VALUE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"-?\d*\\(?:[dt]?frac\{[^{}]*\}\{[^{}]*\}|sqrt\{[^{}]*\})").expect("valid regex")
+});
+
+/// The end of a sentence: a period followed by a space (not a decimal point).
+static SENTENCE_END: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\.\s").expect("valid regex"));
+
 static GSM8K_STRICT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"#### (\-?[0-9\.\,]+)").expect("valid regex"));
 static GSM8K_FLEXIBLE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(\-?[0-9\.\,]+)").expect("valid regex"));
 
 /// Content of the last `\boxed{…}`/`\fbox{…}` (balanced braces), or of a last `\boxed 5`.
+/// Boxes right next to each other form one answer set: `\boxed{3}\boxed{5}` is `3, 5`.
 pub fn last_boxed(text: &str) -> Option<String> {
+    let last = one_box(text)?;
+    let boxes = brace_boxes(text);
+    let Some((mut start, end, _)) = boxes.last().cloned() else {
+        return Some(last);
+    };
+    if text[end..].contains("\\boxed") || text[end..].contains("\\fbox") {
+        return Some(last);
+    }
+    let mut parts = vec![last];
+    for (s, e, content) in boxes.iter().rev().skip(1) {
+        if !text[*e..start]
+            .chars()
+            .all(|c| c.is_whitespace() || c == ',')
+        {
+            break;
+        }
+        parts.push(content.clone());
+        start = *s;
+    }
+    parts.reverse();
+    Some(parts.join(", "))
+}
+
+/// Every `\boxed{…}` / `\fbox{…}` with balanced braces: (start, end, content).
+fn brace_boxes(text: &str) -> Vec<(usize, usize, String)> {
+    let mut out = Vec::new();
+    for m in ["\\boxed{", "\\fbox{"] {
+        for (start, _) in text.match_indices(m) {
+            let body = &text[start + m.len()..];
+            let mut depth = 1usize;
+            for (i, c) in body.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            let end = start + m.len() + i + 1;
+                            out.push((start, end, body[..i].trim().to_string()));
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    out.sort_by_key(|b| b.0);
+    out
+}
+
+/// Content of the last box in `text`.
+fn one_box(text: &str) -> Option<String> {
     let (idx, len) = ["\\boxed", "\\fbox"]
         .iter()
         .filter_map(|m| text.rfind(m).map(|i| (i, m.len())))
@@ -72,6 +133,12 @@ fn candidates(text: &str) -> Vec<(usize, usize, String)> {
         let m = c.get(1)?;
         Some((m.start(), m.end(), m.as_str().to_string()))
     }));
+    // A fraction or root outside `$…$` is one value, not its numerator.
+    out.extend(
+        LATEX_VALUE
+            .find_iter(text)
+            .map(|m| (m.start(), m.end(), m.as_str().to_string())),
+    );
     out
 }
 
@@ -82,7 +149,8 @@ fn parses(s: &str) -> bool {
 /// Short answers are read whole: no run of two letters outside LaTeX commands.
 fn is_bare_answer(text: &str) -> bool {
     static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"\\(?:text|mathrm|textbf|mathbf)\{[^}]*\}|\\[A-Za-z]+").expect("valid regex")
+        Regex::new(r"\\(?:text|mathrm|textbf|mathbf|mbox|textit)\{[^}]*\}|\\[A-Za-z]+")
+            .expect("valid regex")
     });
     static WORDS: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"[A-Za-z]{2,}").expect("valid regex"));
@@ -99,11 +167,22 @@ fn after_anchor<'a>(text: &'a str, lower: &str, phrases: &[&str]) -> Option<&'a 
     text.get(i + len..)
 }
 
-/// The answer right after an anchor: the first math environment or number, else the phrase
-/// up to the end of the sentence.
+/// The answer right after an anchor: the rest of the sentence when it is a bare answer
+/// (`-(5)`, `\frac{58}{2}`; after the last " is " of a sentence such as "The smallest $k$ is
+/// 12"), else its first math environment or number, else the phrase itself.
 fn anchored_answer(tail: &str) -> Option<String> {
     let tail = tail.trim_start_matches([':', ' ']);
     let line = tail.split("I hope").next().unwrap_or(tail);
+    let sentence = line.split(['\n']).next().unwrap_or("");
+    let sentence = SENTENCE_END.split(sentence).next().unwrap_or("").trim();
+    let stated = sentence
+        .rsplit_once(" is ")
+        .map_or(sentence, |(_, v)| v)
+        .trim();
+    let stated = stated.trim_end_matches('.').trim();
+    if !stated.is_empty() && !stated.contains('$') && is_bare_answer(stated) && parses(stated) {
+        return Some(stated.to_string());
+    }
     let mut c = candidates(line);
     c.sort_by_key(|&(start, _, _)| start);
     if let Some((_, _, s)) = c.into_iter().find(|(_, _, s)| parses(s)) {
@@ -172,6 +251,8 @@ pub fn gsm8k_gold(answer: &str) -> Option<String> {
 /// GSM8K prediction: the last `#### N` (verl strict), else the last number (verl flexible),
 /// commas and `$` removed, a trailing `.` dropped.
 pub fn gsm8k_prediction(text: &str) -> Option<String> {
+    // LaTeX thousands separators (`9{,}500`, `45,\!210`) are commas.
+    let text = &text.replace("{,}", ",").replace(",\\!", ",");
     let raw = GSM8K_STRICT
         .captures_iter(text)
         .last()

@@ -78,7 +78,11 @@ pub struct Checked {
 pub fn extract_answer(text: &str, mode: Mode) -> Option<String> {
     match mode {
         Mode::Math => extract::extract_math(text),
-        Mode::Hendrycks => hendrycks::last_boxed(text),
+        // No box: the whole prediction, as Hendrycks' `is_equiv` compares two answer strings
+        // (`1/2` vs `\frac{1}{2}` is true in its tests). The training reward keeps verl's rule
+        // instead: a solution without a box scores 0 (`crate::reward::accuracy`).
+        Mode::Hendrycks => hendrycks::last_boxed(text)
+            .or_else(|| Some(text.trim().to_string()).filter(|t| !t.is_empty())),
         Mode::Gsm8k => extract::gsm8k_prediction(text),
     }
 }
@@ -106,6 +110,13 @@ pub fn equivalent(gold: &str, prediction: &str, mode: Mode) -> Verdict {
             _ => (gold.trim() == prediction.trim()).into(),
         },
         Mode::Math => {
+            // `x \in [a, b]` and `t \in [a, b]` name different variables (math-verify's strict
+            // mode); otherwise the variable is dropped.
+            if let (Some(a), Some(b)) = (member_of(gold), member_of(prediction)) {
+                if a != b {
+                    return Verdict::False;
+                }
+            }
             let (g, p) = (normalize::normalize(gold), normalize::normalize(prediction));
             if g == p {
                 return Verdict::True;
@@ -116,6 +127,14 @@ pub fn equivalent(gold: &str, prediction: &str, mode: Mode) -> Verdict {
             }
         }
     }
+}
+
+/// The variable of a membership answer, `x` in `x \in [-2, 7]`.
+fn member_of(s: &str) -> Option<char> {
+    let s = s.trim().trim_matches('$').trim();
+    let mut c = s.chars();
+    let v = c.next().filter(char::is_ascii_alphabetic)?;
+    c.as_str().trim_start().starts_with("\\in").then_some(v)
 }
 
 /// Extracts both sides and compares them. No gold answer → `unknown`; no predicted answer →

@@ -14,6 +14,14 @@ macro_rules! re {
 }
 
 re!(BRACE_COMMA, r"(\d)\{,\}(\d{3})");
+// `45,\! 210`: LaTeX's thin-space-free thousands separator, with or without a space after it.
+re!(BANG_COMMA, r"(\d),\\!\s*(\d{3})");
+// A whole answer in `\text{…}`: `\text{13}`, `\text{Evelyn}` (text that is a number is the number).
+re!(WHOLE_TEXT, r"^\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}$");
+// A number with a base subscript, `52_8`, `4210_{5}`: math-verify reads the digits.
+re!(BASE_SUBSCRIPT, r"\b(\d+)_\{?\d+\}?");
+// An assignment before a mixed number or a list: `a = 1\frac{4}{5}`, `x = 2, 3`.
+re!(ASSIGNED, r"^[A-Za-z]\s*=\s*([^=]+)$");
 re!(
     TEXT_CMD,
     r"\\(?:textbf|textit|textrm|textnormal|mathrm|mathit|mathbf|mbox)\{"
@@ -39,9 +47,10 @@ re!(SPACE_THOUSANDS, r"^-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?$");
 re!(DECIMAL_COMMA, r"^(-?\d+),(\d{2,})$");
 re!(
     MIXED_NUMBER,
-    r"^(-?)(\d+)\s*(?:\\frac\{(\d+)\}\{(\d+)\}|\s(\d+)/(\d+))$"
+    r"^(-?)(\d+)\s*(?:\\frac(?:\{(\d+)\}\{(\d+)\}|(\d)(\d))|\s(\d+)/(\d+))$"
 );
 re!(MEMBERSHIP, r"^[A-Za-z]\s*\\in\s*");
+re!(ARRAY_SPEC, r"\\begin\{matrix\}\{[lcr|]*\}");
 re!(
     SIZING,
     r"\\(?:left|right|mleft|mright|bigl|bigr|Bigl|Bigr|big|Big)\b"
@@ -54,6 +63,16 @@ pub fn normalize(s: &str) -> String {
         t = inner.to_string();
     }
     t = BRACE_COMMA.replace_all(&t, "$1$2").into_owned();
+    while BANG_COMMA.is_match(&t) {
+        t = BANG_COMMA.replace_all(&t, "$1$2").into_owned();
+    }
+    // LaTeX spacing commands (`\ `, `\,`) must not eat a matrix row separator `\\`.
+    const ROW: &str = "\u{1}ROW\u{1}";
+    t = t.replace("\\\\", ROW);
+    t = t
+        .replace("\\begin{array}", "\\begin{matrix}")
+        .replace("\\end{array}", "\\end{matrix}");
+    t = ARRAY_SPEC.replace_all(&t, "\\begin{matrix}").into_owned();
     for (from, to) in [
         ("\\displaystyle", ""),
         ("\\dfrac", "\\frac"),
@@ -87,6 +106,7 @@ pub fn normalize(s: &str) -> String {
     ] {
         t = t.replace(from, to);
     }
+    t = t.replace(ROW, "\\\\");
     t = SIZING.replace_all(&t, "").into_owned();
     t = TEXT_CMD.replace_all(&t, "\\text{").into_owned();
     // `12 and 13` is a list, never the decimal 12,13.
@@ -105,6 +125,17 @@ pub fn normalize(s: &str) -> String {
         }
     }
     t = MEMBERSHIP.replace(&t, "").into_owned();
+    if let Some(c) = WHOLE_TEXT.captures(&t) {
+        t = c[1].trim().to_string();
+    }
+    t = BASE_SUBSCRIPT.replace_all(&t, "$1").into_owned();
+    if let Some(c) = ASSIGNED.captures(&t) {
+        let rest = c[1].trim();
+        let list = super::shape::split_top(rest, &[","]).len() > 1;
+        if list || MIXED_NUMBER.is_match(rest) {
+            t = rest.to_string();
+        }
+    }
     if THOUSANDS.is_match(&t) {
         t = t.replace(',', "");
     } else if SPACE_THOUSANDS.is_match(&t) {
@@ -113,10 +144,12 @@ pub fn normalize(s: &str) -> String {
         t = format!("{}.{}", &c[1], &c[2]);
     }
     if let Some(c) = MIXED_NUMBER.captures(&t) {
-        let (num, den) = match (c.get(3), c.get(5)) {
-            (Some(n), _) => (n.as_str(), &c[4]),
-            (None, Some(n)) => (n.as_str(), &c[6]),
-            _ => unreachable!("the regex has one of the two forms"),
+        // `\frac{4}{5}`, the shorthand `\frac45`, or `4/5`.
+        let (num, den) = match (c.get(3), c.get(5), c.get(7)) {
+            (Some(n), _, _) => (n.as_str(), &c[4]),
+            (None, Some(n), _) => (n.as_str(), &c[6]),
+            (None, None, Some(n)) => (n.as_str(), &c[8]),
+            _ => ("0", "1"),
         };
         t = format!("{}({}+{}/{})", &c[1], &c[2], num, den);
     }

@@ -122,6 +122,9 @@ pub fn parse_shape(s: &str) -> Option<Shape> {
     if let Some(b) = bracketed(s) {
         return Some(b);
     }
+    if let Some(rhs) = assigned_tuple(s) {
+        return parse_shape(rhs);
+    }
     let parts = split_top(s, &[",", ";"]);
     if parts.len() > 1 {
         return list(s).map(Shape::Set);
@@ -131,17 +134,55 @@ pub fn parse_shape(s: &str) -> Option<Shape> {
     if rel.len() > 1 {
         return relation(&rel);
     }
+    if s.contains("\\pm") {
+        return list(s).map(Shape::Set);
+    }
     if let Some(e) = expr::parse(s) {
         return Some(Shape::Value(e));
     }
     text(s).map(Shape::Text)
 }
 
+/// The items of a list; an item with `\pm` stands for its two values (`1 \pm \sqrt{19}`).
 fn list(s: &str) -> Option<Vec<Expr>> {
-    split_top(s, &[",", ";"])
-        .iter()
-        .map(|(p, _)| expr::parse(p.trim()))
-        .collect()
+    let mut out = Vec::new();
+    for (p, _) in split_top(s, &[",", ";"]) {
+        let p = p.trim();
+        match p.contains("\\pm") {
+            true => {
+                out.push(expr::parse(&p.replacen("\\pm", "+", 1))?);
+                out.push(expr::parse(&p.replacen("\\pm", "-", 1))?);
+            }
+            false => out.push(expr::parse(p)?),
+        }
+    }
+    Some(out)
+}
+
+/// The right side of an assignment whose value is a tuple, interval or list: `P = (2, 3)`,
+/// `(x, y) = (2, 3)`, `a = 3, 5, 7`. The left side is a symbol or a tuple of symbols.
+fn assigned_tuple(s: &str) -> Option<&str> {
+    let eq = s.find('=')?;
+    let (lhs, rhs) = (s[..eq].trim(), s[eq + 1..].trim());
+    if rhs.contains('=') || matches!(lhs.chars().last(), Some('<' | '>' | '!')) {
+        return None;
+    }
+    let symbol = |t: &str| {
+        let t = t.trim();
+        let mut c = t.chars();
+        matches!(c.next(), Some(c0) if c0.is_ascii_alphabetic())
+            && c.all(|c| c.is_ascii_digit() || c == '_' || c == '\'')
+    };
+    let lhs_ok = symbol(lhs)
+        || lhs
+            .strip_prefix('(')
+            .and_then(|r| r.strip_suffix(')'))
+            .is_some_and(|inner| inner.split(',').all(symbol));
+    let tuple_like = bracketed(rhs).is_some()
+        || split_top(rhs, &[","]).len() > 1
+        || rhs.contains("\\pm")
+        || rhs.starts_with("\\{");
+    (lhs_ok && tuple_like).then_some(rhs)
 }
 
 /// `(a, b)`, `[a, b)`, … when the first bracket closes at the last character and there is a
@@ -206,7 +247,10 @@ fn relation(parts: &[(String, Option<usize>)]) -> Option<Shape> {
 }
 
 fn parse_matrix(s: &str) -> Option<Shape> {
-    let s = s.trim_start_matches('(').trim_end_matches(')').trim();
+    let s = s
+        .trim_start_matches(['(', '['])
+        .trim_end_matches([')', ']'])
+        .trim();
     for env in ["pmatrix", "bmatrix", "matrix", "vmatrix"] {
         let begin = format!("\\begin{{{env}}}");
         let end = format!("\\end{{{env}}}");

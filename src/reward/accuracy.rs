@@ -1,6 +1,8 @@
 //! GRPO's gold-answer reward (spec §6.1): 1 when the completion's extracted answer is
 //! equivalent to the gold answer (`answer`), else 0 (`unknown` counts as 0, as an unparsed
-//! answer does in math-verify); `None` when the prompt has no gold answer.
+//! answer does in math-verify); `None` when the prompt has no gold answer. In `hendrycks` mode
+//! a completion without `\boxed{}` scores 0 (verl's `compute_score`), although `check-answer`
+//! then compares the whole text.
 
 use crate::answer::{check, Mode};
 
@@ -10,7 +12,9 @@ pub fn rewards(texts: &[String], golds: &[Option<String>], mode: Mode) -> Vec<Op
         .zip(golds)
         .map(|(text, gold)| {
             let gold = gold.as_ref()?;
-            Some(if check(gold, text, mode).verdict.is_true() {
+            let unboxed =
+                mode == Mode::Hendrycks && crate::answer::hendrycks::last_boxed(text).is_none();
+            Some(if !unboxed && check(gold, text, mode).verdict.is_true() {
                 1.0
             } else {
                 0.0
