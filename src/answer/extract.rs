@@ -70,20 +70,9 @@ fn brace_boxes(text: &str) -> Vec<(usize, usize, String)> {
     for m in ["\\boxed{", "\\fbox{"] {
         for (start, _) in text.match_indices(m) {
             let body = &text[start + m.len()..];
-            let mut depth = 1usize;
-            for (i, c) in body.char_indices() {
-                match c {
-                    '{' => depth += 1,
-                    '}' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            let end = start + m.len() + i + 1;
-                            out.push((start, end, body[..i].trim().to_string()));
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
+            if let Some(i) = closing_brace(body) {
+                let end = start + m.len() + i + 1;
+                out.push((start, end, body[..i].trim().to_string()));
             }
         }
     }
@@ -103,6 +92,11 @@ fn one_box(text: &str) -> Option<String> {
         return (!ans.is_empty()).then(|| ans.to_string());
     }
     let body = rest.strip_prefix('{')?;
+    closing_brace(body).map(|i| body[..i].trim().to_string())
+}
+
+/// The index of the `}` that closes a group whose `{` came just before `body`.
+fn closing_brace(body: &str) -> Option<usize> {
     let mut depth = 1usize;
     for (i, c) in body.char_indices() {
         match c {
@@ -110,7 +104,7 @@ fn one_box(text: &str) -> Option<String> {
             '}' => {
                 depth -= 1;
                 if depth == 0 {
-                    return Some(body[..i].trim().to_string());
+                    return Some(i);
                 }
             }
             _ => {}
