@@ -2,6 +2,7 @@
 //! → final checkpoint, plots and a short report (nanoGPT-style loop, TRL's phases).
 
 pub mod checkpoint;
+pub mod holdout;
 pub mod interrupt;
 pub mod metrics;
 pub mod plan;
@@ -17,7 +18,6 @@ use anyhow::{bail, Context};
 use candle_core::DType;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::answer::check;
 use crate::config::{PromptOverflow, Resolved, TrainConfig};
 use crate::data::batches::steps_per_epoch;
 use crate::data::demo::{self, Split};
@@ -25,8 +25,6 @@ use crate::data::{self, Fields, Problem};
 use crate::loader::{LoadedModel, ModelSource};
 use crate::optim::AdamW;
 use crate::policy::Policy;
-use crate::rollout::{rollout, PromptRequest, RolloutConfig};
-use crate::sampling::SamplingParams;
 use crate::self_certainty::Alignment;
 use checkpoint::TrainerState;
 use metrics::MetricsWriter;
@@ -151,49 +149,6 @@ impl Trainer {
             &self.base,
             self.cfg.save_total_limit,
         )
-    }
-
-    /// Greedy accuracy and mean self-certainty on the first `n` held-out demo problems.
-    pub fn holdout_eval(&self, n: usize) -> anyhow::Result<(f64, f64)> {
-        let problems = demo::problems(Split::Test, n);
-        let requests: Vec<PromptRequest> = problems
-            .iter()
-            .map(|p| {
-                Ok(PromptRequest {
-                    ids: self
-                        .base
-                        .problem_ids(p, self.cfg.system_prompt.as_deref())?,
-                    seed: 0,
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let rc = RolloutConfig {
-            num_generations: 1,
-            max_new_tokens: self.cfg.eval_max_new_tokens,
-            sampling: SamplingParams::greedy(),
-            stop_ids: self.base.tokenizer.stop_ids(),
-            stop_strings: Vec::new(),
-            keep_after_last: false,
-        };
-        let decoder = self.policy.detached()?;
-        let mut correct = 0usize;
-        let mut sc = 0f64;
-        for (chunk_p, chunk_r) in problems.chunks(16).zip(requests.chunks(16)) {
-            let outs = rollout(&decoder, chunk_r, &rc, None)?;
-            for (p, c) in chunk_p.iter().zip(&outs) {
-                let text = self.base.tokenizer.decode(&c.ids, true)?;
-                let ok = check(
-                    p.answer.as_deref().unwrap_or(""),
-                    &text,
-                    self.cfg.answer_mode,
-                )
-                .verdict
-                .is_true();
-                correct += ok as usize;
-                sc += c.self_certainty(Alignment::Paper) as f64;
-            }
-        }
-        Ok((correct as f64 / n.max(1) as f64, sc / n.max(1) as f64))
     }
 }
 
@@ -325,15 +280,8 @@ pub fn run(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    if let (Some((acc0, sc0)), Some((acc1, sc1))) = (before, after) {
-        report.push_str(&format!(
-            "held-out demo problems (greedy, n = {}): accuracy {:.1}% → {:.1}%, self-certainty {:.3} → {:.3}\n",
-            t.cfg.eval_holdout,
-            acc0 * 100.0,
-            acc1 * 100.0,
-            sc0,
-            sc1
-        ));
+    if let (Some(before), Some(after)) = (&before, &after) {
+        report.push_str(&holdout::report(before, after, t.cfg.eval_max_new_tokens));
     }
     crate::io::write_atomic(&t.output.join("report.txt"), report.as_bytes())?;
     println!("{report}");
