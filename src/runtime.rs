@@ -79,13 +79,28 @@ pub fn in_thread_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 /// driver's free memory on a GPU; `None` when it cannot be read.
 pub fn available_memory(device: &Device) -> Option<u64> {
     match device {
-        Device::Cpu => std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-                .map(|kb| kb * 1024)
-        }),
+        Device::Cpu => {
+            let host = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("MemAvailable:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<u64>().ok())
+                    .map(|kb| kb * 1024)
+            });
+            // A container's limit (cgroup v2 `memory.max`), which MemAvailable does not show.
+            let read = |f: &str| {
+                std::fs::read_to_string(format!("/sys/fs/cgroup/{f}"))
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+            };
+            let cgroup = read("memory.max")
+                .zip(read("memory.current"))
+                .map(|(max, used)| max.saturating_sub(used));
+            match (host, cgroup) {
+                (Some(h), Some(c)) => Some(h.min(c)),
+                (h, c) => h.or(c),
+            }
+        }
         #[cfg(feature = "cuda")]
         Device::Cuda(d) => d
             .cuda_stream()

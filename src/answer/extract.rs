@@ -76,8 +76,15 @@ fn brace_boxes(text: &str) -> Vec<(usize, usize, String)> {
             }
         }
     }
+    // Outermost boxes only: a box inside another (`\boxed{\boxed{3}}`) is part of it.
     out.sort_by_key(|b| b.0);
-    out
+    let mut outer: Vec<(usize, usize, String)> = Vec::with_capacity(out.len());
+    for b in out {
+        if outer.last().is_none_or(|o| b.0 >= o.1) {
+            outer.push(b);
+        }
+    }
+    outer
 }
 
 /// Content of the last box in `text`.
@@ -169,10 +176,14 @@ fn anchored_answer(tail: &str) -> Option<String> {
     let line = tail.split("I hope").next().unwrap_or(tail);
     let sentence = line.split(['\n']).next().unwrap_or("");
     let sentence = SENTENCE_END.split(sentence).next().unwrap_or("").trim();
-    let stated = sentence
-        .rsplit_once(" is ")
-        .map_or(sentence, |(_, v)| v)
-        .trim();
+    // "The smallest $k$ is 12": the value after " is ", unless what comes before it already
+    // holds a number ("$12$, since $n$ is 4", "12 when n is 4").
+    let stated = match sentence.rsplit_once(" is ") {
+        Some((before, after)) if !before.contains(|c: char| c.is_ascii_digit()) => after,
+        Some(_) => "",
+        None => sentence,
+    }
+    .trim();
     let stated = stated.trim_end_matches('.').trim();
     if !stated.is_empty() && !stated.contains('$') && is_bare_answer(stated) && parses(stated) {
         return Some(stated.to_string());
@@ -269,6 +280,27 @@ pub fn gsm8k_prediction(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_boxes_and_numbers_before_is() {
+        assert_eq!(extract_math("\\boxed{\\boxed{3}}").unwrap(), "3");
+        assert_eq!(
+            extract_math("\\fbox{x \\boxed{2}} and \\boxed{5}").unwrap(),
+            "5"
+        );
+        assert_eq!(
+            extract_math("So the answer is $12$, since $n$ is 4.").unwrap(),
+            "12"
+        );
+        assert_eq!(
+            extract_math("The final answer is 12 when n is 4.").unwrap(),
+            "12"
+        );
+        assert_eq!(
+            extract_math("Final Answer: The smallest $k$ is 12.").unwrap(),
+            "12"
+        );
+    }
 
     #[test]
     fn extraction_order() {

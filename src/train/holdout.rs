@@ -159,9 +159,10 @@ pub fn report(before: &Holdout, after: &Holdout, max_new_tokens: usize) -> Strin
             format!("the accuracy change ({points:+.1} points) is within noise: it could be chance")
         }
     };
-    let sc_words = match (mean - half > 0.0, mean + half < 0.0) {
-        (true, _) => "self-certainty rose (the reward the run maximised)",
-        (_, true) => "self-certainty fell",
+    let sc_words = match (n < 2, mean - half > 0.0, mean + half < 0.0) {
+        (true, _, _) => "self-certainty: too few problems to tell (eval_holdout < 2)",
+        (_, true, _) => "self-certainty rose (the reward the run maximised)",
+        (_, _, true) => "self-certainty fell",
         _ => "self-certainty did not move beyond noise",
     };
     format!(

@@ -57,6 +57,8 @@ impl Trainer {
     pub fn new(cfg: TrainConfig, resume: Option<&Path>) -> anyhow::Result<Self> {
         let device = crate::runtime::device(&cfg.device)?;
         let dtype = crate::runtime::train_dtype(&cfg.dtype, &device)?;
+        // Before anything is loaded: the plan counts the base model itself.
+        let available = crate::runtime::available_memory(&device);
         let mut base = LoadedModel::load(&ModelSource::resolve(&cfg.model)?, DType::F32, &device)?;
         let (problems, prompts, dropped) = load_prompts(&cfg, &base)?;
         if dropped > 0 {
@@ -74,7 +76,7 @@ impl Trainer {
         }
         let longest = prompts.iter().map(Vec::len).max();
         let memory_plan = plan::for_config(&cfg, &device, longest)?;
-        if let Some(available) = crate::runtime::available_memory(&device) {
+        if let Some(available) = available {
             memory_plan
                 .check_fits(available, &cfg)
                 .map_err(anyhow::Error::msg)?;

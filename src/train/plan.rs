@@ -135,9 +135,14 @@ impl MemoryPlan {
             .map(|&(rows, t, keys)| (layer_activations(m, rows, t, keys, b), rows * t))
             .max()
             .unwrap_or((0, 0));
+        // With recompute a group keeps the prompt's layer inputs while a completion's exist.
+        let kept_inputs = match cfg.num_generations > 1 {
+            true => lp + lc,
+            false => tokens,
+        };
         let activations = prompt_states
             + match cfg.gradient_checkpointing {
-                true => layers * tokens * h * b + layer,
+                true => layers * kept_inputs * h * b + layer,
                 false => layers * layer,
             };
         let scored = match cfg.num_generations > 1 {
