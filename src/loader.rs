@@ -252,7 +252,16 @@ type Parts = (
     Option<String>,
 );
 
-fn load_hf_dir(dir: &Path, dtype: DType, device: &Device) -> Result<Parts, LoadError> {
+/// A model's shape alone, without its weights: an HF directory's `config.json` or a GGUF's
+/// header (for the memory plan, which must work before the weights are downloaded).
+pub fn model_config(source: &ModelSource) -> Result<ModelConfig, LoadError> {
+    match source {
+        ModelSource::HfDir(dir) => hf_config(dir),
+        ModelSource::Gguf(path) => gguf::GgufFile::open(path)?.config(),
+    }
+}
+
+fn hf_config(dir: &Path) -> Result<ModelConfig, LoadError> {
     let cfg_path = dir.join("config.json");
     if !cfg_path.exists() {
         return Err(LoadError::Missing {
@@ -261,7 +270,11 @@ fn load_hf_dir(dir: &Path, dtype: DType, device: &Device) -> Result<Parts, LoadE
         });
     }
     let text = std::fs::read_to_string(&cfg_path).map_err(|e| LoadError::io(&cfg_path, e))?;
-    let cfg = ModelConfig::from_hf_json(&text).map_err(|m| LoadError::invalid(&cfg_path, m))?;
+    ModelConfig::from_hf_json(&text).map_err(|m| LoadError::invalid(&cfg_path, m))
+}
+
+fn load_hf_dir(dir: &Path, dtype: DType, device: &Device) -> Result<Parts, LoadError> {
+    let cfg = hf_config(dir)?;
     let mut tokenizer = TextTokenizer::from_hf_dir(dir)?;
     let tensors = safetensors::load_safetensors_dir(dir, dtype, device)?;
     let gen_path = dir.join("generation_config.json");

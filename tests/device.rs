@@ -10,6 +10,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use candle_core::{DType, Device, Tensor};
+use common::trl::TrlFixture;
 use common::*;
 use intuitor::loader::{LoadedModel, ModelSource};
 use intuitor::logprob::completion_logprobs;
@@ -144,53 +145,22 @@ fn rollout_on_the_test_device_agrees_with_a_cpu_forward() {
     }
 }
 
-/// One micro-batch's loss and gradients on the device equal TRL's (f32 master weights: the
-/// update runs in f32 whatever `INTUITOR_TEST_DTYPE` says until mixed precision lands).
+/// One micro-batch's loss and gradients on the device equal TRL's (in f32, TRL's tolerance;
+/// mixed precision against f32 is `tests/mixed_precision.rs`).
 #[test]
 fn update_on_the_test_device_equals_trl() {
-    use intuitor::loss::{sequence_weights, LossConfig};
     use intuitor::optim::GradAccumulator;
-    use intuitor::update::{accumulate_micro_batch, UpdateSequence};
+    use intuitor::update::accumulate_micro_batch;
     let (device, _) = target();
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("trl_update.json")).unwrap())
-            .unwrap();
-    let t = golden("trl_update.safetensors");
-    let rows = |ids: &str, mask: &str| masked_rows(&t, ids, mask);
-    let prompts = rows("prompt_ids", "prompt_mask");
-    let completions = rows("completion_ids", "completion_mask");
-    let cfg = LossConfig {
-        loss_type: intuitor::loss::LossType::Bnpo,
-        beta: 0.04,
-        epsilon_low: meta["epsilon_low"].as_f64().unwrap(),
-        epsilon_high: meta["epsilon_high"].as_f64().unwrap(),
-        max_completion_length: meta["max_completion_length"].as_u64().unwrap() as usize,
-        temperature: meta["temperature"].as_f64().unwrap(),
-        kl_bias_correction: true,
-    };
-    let lens: Vec<usize> = completions.iter().map(Vec::len).collect();
-    let ga = meta["gradient_accumulation_steps"].as_u64().unwrap() as usize;
-    let items = meta["num_items_in_batch"].as_u64().unwrap() as usize;
-    let weights = sequence_weights(&lens, &cfg, ga, items);
-    let adv: Vec<f32> = t["advantages"].to_vec1().unwrap();
-    let old: Vec<Vec<f32>> = t["old_logps"].to_vec2().unwrap();
-    let reference: Vec<Vec<f32>> = t["ref_logps"].to_vec2().unwrap();
-    let seqs: Vec<UpdateSequence> = (0..4)
-        .map(|i| UpdateSequence {
-            prompt_ids: prompts[i].clone(),
-            completion_ids: completions[i].clone(),
-            advantage: adv[i] as f64,
-            old_logps: Some(old[i][..lens[i]].to_vec()),
-            ref_logps: Some(reference[i][..lens[i]].to_vec()),
-            weight: weights[i],
-        })
-        .collect();
+    let f = TrlFixture::load();
+    let cfg = f.loss_cfg("bnpo", 0.04);
+    let seqs = f.sequences(&cfg, true);
     let m = load_on("tiny-qwen2", &device, DType::F32);
     let policy = Policy::from_decoder(&m.decoder).unwrap();
     let mut grads = GradAccumulator::default();
     accumulate_micro_batch(&policy, &seqs, &cfg, &mut grads).unwrap();
     let mut checked = 0;
-    for name in meta["grad_params"].as_array().unwrap() {
+    for name in f.meta["grad_params"].as_array().unwrap() {
         let name = name.as_str().unwrap();
         let i = policy.names.iter().position(|n| n == name).unwrap();
         let ours = grads
@@ -198,7 +168,7 @@ fn update_on_the_test_device_equals_trl() {
             .unwrap()
             .to_device(&Device::Cpu)
             .unwrap();
-        let trl = &t[&format!("grad/{name}")];
+        let trl = &f.t[&format!("grad/{name}")];
         let scale = max_abs_diff(trl, &trl.zeros_like().unwrap());
         let diff = max_abs_diff(&ours, trl);
         assert!(scale > 0.0, "{name}: TRL gradient is zero");

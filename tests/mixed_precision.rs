@@ -8,6 +8,7 @@ mod common;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
+use common::trl::TrlFixture;
 use common::*;
 use intuitor::loader::{LoadedModel, ModelSource};
 use intuitor::logprob::completion_logprobs;
@@ -19,23 +20,16 @@ use intuitor::update::{accumulate_micro_batch, UpdateSequence};
 
 /// The TRL fixture's four sequences with a loss that uses every term (clipping, KL).
 fn fixture_batch() -> (Vec<UpdateSequence>, LossConfig) {
-    let t = golden("trl_update.safetensors");
-    let rows = |ids: &str, mask: &str| masked_rows(&t, ids, mask);
-    let (prompts, completions) = (
-        rows("prompt_ids", "prompt_mask"),
-        rows("completion_ids", "completion_mask"),
-    );
+    let f = TrlFixture::load();
     let cfg = bnpo_with_kl();
-    let lens: Vec<usize> = completions.iter().map(Vec::len).collect();
-    let w = sequence_weights(&lens, &cfg, 1, 0);
-    let reference: Vec<Vec<f32>> = t["ref_logps"].to_vec2().unwrap();
+    let w = sequence_weights(&f.lens(), &cfg, 1, 0);
     let seqs = (0..4)
         .map(|i| UpdateSequence {
-            prompt_ids: prompts[i].clone(),
-            completion_ids: completions[i].clone(),
+            prompt_ids: f.prompts[i].clone(),
+            completion_ids: f.completions[i].clone(),
             advantage: [1.0, -0.5, 0.25, -0.75][i],
             old_logps: None,
-            ref_logps: Some(reference[i][..lens[i]].to_vec()),
+            ref_logps: Some(f.ref_logps(i)),
             weight: w[i],
         })
         .collect();

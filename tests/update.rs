@@ -6,71 +6,15 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
+use common::trl::TrlFixture;
 use common::*;
 use intuitor::loader::{LoadedModel, ModelSource};
 use intuitor::logprob::completion_logprobs;
-use intuitor::loss::{sequence_weights, LossConfig};
 use intuitor::optim::schedule::{lr_at, Schedule};
 use intuitor::optim::{AdamW, AdamWConfig, GradAccumulator};
 use intuitor::packing::Sequence;
 use intuitor::policy::Policy;
-use intuitor::update::{accumulate_micro_batch, UpdateSequence, UpdateStats};
-
-struct Fixture {
-    meta: serde_json::Value,
-    t: std::collections::HashMap<String, Tensor>,
-    prompts: Vec<Vec<u32>>,
-    completions: Vec<Vec<u32>>,
-}
-
-fn fixture_data() -> Fixture {
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("trl_update.json")).unwrap())
-            .unwrap();
-    let t = golden("trl_update.safetensors");
-    let rows = |ids: &str, mask: &str| masked_rows(&t, ids, mask);
-    let prompts = rows("prompt_ids", "prompt_mask");
-    let completions = rows("completion_ids", "completion_mask");
-    Fixture {
-        meta,
-        t,
-        prompts,
-        completions,
-    }
-}
-
-fn loss_cfg(f: &Fixture, loss_type: &str, beta: f64) -> LossConfig {
-    LossConfig {
-        loss_type: serde_json::from_value(serde_json::Value::String(loss_type.into())).unwrap(),
-        beta,
-        epsilon_low: f.meta["epsilon_low"].as_f64().unwrap(),
-        epsilon_high: f.meta["epsilon_high"].as_f64().unwrap(),
-        max_completion_length: f.meta["max_completion_length"].as_u64().unwrap() as usize,
-        temperature: f.meta["temperature"].as_f64().unwrap(),
-        // TRL 1.16's default; the fixture records TRL's defaults.
-        kl_bias_correction: true,
-    }
-}
-
-fn sequences(f: &Fixture, cfg: &LossConfig, with_old: bool) -> Vec<UpdateSequence> {
-    let lens: Vec<usize> = f.completions.iter().map(|c| c.len()).collect();
-    let ga = f.meta["gradient_accumulation_steps"].as_u64().unwrap() as usize;
-    let items = f.meta["num_items_in_batch"].as_u64().unwrap() as usize;
-    let w = sequence_weights(&lens, cfg, ga, items);
-    let adv: Vec<f32> = f.t["advantages"].to_vec1().unwrap();
-    let old: Vec<Vec<f32>> = f.t["old_logps"].to_vec2().unwrap();
-    let reference: Vec<Vec<f32>> = f.t["ref_logps"].to_vec2().unwrap();
-    (0..4)
-        .map(|i| UpdateSequence {
-            prompt_ids: f.prompts[i].clone(),
-            completion_ids: f.completions[i].clone(),
-            advantage: adv[i] as f64,
-            old_logps: with_old.then(|| old[i][..lens[i]].to_vec()),
-            ref_logps: Some(reference[i][..lens[i]].to_vec()),
-            weight: w[i],
-        })
-        .collect()
-}
+use intuitor::update::{accumulate_micro_batch, UpdateStats};
 
 fn set_values(var: &candle_core::Var, values: Vec<f64>) {
     let t = Tensor::new(values, &Device::Cpu)
@@ -89,7 +33,7 @@ fn rel_close(a: f64, b: f64, rel: f64, what: &str) {
 
 #[test]
 fn completion_logprobs_equal_trl() {
-    let f = fixture_data();
+    let f = TrlFixture::load();
     let m = load_tiny("tiny-qwen2");
     let seqs: Vec<Sequence> = (0..4)
         .map(|i| Sequence {
@@ -109,7 +53,7 @@ fn completion_logprobs_equal_trl() {
 
 #[test]
 fn loss_and_metrics_equal_trl_for_every_loss_type() {
-    let f = fixture_data();
+    let f = TrlFixture::load();
     let m = load_tiny("tiny-qwen2");
     let cases = f.meta["losses"].as_array().unwrap();
     assert_eq!(cases.len(), 16);
@@ -118,11 +62,11 @@ fn loss_and_metrics_equal_trl_for_every_loss_type() {
         let beta = case["beta"].as_f64().unwrap();
         let with_old = case["with_old"].as_bool().unwrap();
         let what = format!("{lt} beta={beta} old={with_old}");
-        let cfg = loss_cfg(&f, lt, beta);
+        let cfg = f.loss_cfg(lt, beta);
         let policy = Policy::from_decoder(&m.decoder).unwrap();
         let mut grads = GradAccumulator::default();
         let s: UpdateStats =
-            accumulate_micro_batch(&policy, &sequences(&f, &cfg, with_old), &cfg, &mut grads)
+            accumulate_micro_batch(&policy, &f.sequences(&cfg, with_old), &cfg, &mut grads)
                 .unwrap();
         rel_close(
             s.loss,
@@ -166,16 +110,16 @@ fn loss_and_metrics_equal_trl_for_every_loss_type() {
     }
 }
 
-fn grads_for(f: &Fixture, policy: &Policy) -> GradAccumulator {
-    let cfg = loss_cfg(f, "bnpo", 0.04);
+fn grads_for(f: &TrlFixture, policy: &Policy) -> GradAccumulator {
+    let cfg = f.loss_cfg("bnpo", 0.04);
     let mut grads = GradAccumulator::default();
-    accumulate_micro_batch(policy, &sequences(f, &cfg, true), &cfg, &mut grads).unwrap();
+    accumulate_micro_batch(policy, &f.sequences(&cfg, true), &cfg, &mut grads).unwrap();
     grads
 }
 
 #[test]
 fn gradients_equal_trl() {
-    let f = fixture_data();
+    let f = TrlFixture::load();
     let m = load_tiny("tiny-qwen2");
     let policy = Policy::from_decoder(&m.decoder).unwrap();
     let grads = grads_for(&f, &policy);
@@ -196,7 +140,7 @@ fn gradients_equal_trl() {
 
 #[test]
 fn two_adamw_steps_with_clipping_and_schedule_equal_torch() {
-    let f = fixture_data();
+    let f = TrlFixture::load();
     let m = load_tiny("tiny-qwen2");
     let policy = Policy::from_decoder(&m.decoder).unwrap();
     let cfg = AdamWConfig {
@@ -240,7 +184,7 @@ fn two_adamw_steps_with_clipping_and_schedule_equal_torch() {
 /// Central finite differences in f64 on the tiny model agree with the analytic gradient.
 #[test]
 fn finite_difference_gradient_check_in_f64() {
-    let f = fixture_data();
+    let f = TrlFixture::load();
     let m = LoadedModel::load(
         &ModelSource::HfDir(fixture("tiny-qwen2")),
         DType::F64,
@@ -248,8 +192,8 @@ fn finite_difference_gradient_check_in_f64() {
     )
     .unwrap();
     let policy = Policy::from_decoder(&m.decoder).unwrap();
-    let cfg = loss_cfg(&f, "grpo", 0.04);
-    let seqs = sequences(&f, &cfg, true);
+    let cfg = f.loss_cfg("grpo", 0.04);
+    let seqs = f.sequences(&cfg, true);
     let loss_at = |p: &Policy| -> f64 {
         let mut g = GradAccumulator::default();
         accumulate_micro_batch(p, &seqs, &cfg, &mut g).unwrap().loss
@@ -303,7 +247,7 @@ fn finite_difference_gradient_check_in_f64() {
 
 #[test]
 fn every_parameter_gets_a_gradient_from_the_update() {
-    let f = fixture_data();
+    let f = TrlFixture::load();
     let m = load_tiny("tiny-qwen2");
     let policy = Policy::from_decoder(&m.decoder).unwrap();
     let grads = grads_for(&f, &policy);
@@ -329,7 +273,7 @@ fn every_parameter_gets_a_gradient_from_the_update() {
 /// (fused CPU kernels) and f64 (the composite path other devices take).
 #[test]
 fn a_shared_prompt_gives_the_same_logprobs_loss_and_gradients() {
-    let f = fixture_data();
+    let f = TrlFixture::load();
     for dtype in [DType::F32, DType::F64] {
         let m = LoadedModel::load(
             &ModelSource::HfDir(fixture("tiny-qwen2")),
@@ -338,8 +282,8 @@ fn a_shared_prompt_gives_the_same_logprobs_loss_and_gradients() {
         )
         .unwrap();
         let policy = Policy::from_decoder(&m.decoder).unwrap();
-        let cfg = loss_cfg(&f, "bnpo", 0.04);
-        let mut seqs = sequences(&f, &cfg, true);
+        let cfg = f.loss_cfg("bnpo", 0.04);
+        let mut seqs = f.sequences(&cfg, true);
         for s in seqs.iter_mut() {
             s.prompt_ids = f.prompts[0].clone();
         }

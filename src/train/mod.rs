@@ -75,7 +75,7 @@ impl Trainer {
             );
         }
         let longest = prompts.iter().map(Vec::len).max();
-        let memory_plan = plan::for_config(&cfg, &device, longest)?;
+        let memory_plan = plan::for_model(base.config(), &base.source, &cfg, &device, longest)?;
         if let Some(available) = available {
             memory_plan
                 .check_fits(available, &cfg)

@@ -54,8 +54,8 @@ pub struct PlanInputs {
     /// Bytes of the frozen reference when it stays quantized (a GGUF on the CPU keeps its
     /// quantized layers; `None`: dense in the compute dtype).
     pub packed_reference: Option<u64>,
-    /// The update's attention keeps scores and probabilities in f32 (the CPU kernels and the
-    /// low-precision path widen them) — `false` for the composite f32 path, same size anyway.
+    /// The device is the CPU, where AdamW updates in place (elsewhere its tensor ops make
+    /// temporaries of the largest parameter's size).
     pub cpu: bool,
     /// The longest tokenized prompt of the dataset, when known (`train` knows it; `plan`
     /// assumes `max_prompt_length`).
@@ -269,29 +269,29 @@ pub fn for_config(
     device: &candle_core::Device,
     longest_prompt: Option<usize>,
 ) -> anyhow::Result<MemoryPlan> {
-    use crate::loader::ModelSource;
+    let source = crate::loader::ModelSource::resolve(&cfg.model)?;
+    let model = crate::loader::model_config(&source)?;
+    for_model(&model, &source, cfg, device, longest_prompt)
+}
+
+/// The plan of `cfg` on `device` for a model of shape `model` loaded from `source`.
+pub fn for_model(
+    model: &ModelConfig,
+    source: &crate::loader::ModelSource,
+    cfg: &TrainConfig,
+    device: &candle_core::Device,
+    longest_prompt: Option<usize>,
+) -> anyhow::Result<MemoryPlan> {
     let dtype = crate::runtime::train_dtype(&cfg.dtype, device)?;
-    let source = ModelSource::resolve(&cfg.model)?;
-    let (model, packed_reference) = match &source {
-        ModelSource::HfDir(dir) => {
-            let path = dir.join("config.json");
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            let m = ModelConfig::from_hf_json(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            (m, None)
+    // On the CPU in f32 a GGUF's frozen reference keeps the file's quantized layers.
+    let packed_reference = match source {
+        crate::loader::ModelSource::Gguf(path) if device.is_cpu() && dtype == DType::F32 => {
+            std::fs::metadata(path).map(|md| md.len()).ok()
         }
-        ModelSource::Gguf(path) => {
-            let m = crate::model::gguf::GgufFile::open(path)?.config()?;
-            // On the CPU in f32 the frozen reference keeps the file's quantized layers.
-            let packed = (device.is_cpu() && dtype == DType::F32)
-                .then(|| std::fs::metadata(path).map(|md| md.len()).ok())
-                .flatten();
-            (m, packed)
-        }
+        _ => None,
     };
     Ok(MemoryPlan::new(
-        &model,
+        model,
         cfg,
         PlanInputs {
             dtype,

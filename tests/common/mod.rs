@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 use candle_core::{DType, Device, Tensor};
 use intuitor::loader::{LoadedModel, ModelSource};
 
+pub mod trl;
+
 /// `tests/fixtures/<name>`; `INTUITOR_FIXTURES` names the folder instead, for a test binary
 /// run away from its source tree (scripts/gpu_check.sh on a GPU machine).
 pub fn fixture(name: &str) -> PathBuf {
