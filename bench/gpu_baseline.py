@@ -110,17 +110,45 @@ def update(a):
         token_logp = logp.gather(-1, ids[:, a.prompt:, None]).squeeze(-1)
         loss = -token_logp.mean()
         loss.backward()
+        sync()
+        laps = [time.perf_counter()]
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        sync()
+        laps.append(time.perf_counter())
         opt.step()
         opt.zero_grad(set_to_none=True)
         sync()
-        times.append(time.perf_counter() - start)
+        laps.append(time.perf_counter())
+        times.append([laps[0] - start, laps[1] - laps[0], laps[2] - laps[1]])
         del logits, logp, token_logp, loss
-    times = sorted(times[1:])
-    seconds = times[len(times) // 2]
+    median = lambda xs: sorted(xs)[len(xs) // 2]
+    phases = [median([t[i] for t in times[1:]]) for i in range(3)]
+    seconds = sum(phases)
     tokens = a.batch * (a.prompt + a.completion)
     return {"seconds_per_step": seconds, "tokens_per_second": tokens / seconds,
+            "phase_seconds": dict(zip(["forward_backward", "clip_grad_norm", "optimizer"], phases)),
             "peak_gib": peak_gib(), "mode": a.mode}
+
+
+def logprobs(a):
+    """No-grad per-token log-probs of random sequences in bf16 (what `intuitor-bench logprobs`
+    times): the forward, the log-softmax over the vocabulary in f32 and the gather."""
+    model = load(a.dir, torch.bfloat16)
+    ids = random_ids(a.batch, a.prompt + a.completion, model.config.vocab_size)
+    times = []
+    for _ in range(2):
+        sync()
+        start = time.perf_counter()
+        with torch.no_grad():
+            logits = model(ids).logits[:, a.prompt - 1:-1].float()
+            logp = torch.log_softmax(logits / 0.9, dim=-1)
+            logp.gather(-1, ids[:, a.prompt:, None]).squeeze(-1)
+        sync()
+        times.append(time.perf_counter() - start)
+        del logits, logp
+    tokens = a.batch * (a.prompt + a.completion)
+    return {"seconds": times[-1], "tokens_per_second": tokens / times[-1],
+            "peak_gib": peak_gib()}
 
 
 def ceilings(a):
@@ -181,13 +209,19 @@ def main():
     u.add_argument("--completion", type=int, default=768)
     u.add_argument("--mode", choices=["f32", "bf16-autocast"], default="f32")
     u.add_argument("--repeats", type=int, default=2)
+    lp = sub.add_parser("logprobs")
+    lp.add_argument("dir")
+    lp.add_argument("--batch", type=int, default=4)
+    lp.add_argument("--prompt", type=int, default=256)
+    lp.add_argument("--completion", type=int, default=768)
     c = sub.add_parser("ceilings")
     c.add_argument("--size", type=int, default=8192)
     cm = sub.add_parser("compare-metrics")
     cm.add_argument("a")
     cm.add_argument("b")
     a = p.parse_args()
-    fn = {"make-model": make_model, "rollout": rollout, "update": update, "ceilings": ceilings,
+    fn = {"make-model": make_model, "rollout": rollout, "update": update, "logprobs": logprobs,
+          "ceilings": ceilings,
           "compare-metrics": compare_metrics}[a.cmd]
     print(json.dumps(fn(a)))
     sys.stdout.flush()

@@ -165,6 +165,8 @@ stage plan 20 "$I" plan --config /dev/null --set model=\""$model"\" --set device
 stage update_ours 120 "$B" --model "$model" --device $dev --dtype bf16 update $upd --repeats 2 --gradient-checkpointing
 stage update_torch_f32 60 $PY bench/gpu_baseline.py update "$model" $upd --mode f32
 stage update_torch_bf16 60 $PY bench/gpu_baseline.py update "$model" $upd --mode bf16-autocast
+stage logprobs_ours 40 "$B" --model "$model" --device $dev --dtype bf16 logprobs $upd
+stage logprobs_torch 40 $PY bench/gpu_baseline.py logprobs "$model" $upd
 stage rollout_ours 150 "$B" --model "$model" --device $dev --dtype bf16 rollout $roll
 stage rollout_torch 90 $PY bench/gpu_baseline.py rollout "$model" $roll --dtype bf16
 stage update_ours_f32 120 "$B" --model "$model" --device $dev update $upd --repeats 2
@@ -197,6 +199,7 @@ for name, ours, base, key in [
     ("rollout_tokens_per_s_vs_transformers_bf16", "rollout_ours", "rollout_torch", "tokens_per_second"),
     ("update_tokens_per_s_vs_torch_bf16_autocast", "update_ours", "update_torch_bf16", "tokens_per_second"),
     ("update_f32_tokens_per_s_vs_torch_f32", "update_ours_f32", "update_torch_f32", "tokens_per_second"),
+    ("logprobs_tokens_per_s_vs_transformers_bf16", "logprobs_ours", "logprobs_torch", "tokens_per_second"),
 ]:
     a, b = r(ours, key), r(base, key)
     ratios[name] = a / b if a and b else None

@@ -11,6 +11,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
+use crate::kernels;
 use crate::model::decoder::LayerInputs;
 use crate::model::{Decoder, KvContext};
 
@@ -101,11 +102,11 @@ impl Checkpointed {
                 Keys::Capture => KvContext::Capture(&mut captured),
             };
             let out = decoder.layer(i, x.as_tensor(), &self.inputs, &mut ctx)?;
-            let mut surrogate = (out * &g)?.sum_all()?;
+            let mut surrogate = kernels::sum_all(&(out * &g)?)?;
             if let (Some((k, v)), Some((dk, dv))) = (captured.first(), kv_grads.get(i)) {
                 for (state, d) in [(k, dk), (v, dv)] {
                     if let Some(d) = d {
-                        surrogate = (surrogate + (state * d)?.sum_all()?)?;
+                        surrogate = (surrogate + kernels::sum_all(&(state * d)?)?)?;
                     }
                 }
             }
@@ -122,7 +123,7 @@ impl Checkpointed {
         }
         prefix_grads.reverse();
         let embeddings = decoder.embed(&self.inputs)?;
-        backward((embeddings * g)?.sum_all()?)?;
+        backward(kernels::sum_all(&(embeddings * g)?)?)?;
         Ok(prefix_grads)
     }
 }

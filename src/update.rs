@@ -12,7 +12,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, Var};
 
-use crate::kernels::HeadChunk;
+use crate::kernels::{self, HeadChunk};
 use crate::logprob::CHUNK_ROWS;
 use crate::loss::{clipped, k3_kl, per_token_loss, LossConfig};
 use crate::model::{Decoder, KvContext};
@@ -256,7 +256,7 @@ impl Backprop<'_> {
                 Some(d) => {
                     let hidden = decoder.final_norm(f.last.as_tensor())?.squeeze(0)?;
                     let last = hidden.narrow(0, hidden.dim(0)? - 1, 1)?;
-                    let store = self.backward((last * d)?.sum_all()?)?;
+                    let store = self.backward(kernels::sum_all(&(last * d)?)?)?;
                     store.get(f.last.as_tensor()).cloned()
                 }
                 None => None,
@@ -268,7 +268,7 @@ impl Backprop<'_> {
         let mut surrogate: Option<Tensor> = None;
         for (state, sum) in states.into_iter().zip(sums) {
             if let Some(d) = sum {
-                add_into(&mut surrogate, (state * d)?.sum_all()?)?;
+                add_into(&mut surrogate, kernels::sum_all(&(state * d)?)?)?;
             }
         }
         if let Some(surrogate) = surrogate {
@@ -321,7 +321,7 @@ impl Backprop<'_> {
                 None
             };
             let l = per_token_loss(&logp, &old_t, ref_t.as_ref(), &adv_t, cfg)?;
-            let loss = (l * &w_t)?.sum_all()?;
+            let loss = kernels::sum_all(&(l * &w_t)?)?;
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !value.is_finite() {
                 candle_core::bail!("the loss is {value} (NaN/Inf); not training on it");
@@ -355,7 +355,7 @@ impl Backprop<'_> {
         }
         // Detached: backprop's gradients can carry a graph (dz · W is built from the tracked W).
         let gr = Tensor::cat(&rows_grad, 0)?.detach();
-        self.backward((rows * gr)?.sum_all()?)
+        self.backward(kernels::sum_all(&(rows * gr)?)?)
     }
 
     /// Back-propagates `loss`: parameter gradients go straight into the sums; what backprop

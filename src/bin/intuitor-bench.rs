@@ -199,20 +199,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     weight: weights[i],
                 })
                 .collect();
-            let mut times = Vec::new();
+            // Each phase ends with a device synchronisation, so that its time is its own.
+            let mut phases: [Vec<f64>; 4] = Default::default();
             for _ in 0..repeats + 1 {
-                let start = Instant::now();
+                let mut lap = Instant::now();
+                let mut done = |phase: usize| -> anyhow::Result<()> {
+                    device.synchronize()?;
+                    phases[phase].push(lap.elapsed().as_secs_f64());
+                    lap = Instant::now();
+                    Ok(())
+                };
                 let mut grads = policy.grad_accumulator();
                 accumulate_micro_batch(&policy, &seqs, &cfg, &mut grads)?;
+                done(0)?;
                 grads.clip_global_norm(1.0)?;
+                done(1)?;
                 opt.step(&grads, 3e-6)?;
+                done(2)?;
                 policy.sync_compute()?;
-                device.synchronize()?;
-                times.push(start.elapsed().as_secs_f64());
+                done(3)?;
             }
-            times.remove(0);
-            times.sort_by(|a, b| a.total_cmp(b));
-            let seconds = times[times.len() / 2];
+            let median = |times: &[f64]| {
+                let mut t = times[1..].to_vec();
+                t.sort_by(|a, b| a.total_cmp(b));
+                t[t.len() / 2]
+            };
+            let phase_seconds: Vec<f64> = phases.iter().map(|p| median(p)).collect();
+            let seconds = phase_seconds.iter().sum::<f64>();
             let tokens = (batch * (prompt + completion)) as f64;
             let params = m.decoder.num_parameters() as f64;
             let gflops = gemm_gflops(&device, candle_core::DType::F32, 1024)?;
@@ -224,6 +237,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "tokens_per_second": tps,
                     "gemm_gflops": gflops,
                     "roofline_fraction": tps * 6.0 * params / (gflops * 1e9),
+                    "phase_seconds": {
+                        "forward_backward": phase_seconds[0],
+                        "clip_grad_norm": phase_seconds[1],
+                        "optimizer": phase_seconds[2],
+                        "sync_compute": phase_seconds[3],
+                    },
                     "peak_rss_mb": peak_rss_mb(),
                 })
             );

@@ -4,7 +4,7 @@
 //! elsewhere the same values by candle's tensor ops, which replace the tensor.
 
 use candle_core::{
-    CpuStorage, DType, InplaceOp1, InplaceOp2, InplaceOp3, Layout, Result, Storage, Tensor,
+    CpuStorage, InplaceOp1, InplaceOp2, InplaceOp3, Layout, Result, Storage, Tensor,
 };
 use rayon::prelude::*;
 
@@ -43,15 +43,6 @@ pub fn add_rows(sum: &mut Tensor, indexes: &Tensor, rows: &Tensor, dim: usize) -
         *sum = sum.index_add(indexes, rows, dim)?;
         Ok(())
     }
-}
-
-/// Σ x² accumulated in f64. For a contiguous f32 CPU tensor without an f64 copy of it: fixed
-/// chunks summed in order, so the result does not depend on the number of threads.
-pub fn sum_of_squares(t: &Tensor) -> Result<f64> {
-    if let Some(x) = sum_of_squares_f32(t) {
-        return Ok(x);
-    }
-    t.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()
 }
 
 /// `dst[indexes[r]] += src[r]` for the rows of contiguous f32 tensors (an embedding gradient).
@@ -103,8 +94,8 @@ impl InplaceOp3 for AddRows {
     }
 }
 
-/// [`sum_of_squares`] of a contiguous f32 CPU tensor, `None` for any other.
-fn sum_of_squares_f32(t: &Tensor) -> Option<f64> {
+/// [`super::sum_of_squares`] of a contiguous f32 CPU tensor, `None` for any other.
+pub(super) fn sum_of_squares_f32(t: &Tensor) -> Option<f64> {
     let (storage, layout) = t.storage_and_layout();
     let Storage::Cpu(s) = &*storage else {
         return None;

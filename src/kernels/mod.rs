@@ -25,15 +25,17 @@ mod inplace;
 mod linear;
 mod mlp;
 mod norm;
+mod reduce;
 pub mod rope;
 
 pub use adamw::{adamw_update, Coefficients};
 pub use attention::{attention, attention_softmax, AttentionBias, SharedPrefix};
 pub use head::{target_logprob_entropy, target_logprobs, HeadChunk};
-pub use inplace::{add_assign, add_rows, scale, sum_of_squares};
+pub use inplace::{add_assign, add_rows, scale};
 pub use linear::{add_weight_grad, linear};
 pub use mlp::swiglu;
 pub use norm::rms_norm;
+pub use reduce::{sum_all, sum_of_squares};
 pub use rope::{split_heads, Rotary};
 
 use candle_core::{CpuStorage, DType, Device, Layout, Result, Shape, Tensor};

@@ -3,7 +3,7 @@
 //! writes a checkpoint and says how to resume. A second signal ends the process at once, with
 //! the shell's code for that signal (128 + its number).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -20,23 +20,24 @@ pub struct Interrupt {
 impl Interrupt {
     /// Installs the handlers for SIGINT and SIGTERM (for the rest of the process).
     pub fn install() -> anyhow::Result<Self> {
-        let pending = Arc::new(AtomicBool::new(false));
+        let count = Arc::new(AtomicUsize::new(0));
         let signal = Arc::new(AtomicUsize::new(0));
         let mut handlers = Vec::new();
         for sig in [SIGINT, SIGTERM] {
-            // Actions run in registration order: on the first signal `pending` is still false,
-            // so only the later ones record it; on a second one the process exits.
-            handlers.push(signal_hook::flag::register_conditional_shutdown(
-                sig,
-                128 + sig,
-                pending.clone(),
-            )?);
-            handlers.push(signal_hook::flag::register(sig, pending.clone())?);
-            handlers.push(signal_hook::flag::register_usize(
-                sig,
-                signal.clone(),
-                sig as usize,
-            )?);
+            let (count, signal) = (count.clone(), signal.clone());
+            // One atomic read-modify-write decides first or second: two signals sent together
+            // may be handled on two threads at the same moment, and a separate check and set
+            // would let both pass as the first.
+            let action = move || {
+                if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                    signal.store(sig as usize, Ordering::SeqCst);
+                } else {
+                    signal_hook::low_level::exit(128 + sig);
+                }
+            };
+            // SAFETY: the action only touches atomics and calls `_exit`, both
+            // async-signal-safe, and allocates nothing.
+            handlers.push(unsafe { signal_hook::low_level::register(sig, action) }?);
         }
         // The first signal is acknowledged at once (a step can take minutes): a thread that
         // waits on signal-hook's self-pipe prints what will happen, outside the handler.
