@@ -55,7 +55,7 @@ def make_model(a):
         model = Qwen2ForCausalLM(cfg).to(torch.bfloat16)
     out = Path(a.dir)
     model.save_pretrained(out, safe_serialization=True)
-    for f in ["tokenizer.json", "tokenizer_config.json"]:
+    for f in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]:
         shutil.copy(Path(a.tokenizer_from) / f, out / f)
     n = sum(p.numel() for p in model.parameters())
     return {"dir": str(out), "parameters": n}

@@ -18,6 +18,7 @@
 #
 # On the GPU machine (binaries from `bash scripts/build_cuda.sh`, carried as target/cuda/dist):
 #   bash scripts/gpu_check.sh
+# SKIP="rollout_torch update_torch_f32" leaves those stages out (a baseline measured before).
 # Here, on the CPU, every stage with tiny shapes (so a typo never costs GPU minutes; needs
 # `cargo build --release` and target/pyref from scripts/make_fixtures.sh):
 #   bash scripts/gpu_check.sh --dry-run
@@ -67,6 +68,7 @@ PY
     upd="--batch 4 --prompt 256 --completion 768"
     plan_shape="--set prompts_per_step=8 --set num_generations=7 --set max_prompt_length=256 --set max_completion_length=768 --set per_device_train_batch_size=4"
     gemm=8192
+    scale_shape="--set prompts_per_step=4 --set num_generations=7 --set per_device_train_batch_size=4 --set max_completion_length=512"
 else
     dev=cpu
     PY=$repo/target/pyref/bin/python
@@ -86,6 +88,7 @@ for l in sys.stdin:
     upd="--batch 2 --prompt 8 --completion 8"
     plan_shape="--set prompts_per_step=2 --set num_generations=2 --set max_prompt_length=8 --set max_completion_length=8 --set per_device_train_batch_size=2"
     gemm=256
+    scale_shape="--set prompts_per_step=2 --set num_generations=3 --set per_device_train_batch_size=2 --set max_completion_length=8"
 fi
 echo "gpu_check: mode $mode, device $dev, binaries in $bin" | tee -a "$log"
 
@@ -96,6 +99,11 @@ stage() {
     local name=$1 limit=$2
     shift 2
     local left=$((deadline - SECONDS))
+    if [[ " ${SKIP:-} " == *" $name "* ]]; then
+        printf '%s\tskipped\t0\n' "$name" >>"$work/stages.tsv"
+        echo "== $name: skipped (SKIP)" | tee -a "$log"
+        return
+    fi
     if [ "$left" -lt 5 ]; then
         printf '%s\tskipped\t0\n' "$name" >>"$work/stages.tsv"
         echo "== $name: skipped (deadline)" | tee -a "$log"
@@ -170,6 +178,26 @@ stage logprobs_torch 40 $PY bench/gpu_baseline.py logprobs "$model" $upd
 stage rollout_ours 150 "$B" --model "$model" --device $dev --dtype bf16 rollout $roll
 stage rollout_torch 90 $PY bench/gpu_baseline.py rollout "$model" $roll --dtype bf16
 stage update_ours_f32 120 "$B" --model "$model" --device $dev update $upd --repeats 2
+# Two real training steps of the scale model (self-certainty reward, bf16 + recompute): step
+# times from metrics.jsonl; the preflight's memory plan against the measured peak.
+scale_train() {
+    "$I" train --config /dev/null --set model=\""$model"\" --set device=\""$dev"\" \
+        --set dtype=\"bf16\" --set gradient_checkpointing=true $scale_shape --set max_steps=2 \
+        --set save_steps=0 --set beta=0.005 --set 'reward_funcs=["self_certainty"]' \
+        --set 'reward_weights=[1.0]' --output-dir "$work/t_scale" >/dev/null 2>"$work/t_scale.err" || {
+        cat "$work/t_scale.err"
+        return 1
+    }
+    $PY - "$work/t_scale/metrics.jsonl" "$work/t_scale.err" <<'PY'
+import json, re, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+plan = re.search(r"memory plan peak ([0-9.]+ [KMG]iB)", open(sys.argv[2]).read())
+keys = ["step_time", "rollout_time", "update_time", "rollout_tokens_per_s", "train_tokens_per_s"]
+print(json.dumps({"plan_peak": plan and plan.group(1), **{k: [r.get(k) for r in rows] for k in keys}}))
+PY
+}
+stage train_scale 150 bash -c "$(declare -f scale_train); I=$I model=$model dev=$dev work=$work PY=$PY \
+    scale_shape='$scale_shape'; scale_train"
 
 # --- the result
 $PY - "$work" "$mode" "$OUT/gpu_check.json" <<'PY'

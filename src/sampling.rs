@@ -95,11 +95,6 @@ pub fn all_finite(logits: &[f32]) -> bool {
 /// Top-k uses a linear-time selection instead of a full sort, so a 49k-token vocabulary costs
 /// about as much as one pass over the row.
 pub fn kept_distribution(logits: &[f32], p: &SamplingParams) -> Result<Vec<(u32, f32)>> {
-    let t = if p.temperature > 0.0 {
-        p.temperature
-    } else {
-        1.0
-    };
     // top-k (HF TopKLogitsWarper): values strictly below the k-th largest are removed.
     let mut finite: Vec<f32> = logits.iter().copied().filter(|z| z.is_finite()).collect();
     let threshold = if p.top_k > 0 && p.top_k < finite.len() {
@@ -108,11 +103,11 @@ pub fn kept_distribution(logits: &[f32], p: &SamplingParams) -> Result<Vec<(u32,
     } else {
         f32::NEG_INFINITY
     };
-    let mut kept: Vec<(u32, f32)> = logits
+    let kept: Vec<(u32, f32)> = logits
         .iter()
         .enumerate()
         .filter(|(_, &z)| z >= threshold && z.is_finite())
-        .map(|(i, &z)| (i as u32, z / t))
+        .map(|(i, &z)| (i as u32, z))
         .collect();
     if kept.is_empty() {
         candle_core::bail!(
@@ -120,16 +115,27 @@ pub fn kept_distribution(logits: &[f32], p: &SamplingParams) -> Result<Vec<(u32,
             logits.len()
         );
     }
+    Ok(warp(kept, p))
+}
+
+/// The rest of [`kept_distribution`] after top-k: `kept` holds the surviving `(token, logit)`
+/// pairs in vocabulary order (at least one); temperature, top-p and min-p, renormalised.
+fn warp(mut kept: Vec<(u32, f32)>, p: &SamplingParams) -> Vec<(u32, f32)> {
+    let t = if p.temperature > 0.0 {
+        p.temperature
+    } else {
+        1.0
+    };
+    for e in kept.iter_mut() {
+        e.1 /= t;
+    }
     // Stable sort: ties keep vocabulary order.
     kept.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let normalise = |kept: &mut Vec<(u32, f32)>| {
-        let max = kept[0].1;
-        let sum: f32 = kept.iter().map(|&(_, z)| (z - max).exp()).sum();
-        for e in kept.iter_mut() {
-            e.1 = (e.1 - max).exp() / sum;
-        }
-    };
-    normalise(&mut kept);
+    let max = kept[0].1;
+    let sum: f32 = kept.iter().map(|&(_, z)| (z - max).exp()).sum();
+    for e in kept.iter_mut() {
+        e.1 = (e.1 - max).exp() / sum;
+    }
     // top-p (HF TopPLogitsWarper): from the least likely, remove tokens while the cumulative
     // probability is ≤ 1 − top_p; the most likely token always stays.
     if p.top_p < 1.0 {
@@ -154,7 +160,7 @@ pub fn kept_distribution(logits: &[f32], p: &SamplingParams) -> Result<Vec<(u32,
     for e in kept.iter_mut() {
         e.1 /= sum;
     }
-    Ok(kept)
+    kept
 }
 
 /// Picks the next token from one row of raw logits. `previous` feeds the repetition penalty.
@@ -177,16 +183,72 @@ pub fn sample<R: Rng>(
     if p.is_greedy() {
         return Ok(argmax(z) as u32);
     }
-    let kept = kept_distribution(z, p)?;
+    Ok(draw(&kept_distribution(z, p)?, rng))
+}
+
+/// How many of a row's largest logits [`sample_from_candidates`] needs for these settings, or
+/// `None` when it needs the whole row (no top-k, or a repetition penalty, which can reorder any
+/// logit). Greedy needs one; a margin of ties past the k-th is asked for as well.
+pub fn candidates_needed(p: &SamplingParams) -> Option<usize> {
+    const TIE_MARGIN: usize = 64;
+    if p.repetition_penalty != 1.0 {
+        return None;
+    }
+    match p.is_greedy() {
+        true => Some(1 + TIE_MARGIN),
+        false => (p.top_k > 0).then_some(p.top_k + TIE_MARGIN),
+    }
+}
+
+/// [`sample`] from a row's largest finite logits alone: `candidates` are `(token, logit)` pairs
+/// holding the row's `candidates.len()` largest values (any order); `complete` when they are the
+/// whole row. Draws exactly what [`sample`] draws from the full row (the same token, the same
+/// use of `rng`) and returns the token with its logit; `None`, with `rng` untouched, when a tie
+/// at the k-th value (the maximum, for greedy) may continue past the candidates, so that the
+/// full row is needed. Not for a repetition penalty ([`candidates_needed`]).
+pub fn sample_from_candidates<R: Rng>(
+    candidates: &[(u32, f32)],
+    complete: bool,
+    p: &SamplingParams,
+    rng: &mut R,
+) -> Option<(u32, f32)> {
+    let mut c: Vec<(u32, f32)> = candidates
+        .iter()
+        .copied()
+        .filter(|(_, z)| z.is_finite())
+        .collect();
+    // Descending by logit, ties in vocabulary order.
+    c.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let k = match p.is_greedy() {
+        true => 1,
+        false if p.top_k > 0 => p.top_k.min(c.len()),
+        false => c.len(),
+    };
+    let kth = c.get(k.checked_sub(1)?)?.1;
+    if !complete && (c.len() <= k || c[c.len() - 1].1 >= kth) {
+        return None;
+    }
+    if p.is_greedy() {
+        return Some(c[0]);
+    }
+    let mut kept: Vec<(u32, f32)> = c.into_iter().filter(|&(_, z)| z >= kth).collect();
+    kept.sort_by_key(|&(id, _)| id);
+    let logit = |token: u32| kept.iter().find(|e| e.0 == token).map(|e| e.1);
+    let token = draw(&warp(kept.clone(), p), rng);
+    Some((token, logit(token)?))
+}
+
+/// Draws from a kept distribution (descending probabilities summing to 1) with one uniform.
+fn draw<R: Rng>(kept: &[(u32, f32)], rng: &mut R) -> u32 {
     let u: f64 = rng.random();
     let mut cum = 0.0f64;
-    for &(token, q) in &kept {
+    for &(token, q) in kept {
         cum += q as f64;
         if u < cum {
-            return Ok(token);
+            return token;
         }
     }
-    Ok(kept[kept.len() - 1].0)
+    kept[kept.len() - 1].0
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ mod mlp;
 mod norm;
 mod reduce;
 pub mod rope;
+mod top_k;
 
 pub use adamw::{adamw_update, Coefficients};
 pub use attention::{attention, attention_softmax, AttentionBias, SharedPrefix};
@@ -37,6 +38,7 @@ pub use mlp::swiglu;
 pub use norm::rms_norm;
 pub use reduce::{sum_all, sum_of_squares};
 pub use rope::{split_heads, Rotary};
+pub use top_k::{max_candidates, top_candidates};
 
 use candle_core::{CpuStorage, DType, Device, Layout, Result, Shape, Tensor};
 

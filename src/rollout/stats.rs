@@ -30,14 +30,59 @@ pub fn token_stats(logits: &Tensor, tokens: &[u32], temperature: f32) -> Result<
             tokens.len()
         );
     }
-    let t = if temperature > 0.0 {
-        temperature as f64
-    } else {
-        1.0
-    };
     let z = logits.to_dtype(DType::F32)?;
     let idx = Tensor::new(tokens, z.device())?.unsqueeze(1)?;
-    let picked = z.gather(&idx, 1)?.squeeze(1)?;
+    let picked: Vec<f32> = z.gather(&idx, 1)?.squeeze(1)?.to_vec1()?;
+    Ok(row_stats(&z, temperature)?.with_picked(&picked))
+}
+
+/// The parts of [`TokenStats`] that do not depend on the token, one value per logits row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowStats {
+    /// The sampling temperature the tempered values use (1 for greedy).
+    temperature: f32,
+    /// logsumexp(z).
+    lse_t1: Vec<f32>,
+    /// logsumexp(z / T).
+    lse_t: Vec<f32>,
+    pub entropy: Vec<f32>,
+    pub entropy_t1: Vec<f32>,
+    pub lse_minus_mean: Vec<f32>,
+}
+
+impl RowStats {
+    /// Whether every row's values are finite (a NaN or infinite logit makes logsumexp − mean
+    /// non-finite).
+    pub fn all_finite(&self) -> bool {
+        self.lse_minus_mean.iter().all(|x| x.is_finite())
+    }
+
+    /// The statistics of each row's token, given its logit `picked[row]`.
+    pub fn with_picked(self, picked: &[f32]) -> TokenStats {
+        let t = self.temperature;
+        TokenStats {
+            logprob: picked
+                .iter()
+                .zip(&self.lse_t)
+                .map(|(z, l)| z / t - l)
+                .collect(),
+            logprob_t1: picked
+                .iter()
+                .zip(&self.lse_t1)
+                .map(|(z, l)| z - l)
+                .collect(),
+            entropy: self.entropy,
+            entropy_t1: self.entropy_t1,
+            lse_minus_mean: self.lse_minus_mean,
+        }
+    }
+}
+
+/// [`RowStats`] of logits `[rows, V]`, computed where they are (f32); one copy of `5 × rows`
+/// values to the host.
+pub fn row_stats(logits: &Tensor, temperature: f32) -> Result<RowStats> {
+    let t = if temperature > 0.0 { temperature } else { 1.0 };
+    let z = logits.to_dtype(DType::F32)?;
     let lse = |x: &Tensor| -> Result<Tensor> {
         let max = x.max_keepdim(D::Minus1)?;
         x.broadcast_sub(&max)?
@@ -48,18 +93,27 @@ pub fn token_stats(logits: &Tensor, tokens: &[u32], temperature: f32) -> Result<
             .squeeze(D::Minus1)
     };
     let lse1 = lse(&z)?;
-    let zt = (&z / t)?;
+    let zt = (&z / t as f64)?;
     let lset = lse(&zt)?;
     let logp_t = zt.broadcast_sub(&lset.unsqueeze(1)?)?;
     let entropy = (logp_t.exp()? * &logp_t)?.sum(D::Minus1)?.neg()?;
     let logp_1 = z.broadcast_sub(&lse1.unsqueeze(1)?)?;
     let entropy_t1 = (logp_1.exp()? * &logp_1)?.sum(D::Minus1)?.neg()?;
-    Ok(TokenStats {
-        logprob: ((&picked / t)? - &lset)?.to_vec1()?,
-        logprob_t1: (&picked - &lse1)?.to_vec1()?,
-        entropy: entropy.to_vec1()?,
-        entropy_t1: entropy_t1.to_vec1()?,
-        lse_minus_mean: lse_minus_mean(&z)?.to_vec1()?,
+    let all = Tensor::stack(
+        &[&lse1, &lset, &entropy, &entropy_t1, &lse_minus_mean(&z)?],
+        0,
+    )?;
+    let [lse_t1, lse_t, entropy, entropy_t1, lse_minus_mean]: [Vec<f32>; 5] = all
+        .to_vec2()?
+        .try_into()
+        .map_err(|_| candle_core::Error::Msg("row_stats: expected 5 rows".into()))?;
+    Ok(RowStats {
+        temperature: t,
+        lse_t1,
+        lse_t,
+        entropy,
+        entropy_t1,
+        lse_minus_mean,
     })
 }
 
