@@ -13,6 +13,8 @@
 #                PyTorch): its memory plan (`intuitor plan`, bf16 + recompute); rollout 8 prompts ×
 #                G 7 × (256 prompt + 768 new tokens) in bf16; update (forward + backward + AdamW)
 #                on 4 × 1,024 tokens in bf16 with recompute, and in f32; peak device memory of each
+#                each piece of the bf16 update timed alone (`intuitor-bench ops`); 2 training
+#                steps of the scale model (step times; memory plan against the measured peak)
 #   baseline     transformers `generate` and a PyTorch forward + backward + AdamW (f32, and bf16
 #                autocast) on the same shapes on the same card; GEMM and copy ceilings
 #
@@ -68,6 +70,7 @@ PY
     upd="--batch 4 --prompt 256 --completion 768"
     plan_shape="--set prompts_per_step=8 --set num_generations=7 --set max_prompt_length=256 --set max_completion_length=768 --set per_device_train_batch_size=4"
     gemm=8192
+    ops_shape="--batch 4 --tokens 1024"
     scale_shape="--set prompts_per_step=4 --set num_generations=7 --set per_device_train_batch_size=4 --set max_completion_length=512"
 else
     dev=cpu
@@ -88,6 +91,7 @@ for l in sys.stdin:
     upd="--batch 2 --prompt 8 --completion 8"
     plan_shape="--set prompts_per_step=2 --set num_generations=2 --set max_prompt_length=8 --set max_completion_length=8 --set per_device_train_batch_size=2"
     gemm=256
+    ops_shape="--batch 2 --tokens 16"
     scale_shape="--set prompts_per_step=2 --set num_generations=3 --set per_device_train_batch_size=2 --set max_completion_length=8"
 fi
 echo "gpu_check: mode $mode, device $dev, binaries in $bin" | tee -a "$log"
@@ -173,6 +177,7 @@ stage plan 20 "$I" plan --config /dev/null --set model=\""$model"\" --set device
 stage update_ours 120 "$B" --model "$model" --device $dev --dtype bf16 update $upd --repeats 2 --gradient-checkpointing
 stage update_torch_f32 60 $PY bench/gpu_baseline.py update "$model" $upd --mode f32
 stage update_torch_bf16 60 $PY bench/gpu_baseline.py update "$model" $upd --mode bf16-autocast
+stage ops_ours 60 "$B" --model "$model" --device $dev --dtype bf16 ops $ops_shape
 stage logprobs_ours 40 "$B" --model "$model" --device $dev --dtype bf16 logprobs $upd
 stage logprobs_torch 40 $PY bench/gpu_baseline.py logprobs "$model" $upd
 stage rollout_ours 150 "$B" --model "$model" --device $dev --dtype bf16 rollout $roll

@@ -47,8 +47,8 @@ impl Policy {
         let mut tensors = HashMap::new();
         for (name, t) in decoder.parameters() {
             let master = match low {
-                true => Var::from_tensor(&t.to_dtype(DType::F32)?.copy()?)?,
-                false => Var::from_tensor(&t.to_dtype(compute_dtype)?.copy()?)?,
+                true => Var::from_tensor(&kernels::fresh(&t.to_dtype(DType::F32)?)?)?,
+                false => Var::from_tensor(&kernels::fresh(&t.to_dtype(compute_dtype)?)?)?,
             };
             let copy = match low {
                 true => Var::from_tensor(&master.as_tensor().to_dtype(compute_dtype)?)?,

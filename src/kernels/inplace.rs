@@ -23,6 +23,15 @@ pub fn add_assign(sum: &mut Tensor, g: &Tensor) -> Result<()> {
     }
 }
 
+/// A contiguous copy of `t` that shares no storage with it (candle's `copy` keeps a strided
+/// view's strides; `contiguous` returns the tensor itself when it already is).
+pub fn fresh(t: &Tensor) -> Result<Tensor> {
+    match t.is_contiguous() {
+        true => t.copy(),
+        false => t.contiguous(),
+    }
+}
+
 /// `g ← g · c` (what `tensor * c` computes; in place on the CPU in f32).
 pub fn scale(g: &mut Tensor, c: f64) -> Result<()> {
     if cpu_f32(g) {

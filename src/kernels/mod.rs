@@ -32,7 +32,7 @@ mod top_k;
 pub use adamw::{adamw_update, Coefficients};
 pub use attention::{attention, attention_softmax, AttentionBias, SharedPrefix};
 pub use head::{target_logprob_entropy, target_logprobs, HeadChunk};
-pub use inplace::{add_assign, add_rows, scale};
+pub use inplace::{add_assign, add_rows, fresh, scale};
 pub use linear::{add_weight_grad, linear};
 pub use mlp::swiglu;
 pub use norm::rms_norm;

@@ -51,8 +51,8 @@ impl GradAccumulator {
                 self.index.insert(key, self.grads.len());
                 let sum_dtype = kernels::accumulation_dtype(grad.dtype());
                 self.grads.push(match grad.dtype() == sum_dtype {
-                    true => grad.detach().copy()?,
-                    false => grad.detach().to_dtype(sum_dtype)?,
+                    true => kernels::fresh(&grad.detach())?,
+                    false => grad.detach().to_dtype(sum_dtype)?.contiguous()?,
                 });
             }
         }
@@ -218,6 +218,32 @@ mod tests {
         // Row 2 is looked up twice per pass (scale rows 0 and 2), row 0 once, row 1 never.
         let want = [[2. * 100., 2. * 1000.], [0., 0.], [2. * 1.5, 2. * 10.25]];
         assert_eq!(sums.get(table.as_tensor()).unwrap().to_vec2::<f32>()?, want);
+        Ok(())
+    }
+
+    #[test]
+    fn transposed_gradients_are_summed_into_contiguous_sums() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        for dtype in [candle_core::DType::F32, candle_core::DType::BF16] {
+            let w = Tensor::zeros((3, 2), dtype, &dev)?;
+            // A [2, 3] tensor seen as [3, 2]: a transposed view, as a matmul's weight gradient.
+            let g = Tensor::new(&[[1f32, 2., 3.], [4., 5., 6.]], &dev)?.to_dtype(dtype)?;
+            let mut sums = GradAccumulator::default();
+            sums.add(&w, &g.t()?)?;
+            sums.add(&w, &g.t()?)?;
+            let sum = sums.get(&w).unwrap();
+            assert!(sum.is_contiguous(), "{dtype:?}");
+            let want = [[2f32, 8.], [4., 10.], [6., 12.]];
+            assert_eq!(
+                sum.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?,
+                want
+            );
+            // The sum owns its storage: the gradient is unchanged.
+            assert_eq!(
+                g.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?[0],
+                [1., 2., 3.]
+            );
+        }
         Ok(())
     }
 }

@@ -494,7 +494,10 @@ mod tests {
                 ] {
                     // Row 3 is finishing: its token's values are never read.
                     for (i, (u, v)) in x.iter().zip(y).enumerate().filter(|e| e.0 != 3) {
-                        assert!((u - v).abs() < 1e-4, "settings {s}, step {step}, row {i}: {u} vs {v}");
+                        assert!(
+                            (u - v).abs() < 1e-4,
+                            "settings {s}, step {step}, row {i}: {u} vs {v}"
+                        );
                     }
                 }
             }
@@ -503,7 +506,11 @@ mod tests {
                     .map(|r| rand::Rng::random::<u32>(&mut r.rng))
                     .collect()
             };
-            assert_eq!(next(&mut a), next(&mut b), "RNG streams diverged, settings {s}");
+            assert_eq!(
+                next(&mut a),
+                next(&mut b),
+                "RNG streams diverged, settings {s}"
+            );
         }
         Ok(())
     }

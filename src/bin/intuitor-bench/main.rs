@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+mod ops;
+
 use intuitor::loader::{LoadedModel, ModelSource};
 use intuitor::rollout::{rollout, PromptRequest, RolloutConfig};
 use intuitor::sampling::SamplingParams;
@@ -74,6 +76,13 @@ enum Command {
     Logprobs {
         #[command(flatten)]
         shape: BatchShape,
+    },
+    /// Each piece of a training update timed alone (`ops.rs`): milliseconds per piece
+    Ops {
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        #[arg(long, default_value_t = 1024)]
+        tokens: usize,
     },
 }
 
@@ -246,6 +255,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "peak_rss_mb": peak_rss_mb(),
                 })
             );
+        }
+        Command::Ops { batch, tokens } => {
+            let m = load_as(candle_core::DType::F32)?;
+            let policy = intuitor::policy::Policy::mixed(&m.decoder, dtype)?;
+            println!("{}", ops::run(&policy, &device, batch, tokens)?);
         }
         Command::Logprobs { shape } => {
             let m = load()?;
