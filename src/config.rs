@@ -141,6 +141,10 @@ pub struct TrainConfig {
     /// (math-verify-like), `hendrycks` or `gsm8k` (`intuitor check-answer`).
     /// Default `"math"`: S1's math-verify reward (spec §6.1).
     pub answer_mode: Mode,
+    /// Decimals a decimal answer is rounded to before `math` mode compares it (math-verify's
+    /// `float_rounding`; `intuitor check-answer --precision`), at most 12. Default `6`:
+    /// math-verify's.
+    pub answer_precision: u32,
 
     // --- loss (spec §4.2, §8.1) ---
     /// Loss aggregation, with TRL's semantics: `grpo` (per-sequence mean, paper eq. 5), `bnpo`
@@ -260,6 +264,7 @@ impl Default for TrainConfig {
             sc_alignment: Alignment::Paper,
             sc_scorer: Scorer::Policy,
             answer_mode: Mode::Math,
+            answer_precision: 6,
             loss_type: LossType::Bnpo,
             beta: 0.005,
             epsilon: 0.2,
@@ -291,8 +296,29 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The answer checker of the rewards and the held-out report.
+    pub fn checker(&self) -> crate::answer::Checker {
+        crate::answer::Checker {
+            mode: self.answer_mode,
+            options: crate::answer::Options {
+                precision: self.answer_precision,
+                strict: true,
+            },
+        }
+    }
+
     /// Cross-field checks with TRL-style messages; each names the keys involved.
     pub fn validate(&self) -> Result<(), Invalid> {
+        if self.answer_precision > crate::answer::MAX_PRECISION {
+            return Err(Invalid::new(
+                &["answer_precision"],
+                format!(
+                    "must be at most {} decimals, got {}",
+                    crate::answer::MAX_PRECISION,
+                    self.answer_precision
+                ),
+            ));
+        }
         if self.num_generations < 2 {
             return Err(Invalid::new(
                 &["num_generations"],

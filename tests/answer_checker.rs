@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use intuitor::answer::{check, Mode, Verdict};
+use intuitor::answer::{check, Checker, Mode, Options, Verdict};
 
 enum Want {
     Yes,
@@ -392,6 +392,22 @@ fn issue_19_kinds() {
             ("$5 = 3a+b$", "$3a+b$", No),
             ("$x + y = 4$", "$4$", No),
             ("x = 4", "4", Yes),
+            // 7. Two forms of one equation (math-verify 0.9.0's verdicts): scaled, rearranged,
+            // solved for a variable; not a constant assignment, not an inequality.
+            ("$2x+4y-3=0$", "$y = -\\frac{1}{2}x + \\frac{3}{4}$", Yes),
+            ("$x + y = 4$", "$2x + 2y = 8$", Yes),
+            ("$x + y = 4$", "$y = 4 - x$", Yes),
+            ("$y = 2x+1$", "$2x - y + 1 = 0$", Yes),
+            ("$x = 2y$", "$4y - 2x = 0$", Yes),
+            ("$y = x^2$", "$2y = 2x^2$", Yes),
+            ("$3x - 6y + 2z = 5$", "$-6x + 12y - 4z + 10 = 0$", Yes),
+            ("$3x - 6y + 2z = 5$", "$-6x + 12y - 4z - 10 = 0$", No),
+            ("$x + y = 4$", "$x + y = 5$", No),
+            ("$x^2 = 1$", "$x = 1$", No),
+            ("$a = 3$", "$2a = 6$", No),
+            ("$x = 4$", "$y = 4$", No),
+            ("$x < 2$", "$-x > -2$", Yes),
+            ("$x < 2$", "$2x < 4$", No),
             // 8. Matrices as `\left[\begin{array}…\right]`, `pmatrix` with spaces.
             (
                 "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
@@ -425,6 +441,31 @@ fn issue_19_kinds() {
             ("x \\in [-2,7]", "$t \\in [-2,7]$", No),
         ],
     );
+    // 10. math-verify's options (its verdicts with the same `float_rounding` / `strict`).
+    let with = |precision: u32, strict: bool| Checker {
+        mode: Mode::Math,
+        options: Options { precision, strict },
+    };
+    for (gold, pred, checker, want) in [
+        ("$\\frac13$", "$0.3333$", with(4, true), true),
+        ("$\\frac13$", "$0.3333$", with(6, true), false),
+        ("$[0.3333, 1]$", "$[\\frac13, 1]$", with(4, true), true),
+        ("$[0.3333, 1]$", "$[\\frac13, 1]$", with(6, true), false),
+        ("$0.67$", "$\\frac23$", with(2, true), true),
+        ("$f(x)$", "$f(y)$", with(6, false), true),
+        ("$f(x)$", "$f(y)$", with(6, true), false),
+        ("$x+1$", "$y+1$", with(6, false), true),
+        ("$x+1$", "$y+2$", with(6, false), false),
+        ("$x \\in [-2,7]$", "$t \\in [-2,7]$", with(6, false), false),
+    ] {
+        let got = checker.check(gold, pred).verdict;
+        assert_eq!(
+            got,
+            want.into(),
+            "{gold} vs {pred} with {:?}",
+            checker.options
+        );
+    }
     // 4, gsm8k mode: `9{,}500` is 9500, not 500.
     run(
         "issue 19 (gsm8k)",

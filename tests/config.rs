@@ -204,6 +204,10 @@ fn config_errors_exit_2_naming_the_file_and_the_key() {
             &["cfg.toml: key num_generations: must be at least 2"],
         ),
         (
+            "answer_precision = 40\n",
+            &["cfg.toml: key answer_precision: must be at most 12 decimals, got 40"],
+        ),
+        (
             "prompts_per_step = 3\nper_device_train_batch_size = 5\n",
             &[
                 "cfg.toml: key per_device_train_batch_size: ",

@@ -9,10 +9,10 @@ use rand::{Rng, SeedableRng};
 
 use super::expr::Expr;
 use super::shape::{Rel, Shape};
-use super::Verdict;
+use super::{Options, Verdict};
 
 /// Gold first (the comparison is not symmetric, as in math-verify).
-pub fn compare(gold: &Shape, pred: &Shape) -> Verdict {
+pub fn compare(gold: &Shape, pred: &Shape, o: Options) -> Verdict {
     use Shape::*;
     match (gold, pred) {
         // A gold assignment (`x = 5`: a lone symbol on the left) against a bare value compares
@@ -25,7 +25,7 @@ pub fn compare(gold: &Shape, pred: &Shape) -> Verdict {
                 rhs,
             },
             Value(_),
-        ) => compare(&Value(rhs.clone()), pred),
+        ) => compare(&Value(rhs.clone()), pred, o),
         // A predicted assignment, or a computation ending in its value (`\frac12 = \frac{10}{9}`),
         // states its right side.
         (
@@ -38,9 +38,9 @@ pub fn compare(gold: &Shape, pred: &Shape) -> Verdict {
         ) if matches!(lhs, Expr::Sym(_))
             || (lhs.symbols().is_empty() && rhs.symbols().is_empty()) =>
         {
-            compare(gold, &Value(rhs.clone()))
+            compare(gold, &Value(rhs.clone()), o)
         }
-        (Value(a), Value(b)) => values(a, b),
+        (Value(a), Value(b)) => values(a, b, o),
         (Text(a), Text(b)) => (a == b).into(),
         (Text(a), Value(Expr::Sym(b))) | (Value(Expr::Sym(b)), Text(a)) => {
             (a.eq_ignore_ascii_case(b)).into()
@@ -61,9 +61,9 @@ pub fn compare(gold: &Shape, pred: &Shape) -> Verdict {
             if o1 != o2 || c1 != c2 || a.len() != b.len() {
                 return Verdict::False;
             }
-            all(a.iter().zip(b).map(|(x, y)| values(x, y)))
+            all(a.iter().zip(b).map(|(x, y)| values(x, y, o)))
         }
-        (Set(a), Set(b)) => sets(a, b),
+        (Set(a), Set(b)) => sets(a, b, o),
         // A tuple and a set of the same elements are equal (math-verify 0.9.0).
         (
             Bracketed {
@@ -80,8 +80,8 @@ pub fn compare(gold: &Shape, pred: &Shape) -> Verdict {
                 close: ')',
                 items: b,
             },
-        ) => sets(a, b),
-        (Union(a), Union(b)) => unordered(a, b, compare),
+        ) => sets(a, b, o),
+        (Union(a), Union(b)) => unordered(a, b, |x, y| compare(x, y, o)),
         (
             Relation {
                 op: o1,
@@ -93,7 +93,7 @@ pub fn compare(gold: &Shape, pred: &Shape) -> Verdict {
                 lhs: l2,
                 rhs: r2,
             },
-        ) => relations(*o1, l1, r1, *o2, l2, r2),
+        ) => relations((*o1, l1, r1), (*o2, l2, r2), o),
         (Matrix(a), Matrix(b)) => {
             if a.len() != b.len() || a.iter().zip(b).any(|(x, y)| x.len() != y.len()) {
                 return Verdict::False;
@@ -102,7 +102,7 @@ pub fn compare(gold: &Shape, pred: &Shape) -> Verdict {
                 .iter()
                 .flatten()
                 .zip(b.iter().flatten())
-                .map(|(x, y)| values(x, y)))
+                .map(|(x, y)| values(x, y, o)))
         }
         _ => Verdict::False,
     }
@@ -121,8 +121,8 @@ fn all(vs: impl Iterator<Item = Verdict>) -> Verdict {
 }
 
 /// Multiset equality of two lists of values.
-fn sets(a: &[Expr], b: &[Expr]) -> Verdict {
-    unordered(a, b, values)
+fn sets(a: &[Expr], b: &[Expr], o: Options) -> Verdict {
+    unordered(a, b, |x, y| values(x, y, o))
 }
 
 /// Whether `b` is a permutation of `a` under `same` (greedy matching; `unknown` when a match
@@ -154,7 +154,16 @@ fn unordered<T>(a: &[T], b: &[T], same: impl Fn(&T, &T) -> Verdict) -> Verdict {
     Verdict::True
 }
 
-fn relations(o1: Rel, l1: &Expr, r1: &Expr, o2: Rel, l2: &Expr, r2: &Expr) -> Verdict {
+/// Two relations: the same operator and the same difference of sides (or the flipped operator
+/// and the negated difference); and two equations whose differences of sides are a constant
+/// multiple of each other: `2x + 4y - 3 = 0` and `y = -\frac12 x + \frac34` are one line
+/// (math-verify ≥ 0.6 solves linear equations, 0.5.2 does not; issue 19 item 7). Inequalities
+/// are not rescaled (`x < 2` is not `2x < 4` in math-verify 0.9.0).
+fn relations(
+    (o1, l1, r1): (Rel, &Expr, &Expr),
+    (o2, l2, r2): (Rel, &Expr, &Expr),
+    o: Options,
+) -> Verdict {
     let d1 = Expr::Add(vec![l1.clone(), Expr::Neg(Box::new(r1.clone()))]);
     let d2 = Expr::Add(vec![l2.clone(), Expr::Neg(Box::new(r2.clone()))]);
     let neg2 = Expr::Neg(Box::new(d2.clone()));
@@ -166,25 +175,69 @@ fn relations(o1: Rel, l1: &Expr, r1: &Expr, o2: Rel, l2: &Expr, r2: &Expr) -> Ve
         o => o,
     };
     let same = if o1 == o2 {
-        values(&d1, &d2)
+        values(&d1, &d2, o)
     } else {
         Verdict::False
     };
     let flip = if o1 == flipped(o2) {
-        values(&d1, &neg2)
+        values(&d1, &neg2, o)
     } else {
         Verdict::False
     };
     match (same, flip) {
         (Verdict::True, _) | (_, Verdict::True) => Verdict::True,
         (Verdict::Unknown, _) | (_, Verdict::Unknown) => Verdict::Unknown,
+        // Scaled equations, except a constant assignment (`a = 3` is not `2a = 6` in
+        // math-verify 0.9.0, while `y = x^2` is `2y = 2x^2`).
+        _ if o1 == Rel::Eq
+            && o2 == Rel::Eq
+            && !assignment(l1, r1)
+            && !assignment(l2, r2)
+            && ratio(&d1, &d2).is_some() =>
+        {
+            Verdict::True
+        }
         _ => Verdict::False,
     }
 }
 
-/// Two values: exact rationals (rounded to 6 decimals when either was written as a decimal),
-/// else numeric evaluation, at random points when there are symbols.
-pub fn values(gold: &Expr, pred: &Expr) -> Verdict {
+/// `x = 4`: a lone symbol equal to an expression without symbols.
+fn assignment(lhs: &Expr, rhs: &Expr) -> bool {
+    matches!(lhs, Expr::Sym(_)) && rhs.symbols().is_empty()
+}
+
+/// The constant `c` with `a = c·b` at every point, when `a` and `b` have symbols and agree on
+/// one nonzero ratio at 5 pseudo-random points (symbols in [0.5, 2.5]).
+fn ratio(a: &Expr, b: &Expr) -> Option<f64> {
+    let mut syms = a.symbols();
+    syms.extend(b.symbols());
+    if a.symbols().is_empty() || b.symbols().is_empty() {
+        return None;
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5eed);
+    let mut c: Option<f64> = None;
+    for _ in 0..5 {
+        let env: BTreeMap<String, f64> = syms
+            .iter()
+            .map(|s| (s.clone(), rng.random_range(0.5..2.5)))
+            .collect();
+        let (x, y) = (a.approx(&env)?, b.approx(&env)?);
+        if !x.is_finite() || !y.is_finite() || y.abs() < 1e-12 || x.abs() < 1e-12 {
+            return None;
+        }
+        let r = x / y;
+        match c {
+            None => c = Some(r),
+            Some(c) if (r - c).abs() > 1e-9 * c.abs().max(1.0) => return None,
+            Some(_) => {}
+        }
+    }
+    c
+}
+
+/// Two values: exact rationals (rounded to `o.precision` decimals when either was written as a
+/// decimal), else numeric evaluation, at random points when there are symbols.
+pub fn values(gold: &Expr, pred: &Expr, o: Options) -> Verdict {
     if gold == pred {
         return Verdict::True;
     }
@@ -212,21 +265,23 @@ pub fn values(gold: &Expr, pred: &Expr) -> Verdict {
     }
     if let (Some(a), Some(b)) = (gold.exact(), pred.exact()) {
         return if decimal {
-            (round6(&a) == round6(&b)).into()
+            (round_to(&a, o.precision) == round_to(&b, o.precision)).into()
         } else {
             (a == b).into()
         };
     }
-    numeric(gold, pred, decimal)
+    numeric(gold, pred, decimal.then_some(o.precision))
 }
 
-fn round6(r: &BigRational) -> BigRational {
-    let scale = BigRational::from_integer(1_000_000.into());
+/// `r` rounded to `digits` decimals (half away from zero).
+fn round_to(r: &BigRational, digits: u32) -> BigRational {
+    let scale = BigRational::from_integer(num_bigint::BigInt::from(10).pow(digits));
     (r * &scale).round() / scale
 }
 
-/// Evaluation at fixed pseudo-random points (5 tries, symbols in [0.5, 2.5]).
-fn numeric(gold: &Expr, pred: &Expr, decimal: bool) -> Verdict {
+/// Evaluation at fixed pseudo-random points (5 tries, symbols in [0.5, 2.5]); rounded to
+/// `decimal` digits when a side was written as a decimal.
+fn numeric(gold: &Expr, pred: &Expr, decimal: Option<u32>) -> Verdict {
     let mut syms = gold.symbols();
     syms.extend(pred.symbols());
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5eed);
@@ -240,8 +295,9 @@ fn numeric(gold: &Expr, pred: &Expr, decimal: bool) -> Verdict {
         let (Some(a), Some(b)) = (gold.approx(&env), pred.approx(&env)) else {
             continue;
         };
-        let same = if decimal {
-            (a * 1e6).round() == (b * 1e6).round()
+        let same = if let Some(d) = decimal {
+            let scale = 10f64.powi(d as i32);
+            (a * scale).round() == (b * scale).round()
         } else {
             (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
         };

@@ -66,6 +66,105 @@ impl Serialize for Verdict {
     }
 }
 
+/// The most decimals [`Options::precision`] takes (f64 holds about 15 significant digits).
+pub const MAX_PRECISION: u32 = 12;
+
+/// math-verify's `verify` options, for `math` mode (the other modes have none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Decimals a value written as a decimal is rounded to before comparing (math-verify's
+    /// `float_rounding`, default 6): `0.3333` equals `\frac13` at 4, not at 6.
+    pub precision: u32,
+    /// math-verify's `strict` (default true). When false, a prediction naming other free symbols
+    /// than the gold, as many of them, has them renamed to the gold's in sorted order (`f(x)`
+    /// equals `f(y)`; `t \in [a, b]` still does not answer `x \in [a, b]`, as in math-verify).
+    pub strict: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            precision: 6,
+            strict: true,
+        }
+    }
+}
+
+/// A checker: its mode and options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Checker {
+    pub mode: Mode,
+    pub options: Options,
+}
+
+impl Checker {
+    /// The checker of `mode` with default options.
+    pub fn new(mode: Mode) -> Self {
+        Self {
+            mode,
+            options: Options::default(),
+        }
+    }
+
+    /// Extracts both sides and compares them. No gold answer → `unknown`; no predicted answer →
+    /// `false`.
+    pub fn check(&self, gold: &str, prediction: &str) -> Checked {
+        let gold_parsed = extract_gold(gold, self.mode);
+        let prediction_parsed = extract_answer(prediction, self.mode);
+        let verdict = match (&gold_parsed, &prediction_parsed) {
+            (None, _) => Verdict::Unknown,
+            (_, None) => Verdict::False,
+            (Some(g), Some(p)) => self.equivalent(g, p),
+        };
+        Checked {
+            verdict,
+            gold_parsed,
+            prediction_parsed,
+        }
+    }
+
+    /// Whether two extracted answers are equivalent (gold first: the rules are not symmetric).
+    pub fn equivalent(&self, gold: &str, prediction: &str) -> Verdict {
+        match self.mode {
+            Mode::Hendrycks => hendrycks::is_equiv(gold, prediction).into(),
+            Mode::Gsm8k => match (
+                expr::number(gold.trim()).and_then(|e| e.exact()),
+                expr::number(prediction.trim()).and_then(|e| e.exact()),
+            ) {
+                (Some(a), Some(b)) => (a == b).into(),
+                _ => (gold.trim() == prediction.trim()).into(),
+            },
+            Mode::Math => math_equivalent(gold, prediction, self.options),
+        }
+    }
+}
+
+fn math_equivalent(gold: &str, prediction: &str, o: Options) -> Verdict {
+    // `x \in [a, b]` and `t \in [a, b]` name different variables (math-verify, strict or not);
+    // otherwise the variable is dropped.
+    if let (Some(a), Some(b)) = (member_of(gold), member_of(prediction)) {
+        if a != b {
+            return Verdict::False;
+        }
+    }
+    let (g, p) = (normalize::normalize(gold), normalize::normalize(prediction));
+    if g == p {
+        return Verdict::True;
+    }
+    let (Some(a), Some(mut b)) = (shape::parse_shape(&g), shape::parse_shape(&p)) else {
+        return Verdict::Unknown;
+    };
+    if !o.strict {
+        let (sg, sp) = (a.symbols(), b.symbols());
+        if sg != sp && sg.len() == sp.len() {
+            let names: std::collections::BTreeMap<String, String> =
+                sp.into_iter().zip(sg).collect();
+            b = b.map(&|e| e.rename(&names));
+        }
+    }
+    compare::compare(&a, &b, o)
+}
+
 /// A checked pair, with what was read from each side.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Checked {
@@ -98,35 +197,9 @@ pub fn extract_gold(gold: &str, mode: Mode) -> Option<String> {
     }
 }
 
-/// Whether two extracted answers are equivalent (gold first: the rules are not symmetric).
+/// [`Checker::equivalent`] with default options.
 pub fn equivalent(gold: &str, prediction: &str, mode: Mode) -> Verdict {
-    match mode {
-        Mode::Hendrycks => hendrycks::is_equiv(gold, prediction).into(),
-        Mode::Gsm8k => match (
-            expr::number(gold.trim()).and_then(|e| e.exact()),
-            expr::number(prediction.trim()).and_then(|e| e.exact()),
-        ) {
-            (Some(a), Some(b)) => (a == b).into(),
-            _ => (gold.trim() == prediction.trim()).into(),
-        },
-        Mode::Math => {
-            // `x \in [a, b]` and `t \in [a, b]` name different variables (math-verify's strict
-            // mode); otherwise the variable is dropped.
-            if let (Some(a), Some(b)) = (member_of(gold), member_of(prediction)) {
-                if a != b {
-                    return Verdict::False;
-                }
-            }
-            let (g, p) = (normalize::normalize(gold), normalize::normalize(prediction));
-            if g == p {
-                return Verdict::True;
-            }
-            match (shape::parse_shape(&g), shape::parse_shape(&p)) {
-                (Some(a), Some(b)) => compare::compare(&a, &b),
-                _ => Verdict::Unknown,
-            }
-        }
-    }
+    Checker::new(mode).equivalent(gold, prediction)
 }
 
 /// The variable of a membership answer, `x` in `x \in [-2, 7]`.
@@ -137,19 +210,7 @@ fn member_of(s: &str) -> Option<char> {
     c.as_str().trim_start().starts_with("\\in").then_some(v)
 }
 
-/// Extracts both sides and compares them. No gold answer → `unknown`; no predicted answer →
-/// `false`.
+/// [`Checker::check`] with default options.
 pub fn check(gold: &str, prediction: &str, mode: Mode) -> Checked {
-    let gold_parsed = extract_gold(gold, mode);
-    let prediction_parsed = extract_answer(prediction, mode);
-    let verdict = match (&gold_parsed, &prediction_parsed) {
-        (None, _) => Verdict::Unknown,
-        (_, None) => Verdict::False,
-        (Some(g), Some(p)) => equivalent(g, p, mode),
-    };
-    Checked {
-        verdict,
-        gold_parsed,
-        prediction_parsed,
-    }
+    Checker::new(mode).check(gold, prediction)
 }

@@ -25,6 +25,40 @@ pub enum Shape {
     Text(String),
 }
 
+impl Shape {
+    /// The same shape with every expression mapped by `f`.
+    pub fn map(&self, f: &dyn Fn(&Expr) -> Expr) -> Shape {
+        let all = |v: &[Expr]| v.iter().map(f).collect::<Vec<_>>();
+        match self {
+            Shape::Value(e) => Shape::Value(f(e)),
+            Shape::Bracketed { open, close, items } => Shape::Bracketed {
+                open: *open,
+                close: *close,
+                items: all(items),
+            },
+            Shape::Set(v) => Shape::Set(all(v)),
+            Shape::Union(v) => Shape::Union(v.iter().map(|s| s.map(f)).collect()),
+            Shape::Relation { op, lhs, rhs } => Shape::Relation {
+                op: *op,
+                lhs: f(lhs),
+                rhs: f(rhs),
+            },
+            Shape::Matrix(rows) => Shape::Matrix(rows.iter().map(|r| all(r)).collect()),
+            Shape::Text(t) => Shape::Text(t.clone()),
+        }
+    }
+
+    /// Every symbol the shape's expressions name.
+    pub fn symbols(&self) -> std::collections::BTreeSet<String> {
+        let out = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        self.map(&|e| {
+            out.borrow_mut().extend(e.symbols());
+            e.clone()
+        });
+        out.into_inner()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rel {
     Eq,

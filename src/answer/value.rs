@@ -37,6 +37,23 @@ impl Expr {
         out
     }
 
+    /// The expression with symbols renamed by `names` (others kept).
+    pub fn rename(&self, names: &BTreeMap<String, String>) -> Expr {
+        let r = |e: &Expr| Box::new(e.rename(names));
+        match self {
+            Expr::Sym(s) => Expr::Sym(names.get(s).unwrap_or(s).clone()),
+            Expr::Neg(a) => Expr::Neg(r(a)),
+            Expr::Func(f, a) => Expr::Func(*f, r(a)),
+            Expr::Factorial(a) => Expr::Factorial(r(a)),
+            Expr::Percent(a) => Expr::Percent(r(a)),
+            Expr::Add(v) => Expr::Add(v.iter().map(|e| e.rename(names)).collect()),
+            Expr::Mul(v) => Expr::Mul(v.iter().map(|e| e.rename(names)).collect()),
+            Expr::Div(a, b) => Expr::Div(r(a), r(b)),
+            Expr::Pow(a, b) => Expr::Pow(r(a), r(b)),
+            e => e.clone(),
+        }
+    }
+
     fn visit(&self, f: &mut dyn FnMut(&Expr)) {
         f(self);
         match self {

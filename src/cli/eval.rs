@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ModelArgs;
 use crate::answer::select::Selection;
-use crate::answer::{check, Mode};
+use crate::answer::{Checker, Mode, Options};
 use crate::data::{field_text, Fields};
 use crate::eval::report::{histogram, markdown, summarize};
 use crate::eval::run::{data_dir, evaluate, load_dataset, EvalConfig};
@@ -57,6 +57,14 @@ pub struct EvalArgs {
     /// Answer checker.
     #[arg(long, value_enum, default_value_t = Mode::Math)]
     pub mode: Mode,
+    /// Decimals a decimal answer is rounded to before comparing (math mode; math-verify's
+    /// `float_rounding`).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=crate::answer::MAX_PRECISION as i64))]
+    pub precision: u32,
+    /// Rename a prediction's free symbols to the gold's in sorted order (math mode;
+    /// math-verify's `strict=False`): `f(x)` equals `f(y)`.
+    #[arg(long)]
+    pub no_strict: bool,
     /// Self-certainty rows: paper (the generating rows) or openr1 (shifted by one).
     #[arg(long, value_enum, default_value_t = Alignment::Paper)]
     pub alignment: Alignment,
@@ -120,7 +128,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let cfg = EvalConfig {
         system_prompt: system_prompt(&args.system_prompt),
         max_new_tokens: args.max_new_tokens,
-        mode: args.mode,
+        checker: checker(args.mode, args.precision, args.no_strict),
         alignment: args.alignment,
         samples: args.samples,
         sampling: SamplingParams {
@@ -178,6 +186,14 @@ pub struct CheckAnswerArgs {
     /// Answer checker.
     #[arg(long, value_enum, default_value_t = Mode::Math)]
     pub mode: Mode,
+    /// Decimals a decimal answer is rounded to before comparing (math mode; math-verify's
+    /// `float_rounding`).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=crate::answer::MAX_PRECISION as i64))]
+    pub precision: u32,
+    /// Rename a prediction's free symbols to the gold's in sorted order (math mode;
+    /// math-verify's `strict=False`): `f(x)` equals `f(y)`.
+    #[arg(long)]
+    pub no_strict: bool,
     /// JSONL with `gold` and `prediction` per line (default: standard input).
     #[arg(long, conflicts_with_all = ["gold", "prediction"])]
     pub input: Option<PathBuf>,
@@ -195,11 +211,23 @@ struct Pair {
     prediction: serde_json::Value,
 }
 
+/// The checker the command-line options describe.
+fn checker(mode: Mode, precision: u32, no_strict: bool) -> Checker {
+    Checker {
+        mode,
+        options: Options {
+            precision,
+            strict: !no_strict,
+        },
+    }
+}
+
 pub fn check_answer(args: &CheckAnswerArgs) -> anyhow::Result<()> {
+    let checker = checker(args.mode, args.precision, args.no_strict);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if let (Some(g), Some(p)) = (&args.gold, &args.prediction) {
-        writeln!(out, "{}", serde_json::to_string(&check(g, p, args.mode))?)?;
+        writeln!(out, "{}", serde_json::to_string(&checker.check(g, p))?)?;
         return Ok(());
     }
     let (name, reader): (String, Box<dyn BufRead>) = match &args.input {
@@ -222,11 +250,7 @@ pub fn check_answer(args: &CheckAnswerArgs) -> anyhow::Result<()> {
                 i + 1
             )
         })?;
-        let checked = check(
-            &field_text(&pair.gold),
-            &field_text(&pair.prediction),
-            args.mode,
-        );
+        let checked = checker.check(&field_text(&pair.gold), &field_text(&pair.prediction));
         writeln!(out, "{}", serde_json::to_string(&checked)?)?;
     }
     Ok(())

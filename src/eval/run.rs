@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::answer::select::{select, Selection};
-use crate::answer::{check, equivalent, Mode, Verdict};
+use crate::answer::{Checker, Verdict};
 use crate::data::{self, demo, Fields, Problem};
 use crate::loader::LoadedModel;
 use crate::model::Decoder;
@@ -88,7 +88,7 @@ pub fn load_dataset(
 pub struct EvalConfig {
     pub system_prompt: Option<String>,
     pub max_new_tokens: usize,
-    pub mode: Mode,
+    pub checker: Checker,
     pub alignment: Alignment,
     /// N samples per problem (0: greedy only).
     pub samples: usize,
@@ -148,7 +148,7 @@ fn answered(
 ) -> anyhow::Result<Answered> {
     let text = model.tokenizer.decode(&c.ids, true)?;
     // No gold answer → an empty gold, which `check` reports as `unknown`.
-    let checked = check(gold.unwrap_or(""), &text, cfg.mode);
+    let checked = cfg.checker.check(gold.unwrap_or(""), &text);
     Ok(Answered {
         answer: checked.prediction_parsed,
         verdict: checked.verdict,
@@ -190,7 +190,7 @@ pub fn evaluate(
         sampling: cfg.sampling,
         ..base.clone()
     };
-    let same = |a: &str, b: &str| equivalent(a, b, cfg.mode).is_true();
+    let same = |a: &str, b: &str| cfg.checker.equivalent(a, b).is_true();
     let mut items = Vec::with_capacity(problems.len());
     let mut stats = RunStats::default();
     let start = Instant::now();

@@ -4,17 +4,17 @@
 //! a completion without `\boxed{}` scores 0 (verl's `compute_score`), although `check-answer`
 //! then compares the whole text.
 
-use crate::answer::{check, Mode};
+use crate::answer::{Checker, Mode};
 
-pub fn rewards(texts: &[String], golds: &[Option<String>], mode: Mode) -> Vec<Option<f64>> {
+pub fn rewards(texts: &[String], golds: &[Option<String>], checker: Checker) -> Vec<Option<f64>> {
     texts
         .iter()
         .zip(golds)
         .map(|(text, gold)| {
             let gold = gold.as_ref()?;
-            let unboxed =
-                mode == Mode::Hendrycks && crate::answer::hendrycks::last_boxed(text).is_none();
-            Some(if !unboxed && check(gold, text, mode).verdict.is_true() {
+            let unboxed = checker.mode == Mode::Hendrycks
+                && crate::answer::hendrycks::last_boxed(text).is_none();
+            Some(if !unboxed && checker.check(gold, text).verdict.is_true() {
                 1.0
             } else {
                 0.0
@@ -44,7 +44,7 @@ mod tests {
             None,
         ];
         assert_eq!(
-            rewards(&texts, &golds, Mode::Math),
+            rewards(&texts, &golds, Checker::new(Mode::Math)),
             vec![Some(1.0), Some(1.0), Some(0.0), Some(1.0), None]
         );
     }

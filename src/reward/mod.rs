@@ -11,7 +11,7 @@ pub mod self_certainty;
 use serde::{Deserialize, Serialize};
 
 use crate::advantage::ScaleRewards;
-use crate::answer::Mode;
+use crate::answer::Checker;
 use crate::rollout::Completion;
 
 /// The reward functions, spelled as in configs and metric names (`rewards/<name>/mean`).
@@ -69,16 +69,16 @@ pub struct RewardInput<'a> {
     /// Seed for the random reward (the step's seed).
     pub seed: u64,
     /// How answers are extracted and compared (accuracy, plurality vote).
-    pub answer_mode: Mode,
+    pub checker: Checker,
 }
 
 /// One reward value per completion; `None` where the reward cannot judge it.
 pub fn compute(kind: RewardKind, input: &RewardInput) -> Vec<Option<f64>> {
     match kind {
         RewardKind::SelfCertainty => input.self_certainty.iter().map(|&s| Some(s)).collect(),
-        RewardKind::Accuracy => accuracy::rewards(input.texts, input.golds, input.answer_mode),
+        RewardKind::Accuracy => accuracy::rewards(input.texts, input.golds, input.checker),
         RewardKind::PluralityVote => {
-            plurality_vote::rewards(input.texts, input.group, input.answer_mode)
+            plurality_vote::rewards(input.texts, input.group, input.checker)
         }
         RewardKind::Format => format::rewards(input.texts),
         RewardKind::NegEntropy => neg_entropy::rewards(input.completions),

@@ -3,13 +3,16 @@
 //! scores 1 if its answer is equivalent to the label. The vote is `answer::select`'s majority.
 
 use crate::answer::select::{select, Selection};
-use crate::answer::{equivalent, extract_answer, Mode};
+use crate::answer::{extract_answer, Checker};
 
-pub fn rewards(texts: &[String], group: usize, mode: Mode) -> Vec<Option<f64>> {
-    let same = |a: &str, b: &str| equivalent(a, b, mode).is_true();
+pub fn rewards(texts: &[String], group: usize, checker: Checker) -> Vec<Option<f64>> {
+    let same = |a: &str, b: &str| checker.equivalent(a, b).is_true();
     let mut out = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(group.max(1)) {
-        let answers: Vec<Option<String>> = chunk.iter().map(|t| extract_answer(t, mode)).collect();
+        let answers: Vec<Option<String>> = chunk
+            .iter()
+            .map(|t| extract_answer(t, checker.mode))
+            .collect();
         let flat = vec![0.0; answers.len()];
         let label = select(Selection::Majority, &answers, &flat, 0.0, &same)
             .and_then(|i| answers[i].clone());
@@ -27,6 +30,7 @@ pub fn rewards(texts: &[String], group: usize, mode: Mode) -> Vec<Option<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::answer::Mode;
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
@@ -37,7 +41,7 @@ mod tests {
         let r = rewards(
             &s(&["\\boxed{3}", "\\boxed{4}", "\\boxed{3.0}", "no answer here"]),
             4,
-            Mode::Math,
+            Checker::new(Mode::Math),
         );
         assert_eq!(r, vec![Some(1.0), Some(0.0), Some(1.0), Some(0.0)]);
     }
@@ -47,7 +51,7 @@ mod tests {
         let r = rewards(
             &s(&["\\boxed{5}", "\\boxed{6}", "\\boxed{6}", "\\boxed{5}"]),
             4,
-            Mode::Math,
+            Checker::new(Mode::Math),
         );
         assert_eq!(r, vec![Some(1.0), Some(0.0), Some(0.0), Some(1.0)]);
     }
@@ -57,7 +61,7 @@ mod tests {
         let r = rewards(
             &s(&["\\boxed{1}", "\\boxed{1}", "\\boxed{2}", "\\boxed{2}"]),
             2,
-            Mode::Math,
+            Checker::new(Mode::Math),
         );
         assert_eq!(r, vec![Some(1.0); 4]);
     }

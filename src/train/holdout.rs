@@ -5,7 +5,6 @@
 //! interval, and how well self-certainty separates right from wrong answers (Mann–Whitney, as
 //! the paper's Fig. 8).
 
-use crate::answer::check;
 use crate::data::demo::{self, Split};
 use crate::eval::stats::{mann_whitney, wilson_95};
 use crate::rollout::{rollout, PromptRequest, RolloutConfig};
@@ -65,7 +64,7 @@ impl Trainer {
                 let text = self.base.tokenizer.decode(&c.ids, true)?;
                 let gold = p.answer.as_deref().unwrap_or("");
                 out.correct
-                    .push(check(gold, &text, self.cfg.answer_mode).verdict.is_true());
+                    .push(self.cfg.checker().check(gold, &text).verdict.is_true());
                 out.self_certainty
                     .push(c.self_certainty(Alignment::Paper) as f64);
             }

@@ -97,7 +97,7 @@ pub fn train_step(t: &mut Trainer) -> anyhow::Result<StepOutput> {
         group: g,
         self_certainty: &sc_reward,
         seed: mix(cfg.seed, step, usize::MAX),
-        answer_mode: cfg.answer_mode,
+        checker: cfg.checker(),
     };
     let rewards: Vec<(RewardKind, Vec<Option<f64>>)> = cfg
         .reward_funcs
