@@ -191,8 +191,10 @@ pub struct TrainConfig {
     pub max_grad_norm: f64,
     /// Activation recompute in the update: the forward keeps only each decoder layer's input
     /// and the backward re-runs one layer at a time (same gradients, one layer's activations
-    /// alive instead of all). Default `false`: HF/TRL (the paper's recipe sets it true).
-    pub gradient_checkpointing: bool,
+    /// alive instead of all). `true`, `false` or `auto`: on on CUDA, off on the CPU (where
+    /// memory is rarely the limit and recompute costs a forward).
+    /// Default `"auto"`: ours (HF/TRL default false; the paper's recipe sets it true).
+    pub gradient_checkpointing: Switch,
 
     // --- length of the run ---
     /// Seed of the shuffle and the sampling. Default `7`: S1 (spec §4.4); HF defaults to 42.
@@ -224,6 +226,11 @@ pub struct TrainConfig {
     /// AMP / DeepSpeed bf16 semantics), or `auto`: f32 on the CPU, bf16 on CUDA.
     /// Default `"auto"`: ours (the paper's recipe sets TRL's `bf16 = true`).
     pub dtype: String,
+    /// Dtype of a checkpoint's `model.safetensors`: `f32`, `bf16`, `f16`, or `auto`: the base
+    /// model's `torch_dtype` from its config.json (as HF saves), f32 for a GGUF model. Below f32
+    /// the f32 master weights go into `optimizer.safetensors`, so `--resume` stays exact.
+    /// Default `"auto"`: HF.
+    pub save_dtype: String,
 
     // --- safety ---
     /// Stop the run when a step's mean KL (nats per token) exceeds this (0 = off).
@@ -279,7 +286,7 @@ impl Default for TrainConfig {
             adam_epsilon: 1e-8,
             weight_decay: 0.0,
             max_grad_norm: 1.0,
-            gradient_checkpointing: false,
+            gradient_checkpointing: Switch::Auto,
             seed: 7,
             num_train_epochs: 1,
             max_steps: 0,
@@ -289,13 +296,70 @@ impl Default for TrainConfig {
             log_completions_steps: 1,
             device: "auto".into(),
             dtype: "auto".into(),
+            save_dtype: "auto".into(),
             max_kl: 0.0,
             warn_length_fraction: 0.5,
         }
     }
 }
 
+/// A key that is `true`, `false` or `"auto"` (decided by the device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    Auto,
+    On,
+    Off,
+}
+
+impl Switch {
+    /// The setting, with `auto` meaning `auto_on`.
+    pub fn resolve(self, auto_on: bool) -> bool {
+        match self {
+            Switch::Auto => auto_on,
+            Switch::On => true,
+            Switch::Off => false,
+        }
+    }
+}
+
+impl Serialize for Switch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Switch::Auto => s.serialize_str("auto"),
+            Switch::On => s.serialize_bool(true),
+            Switch::Off => s.serialize_bool(false),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Switch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Switch;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or \"auto\"")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Switch, E> {
+                Ok(if v { Switch::On } else { Switch::Off })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Switch, E> {
+                match v {
+                    "auto" => Ok(Switch::Auto),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 impl TrainConfig {
+    /// Whether the update recomputes activations on `device` (`gradient_checkpointing`).
+    pub fn recompute(&self, device: &candle_core::Device) -> bool {
+        self.gradient_checkpointing.resolve(device.is_cuda())
+    }
+
     /// The answer checker of the rewards and the held-out report.
     pub fn checker(&self) -> crate::answer::Checker {
         crate::answer::Checker {
@@ -309,6 +373,15 @@ impl TrainConfig {
 
     /// Cross-field checks with TRL-style messages; each names the keys involved.
     pub fn validate(&self) -> Result<(), Invalid> {
+        if !["auto", "f32", "bf16", "f16"].contains(&self.save_dtype.as_str()) {
+            return Err(Invalid::new(
+                &["save_dtype"],
+                format!(
+                    "expected \"auto\", \"f32\", \"bf16\" or \"f16\", got {:?}",
+                    self.save_dtype
+                ),
+            ));
+        }
         if self.answer_precision > crate::answer::MAX_PRECISION {
             return Err(Invalid::new(
                 &["answer_precision"],

@@ -261,6 +261,27 @@ pub fn model_config(source: &ModelSource) -> Result<ModelConfig, LoadError> {
     }
 }
 
+/// The dtype a model's weights are stored in, by its `config.json` (`torch_dtype`, or
+/// transformers 5's `dtype`): `None` for a GGUF file, a config without the field, or a dtype
+/// other than float32, bfloat16 and float16.
+pub fn stored_dtype(source: &ModelSource) -> Option<DType> {
+    let ModelSource::HfDir(dir) = source else {
+        return None;
+    };
+    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let name = json
+        .get("torch_dtype")
+        .or_else(|| json.get("dtype"))?
+        .as_str()?;
+    match name {
+        "float32" => Some(DType::F32),
+        "bfloat16" => Some(DType::BF16),
+        "float16" => Some(DType::F16),
+        _ => None,
+    }
+}
+
 fn hf_config(dir: &Path) -> Result<ModelConfig, LoadError> {
     let cfg_path = dir.join("config.json");
     if !cfg_path.exists() {

@@ -204,6 +204,14 @@ fn config_errors_exit_2_naming_the_file_and_the_key() {
             &["cfg.toml: key num_generations: must be at least 2"],
         ),
         (
+            "gradient_checkpointing = \"sometimes\"\n",
+            &["cfg.toml: key gradient_checkpointing: invalid value: string \"sometimes\", expected true, false or \"auto\""],
+        ),
+        (
+            "save_dtype = \"fp8\"\n",
+            &["cfg.toml: key save_dtype: expected \"auto\", \"f32\", \"bf16\" or \"f16\", got \"fp8\""],
+        ),
+        (
             "answer_precision = 40\n",
             &["cfg.toml: key answer_precision: must be at most 12 decimals, got 40"],
         ),

@@ -160,42 +160,82 @@ fn f16_on_a_left_padded_batch_is_finite_and_near_f32() {
 }
 
 /// Four bf16 steps, and stop after 2 + resume: the same metrics and the same f32 weights, bit
-/// for bit (the optimizer state keeps the f32 masters).
+/// for bit (the optimizer state keeps the f32 masters), whether the model is saved in f32 or
+/// in bf16 (`save_dtype`; the masters then go into the optimizer state).
 #[test]
 fn bf16_training_resumes_exactly() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (full, split) = (tmp.path().join("full"), tmp.path().join("split"));
-    let cfg = tiny_train_config(tmp.path(), "dtype = \"bf16\"");
-    let cfg = cfg.to_str().unwrap();
-    train_ok(&["--config", cfg, "--output-dir", full.to_str().unwrap()]);
-    let split_dir = split.to_str().unwrap();
-    train_ok(&[
-        "--config",
-        cfg,
-        "--output-dir",
-        split_dir,
-        "--stop-after",
-        "2",
-    ]);
-    train_ok(&["--resume", split_dir]);
-    assert_eq!(metrics_rows(&full), metrics_rows(&split), "resumed metrics");
-    let (a, b) = (full.join("checkpoint-4"), split.join("checkpoint-4"));
-    assert_eq!(
-        checkpoint_weights(&a),
-        checkpoint_weights(&b),
-        "resumed weights"
-    );
-    let read = |d: &Path| std::fs::read(d.join("optimizer.safetensors")).unwrap();
-    assert_eq!(read(&a), read(&b), "resumed optimizer state");
-    let initial = load_tiny("tiny-qwen2");
-    let moved = checkpoint_weights(&a).iter().any(|(name, w)| {
-        let (_, t) = initial
-            .decoder
-            .parameters()
+    for save_dtype in ["f32", "bf16"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (full, split) = (tmp.path().join("full"), tmp.path().join("split"));
+        let extra = format!("dtype = \"bf16\"\nsave_dtype = \"{save_dtype}\"");
+        let cfg = tiny_train_config(tmp.path(), &extra);
+        let cfg = cfg.to_str().unwrap();
+        train_ok(&["--config", cfg, "--output-dir", full.to_str().unwrap()]);
+        let split_dir = split.to_str().unwrap();
+        train_ok(&[
+            "--config",
+            cfg,
+            "--output-dir",
+            split_dir,
+            "--stop-after",
+            "2",
+        ]);
+        train_ok(&["--resume", split_dir]);
+        assert_eq!(
+            metrics_rows(&full),
+            metrics_rows(&split),
+            "{save_dtype}: metrics"
+        );
+        let (a, b) = (full.join("checkpoint-4"), split.join("checkpoint-4"));
+        assert_eq!(
+            checkpoint_weights(&a),
+            checkpoint_weights(&b),
+            "{save_dtype}: resumed weights"
+        );
+        let read = |d: &Path| std::fs::read(d.join("optimizer.safetensors")).unwrap();
+        assert_eq!(read(&a), read(&b), "{save_dtype}: resumed optimizer state");
+        let load = |file: &str| {
+            candle_core::safetensors::load(a.join(file), &candle_core::Device::Cpu).unwrap()
+        };
+        let (model, optimizer) = (load("model.safetensors"), load("optimizer.safetensors"));
+        let want = match save_dtype {
+            "bf16" => candle_core::DType::BF16,
+            _ => candle_core::DType::F32,
+        };
+        assert!(model.values().all(|t| t.dtype() == want), "{save_dtype}");
+        let config = std::fs::read_to_string(a.join("config.json")).unwrap();
+        let torch_dtype = if save_dtype == "bf16" {
+            "bfloat16"
+        } else {
+            "float32"
+        };
+        assert!(
+            config.contains(&format!("\"torch_dtype\": \"{torch_dtype}\"")),
+            "{config}"
+        );
+        let masters: Vec<_> = optimizer
             .iter()
-            .find(|(n, _)| n == name)
-            .unwrap();
-        t.flatten_all().unwrap().to_vec1::<f32>().unwrap() != *w
-    });
-    assert!(moved, "bf16 training changed the f32 weights");
+            .filter(|(k, _)| k.starts_with("master/"))
+            .collect();
+        match save_dtype {
+            "bf16" => {
+                assert_eq!(masters.len(), model.len(), "one f32 master per weight");
+                assert!(masters
+                    .iter()
+                    .all(|(_, t)| t.dtype() == candle_core::DType::F32));
+            }
+            _ => assert!(masters.is_empty(), "f32 weights are the masters"),
+        }
+        let initial = load_tiny("tiny-qwen2");
+        let moved = checkpoint_weights(&a).iter().any(|(name, w)| {
+            let (_, t) = initial
+                .decoder
+                .parameters()
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap();
+            t.flatten_all().unwrap().to_vec1::<f32>().unwrap() != *w
+        });
+        assert!(moved, "{save_dtype}: bf16 training changed the weights");
+    }
 }

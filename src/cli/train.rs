@@ -91,7 +91,7 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<()> {
     };
     match available {
         Some(bytes) => {
-            plan.check_fits(bytes, &cfg).map_err(anyhow::Error::msg)?;
+            plan.check_fits(bytes).map_err(anyhow::Error::msg)?;
             println!("fits: {} available", crate::train::plan::gib(bytes));
         }
         None => println!("available memory unknown; pass --device-memory to check"),

@@ -143,8 +143,14 @@ impl ModelConfig {
         Ok(self)
     }
 
-    /// The HF `config.json` for this configuration (loadable by transformers and by intuitor).
-    pub fn to_hf_json(&self, bos: Option<u32>, eos: Option<u32>) -> serde_json::Value {
+    /// The HF `config.json` for this configuration (loadable by transformers and by intuitor),
+    /// its `torch_dtype` naming `dtype`, the dtype the weights are saved in.
+    pub fn to_hf_json(
+        &self,
+        bos: Option<u32>,
+        eos: Option<u32>,
+        dtype: candle_core::DType,
+    ) -> serde_json::Value {
         let arch = match self.model_type.as_str() {
             "qwen2" => "Qwen2ForCausalLM",
             "mistral" => "MistralForCausalLM",
@@ -183,7 +189,11 @@ impl ModelConfig {
             "tie_word_embeddings": self.tie_word_embeddings,
             "max_position_embeddings": self.max_position_embeddings,
             "hidden_act": "silu",
-            "torch_dtype": "float32",
+            "torch_dtype": match dtype {
+                candle_core::DType::BF16 => "bfloat16",
+                candle_core::DType::F16 => "float16",
+                _ => "float32",
+            },
             "bos_token_id": bos,
             "eos_token_id": eos,
         })

@@ -1,7 +1,8 @@
 //! Checkpoints: `OUTPUT_DIR/checkpoint-<step>/` is an HF model directory (`config.json`,
 //! `model.safetensors`, tokenizer files, chat template; loadable by transformers and by
-//! `intuitor generate`) plus the trainer state needed to resume exactly (`trainer_state.json`
-//! with step and data cursor, `optimizer.safetensors` with the AdamW moments). The sampling and
+//! `intuitor generate`; weights in `save_dtype`) plus the trainer state needed to resume exactly
+//! (`trainer_state.json` with step and data cursor, `optimizer.safetensors` with the AdamW
+//! moments, and the f32 master weights when the model is saved in a lower precision). The sampling and
 //! random-reward streams are functions of (seed, step), so they need no saved state.
 //!
 //! Written atomically: everything goes into a temporary sibling directory that is renamed into
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::data::batches::Cursor;
@@ -37,13 +38,28 @@ pub fn checkpoint_dir(output: &Path, step: usize) -> PathBuf {
 /// the filesystem's rounding.
 const SPACE_MARGIN: u64 = 64 << 20;
 
-/// Bytes a checkpoint of `policy` and `opt` occupies: the weights once, the two AdamW moments
-/// (the tokenizer and JSON files are within [`SPACE_MARGIN`]).
-pub fn checkpoint_bytes(policy: &Policy, opt: &AdamW) -> u64 {
+/// Bytes a checkpoint of `policy` and `opt` occupies: the weights in `save_dtype`, the masters
+/// again when that is a lower precision, the two AdamW moments (the tokenizer and JSON files
+/// are within [`SPACE_MARGIN`]).
+pub fn checkpoint_bytes(policy: &Policy, opt: &AdamW, save_dtype: DType) -> u64 {
     let bytes = |t: &Tensor| (t.elem_count() * t.dtype().size_in_bytes()) as u64;
-    let weights: u64 = policy.vars.iter().map(|v| bytes(v.as_tensor())).sum();
+    let masters: u64 = policy.vars.iter().map(|v| bytes(v.as_tensor())).sum();
+    let elements: u64 = policy.vars.iter().map(|v| v.elem_count() as u64).sum();
+    let saved = elements * save_dtype.size_in_bytes() as u64;
     let moments: u64 = opt.m.iter().chain(&opt.v).map(bytes).sum();
-    weights + moments
+    saved
+        + if keeps_masters(policy, save_dtype) {
+            masters
+        } else {
+            0
+        }
+        + moments
+}
+
+/// Whether the masters must be saved beside a model written in `save_dtype` (it cannot hold
+/// them exactly).
+fn keeps_masters(policy: &Policy, save_dtype: DType) -> bool {
+    policy.vars.first().is_some_and(|v| v.dtype() != save_dtype)
 }
 
 /// Fails, naming the directory and both sizes, unless `dir`'s filesystem has `need` bytes
@@ -71,6 +87,7 @@ pub fn save(
     opt: &AdamW,
     base: &LoadedModel,
     keep: usize,
+    save_dtype: DType,
 ) -> anyhow::Result<PathBuf> {
     let dest = checkpoint_dir(output, state.step);
     let tmp = output.join(format!(".checkpoint-{}.tmp", state.step));
@@ -78,8 +95,8 @@ pub fn save(
         std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
     }
     std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
-    ensure_space(output, checkpoint_bytes(policy, opt))?;
-    if let Err(e) = write_files(&tmp, state, policy, opt, base) {
+    ensure_space(output, checkpoint_bytes(policy, opt, save_dtype))?;
+    if let Err(e) = write_files(&tmp, state, (policy, opt), base, save_dtype) {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
@@ -104,9 +121,9 @@ pub fn save(
 fn write_files(
     dir: &Path,
     state: &TrainerState,
-    policy: &Policy,
-    opt: &AdamW,
+    (policy, opt): (&Policy, &AdamW),
     base: &LoadedModel,
+    save_dtype: DType,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let write = |name: &str, text: String| -> anyhow::Result<()> {
@@ -119,18 +136,30 @@ fn write_files(
             .with_context(|| format!("writing {}", path.display()))
     };
     let tok = &base.tokenizer;
-    let hf = policy.config().to_hf_json(tok.bos_id, tok.eos_id);
+    let hf = policy
+        .config()
+        .to_hf_json(tok.bos_id, tok.eos_id, save_dtype);
     write("config.json", serde_json::to_string_pretty(&hf)?)?;
-    save(
-        "model.safetensors",
-        &policy.named_tensors().into_iter().collect(),
-    )?;
+    let weights = policy
+        .named_tensors()
+        .into_iter()
+        .map(|(n, t)| Ok((n, t.to_dtype(save_dtype)?)))
+        .collect::<candle_core::Result<HashMap<_, _>>>()?;
+    save("model.safetensors", &weights)?;
+    drop(weights);
     tok.save_hf(dir, base.chat_template_source.as_deref())
         .with_context(|| format!("writing the tokenizer files into {}", dir.display()))?;
     let mut moments = HashMap::new();
+    let masters = keeps_masters(policy, save_dtype);
     for (i, name) in policy.names.iter().enumerate() {
         moments.insert(format!("m/{name}"), opt.m[i].clone());
         moments.insert(format!("v/{name}"), opt.v[i].clone());
+        if masters {
+            moments.insert(
+                format!("master/{name}"),
+                policy.vars[i].as_tensor().detach(),
+            );
+        }
     }
     save("optimizer.safetensors", &moments)?;
     write("trainer_state.json", serde_json::to_string_pretty(state)?)
@@ -165,8 +194,9 @@ fn prune(output: &Path, keep: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Restores optimizer moments and the trainer state from `dir` (the weights are loaded as a
-/// model directory by the caller).
+/// Restores optimizer moments, the master weights when the checkpoint keeps them apart from a
+/// lower-precision model (the caller loaded that model as `policy`), and the trainer state
+/// from `dir`.
 pub fn load_state(dir: &Path, policy: &Policy, opt: &mut AdamW) -> anyhow::Result<TrainerState> {
     let state_path = dir.join("trainer_state.json");
     let state: TrainerState = serde_json::from_str(
@@ -186,7 +216,22 @@ pub fn load_state(dir: &Path, policy: &Policy, opt: &mut AdamW) -> anyhow::Resul
         };
         opt.m[i] = get(format!("m/{name}"))?;
         opt.v[i] = get(format!("v/{name}"))?;
+        if let Some(master) = moments.get(&format!("master/{name}")) {
+            let var = &policy.vars[i];
+            if master.shape() != var.shape() || master.dtype() != var.dtype() {
+                anyhow::bail!(
+                    "{}: tensor `master/{name}` is {:?} {:?}, the model's is {:?} {:?}",
+                    opt_path.display(),
+                    master.dtype(),
+                    master.dims(),
+                    var.dtype(),
+                    var.dims()
+                );
+            }
+            var.set(master)?;
+        }
     }
+    policy.sync_compute()?;
     opt.step = state.optimizer_step;
     Ok(state)
 }

@@ -50,6 +50,8 @@ pub struct Trainer {
     pub memory_plan: plan::MemoryPlan,
     pub output: PathBuf,
     pub num_tokens: usize,
+    /// The dtype checkpoints save the model in (`save_dtype`, resolved).
+    pub save_dtype: DType,
 }
 
 impl Trainer {
@@ -60,6 +62,10 @@ impl Trainer {
         // Before anything is loaded: the plan counts the base model itself.
         let available = crate::runtime::available_memory(&device);
         let mut base = LoadedModel::load(&ModelSource::resolve(&cfg.model)?, DType::F32, &device)?;
+        let save_dtype = match cfg.save_dtype.as_str() {
+            "auto" => crate::loader::stored_dtype(&base.source).unwrap_or(DType::F32),
+            s => crate::runtime::dtype(s)?,
+        };
         let (problems, prompts, dropped) = load_prompts(&cfg, &base)?;
         if dropped > 0 {
             eprintln!(
@@ -78,7 +84,7 @@ impl Trainer {
         let memory_plan = plan::for_model(base.config(), &base.source, &cfg, &device, longest)?;
         if let Some(available) = available {
             memory_plan
-                .check_fits(available, &cfg)
+                .check_fits(available)
                 .map_err(anyhow::Error::msg)?;
         }
         let per_epoch = steps_per_epoch(prompts.len(), cfg.prompts_per_step);
@@ -105,7 +111,7 @@ impl Trainer {
             )?,
             None => Policy::mixed(&base.decoder, dtype)?,
         };
-        policy.gradient_checkpointing = cfg.gradient_checkpointing;
+        policy.gradient_checkpointing = cfg.recompute(&device);
         if dtype != DType::F32 {
             base.decoder = base.decoder.to_dtype(dtype)?;
         }
@@ -138,6 +144,7 @@ impl Trainer {
             memory_plan,
             output,
             num_tokens,
+            save_dtype,
         })
     }
 
@@ -150,6 +157,7 @@ impl Trainer {
             &self.opt,
             &self.base,
             self.cfg.save_total_limit,
+            self.save_dtype,
         )
     }
 }

@@ -44,6 +44,8 @@ impl Phase {
 pub struct MemoryPlan {
     pub phases: Vec<Phase>,
     pub dtype: DType,
+    /// Whether the update recomputes activations (`gradient_checkpointing` resolved).
+    pub recompute: bool,
 }
 
 /// What the plan needs beyond the two configs.
@@ -57,6 +59,8 @@ pub struct PlanInputs {
     /// The device is the CPU, where AdamW updates in place (elsewhere its tensor ops make
     /// temporaries of the largest parameter's size).
     pub cpu: bool,
+    /// The update recomputes activations (`gradient_checkpointing` resolved for the device).
+    pub recompute: bool,
     /// The longest tokenized prompt of the dataset, when known (`train` knows it; `plan`
     /// assumes `max_prompt_length`).
     pub longest_prompt: Option<usize>,
@@ -141,7 +145,7 @@ impl MemoryPlan {
             false => tokens,
         };
         let activations = prompt_states
-            + match cfg.gradient_checkpointing {
+            + match inputs.recompute {
                 true => layers * kept_inputs * h * b + layer,
                 false => layers * layer,
             };
@@ -153,7 +157,7 @@ impl MemoryPlan {
         let mut update = resident.clone();
         update.push(item("gradient sums (f32)", 4 * p));
         update.push(item(
-            match cfg.gradient_checkpointing {
+            match inputs.recompute {
                 true => "activations (recompute: layer inputs + one layer)",
                 false => "activations (every layer)",
             },
@@ -194,6 +198,7 @@ impl MemoryPlan {
                 },
             ],
             dtype: inputs.dtype,
+            recompute: inputs.recompute,
         }
     }
 
@@ -225,7 +230,7 @@ impl MemoryPlan {
     }
 
     /// `Err` naming what to change when the peak exceeds `available` bytes.
-    pub fn check_fits(&self, available: u64, cfg: &TrainConfig) -> Result<(), String> {
+    pub fn check_fits(&self, available: u64) -> Result<(), String> {
         let (name, bytes) = self.peak();
         if bytes <= available {
             return Ok(());
@@ -240,7 +245,7 @@ impl MemoryPlan {
                 "a smaller max_completion_length",
             ]),
             "update (forward + backward)" => {
-                if !cfg.gradient_checkpointing {
+                if !self.recompute {
                     advice.insert(0, "gradient_checkpointing = true");
                 }
                 advice.extend([
@@ -297,6 +302,7 @@ pub fn for_model(
             dtype,
             packed_reference,
             cpu: device.is_cpu(),
+            recompute: cfg.recompute(device),
             longest_prompt,
         },
     ))
@@ -401,6 +407,7 @@ mod tests {
             dtype: DType::F32,
             packed_reference: None,
             cpu: true,
+            recompute: false,
             longest_prompt: Some(8),
         };
         let plan = MemoryPlan::new(&m, &cfg, inputs);

@@ -193,7 +193,10 @@ pub fn checkpoint_weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
             .unwrap();
     let mut v: Vec<_> = t
         .into_iter()
-        .map(|(k, x)| (k, x.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .map(|(k, x)| {
+            let x = x.to_dtype(candle_core::DType::F32).unwrap();
+            (k, x.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        })
         .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
