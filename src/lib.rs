@@ -53,6 +53,7 @@ pub mod reward;
 pub mod rollout;
 pub mod runtime;
 pub mod sampling;
+pub mod sandbox;
 pub mod score;
 pub mod self_certainty;
 pub mod tokenizer;

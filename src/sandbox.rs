@@ -1,0 +1,351 @@
+//! Running model-written Python (issue 21): code benchmarks (CRUXEval, HumanEval, MBPP) and
+//! the code rewards execute what a model wrote, which may loop, fork, allocate, write or delete
+//! files, open sockets or read secrets. Each program runs in its own `python3` process:
+//!
+//! - in a fresh temporary directory (its working directory and `HOME`), removed afterwards;
+//! - with an empty environment (`PATH`, `HOME`, `LANG` only; `python3 -I`: no user site, no
+//!   `PYTHON*` variables), the program on standard input (no file to read it back from);
+//! - under limits: wall clock (the whole process group is killed), CPU seconds, address space,
+//!   file size, processes, open files, no core dumps, captured output bounded;
+//! - when run as root: in a new network namespace (no network, not even the host's loopback)
+//!   and as the unprivileged user `nobody` (it cannot touch files it does not own, and the
+//!   process limit counts its processes). Run as another user, the rlimits still apply, and a
+//!   network namespace is tried through an unprivileged user namespace where the kernel allows
+//!   it.
+//!
+//! A program passes only when it exits with status 0 *and* prints, as its last line, a marker
+//! chosen per run and appended after the program's own code: code that exits early with status
+//! 0 (`os._exit(0)` before the tests) fails.
+//!
+//! Limits use the `rlimit` crate; the rest is a handful of libc calls in the child between
+//! `fork` and `exec` (no crate wraps namespaces and privilege dropping for `std::process`).
+
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rand::Rng;
+use rlimit::Resource;
+use wait_timeout::ChildExt;
+
+/// The limits one program runs under.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Wall-clock time, after which the program's whole process group is killed.
+    pub timeout: Duration,
+    /// CPU seconds (RLIMIT_CPU).
+    pub cpu_seconds: u64,
+    /// Address space in bytes (RLIMIT_AS): what it may allocate, interpreter included.
+    pub memory_bytes: u64,
+    /// Largest file it may write, bytes (RLIMIT_FSIZE).
+    pub file_bytes: u64,
+    /// Processes (RLIMIT_NPROC; per user: effective when it runs as `nobody`).
+    pub processes: u64,
+    /// Bytes of standard output and of standard error kept (the rest is read and dropped).
+    pub output_bytes: usize,
+}
+
+impl Default for Limits {
+    /// 10 s wall clock and CPU, 2 GiB, 16 MiB files, 32 processes, 64 KiB of output each.
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            cpu_seconds: 10,
+            memory_bytes: 2 << 30,
+            file_bytes: 16 << 20,
+            processes: 32,
+            output_bytes: 64 << 10,
+        }
+    }
+}
+
+/// How a program ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "status", content = "reason", rename_all = "snake_case")]
+pub enum Status {
+    /// Exit status 0 after its last line (the marker).
+    Passed,
+    /// The wall clock or the CPU limit ran out.
+    Timeout,
+    /// It ran out of memory (a `MemoryError`, or killed allocating).
+    Memory,
+    /// It wrote a file past the size limit.
+    FileSize,
+    /// Anything else: an exception, a failed assertion, an early exit; the reason says which
+    /// (the last line of standard error, or how it exited).
+    Error(String),
+}
+
+/// What running a program gave.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Outcome {
+    pub status: Status,
+    /// Standard output (bounded), without the pass marker.
+    pub stdout: String,
+    /// Standard error (bounded).
+    pub stderr: String,
+    pub seconds: f64,
+}
+
+impl Outcome {
+    pub fn passed(&self) -> bool {
+        self.status == Status::Passed
+    }
+}
+
+/// Runs Python programs under [`Limits`].
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    /// The interpreter's real path (a pyenv shim or a PATH lookup resolved once).
+    python: PathBuf,
+    pub limits: Limits,
+}
+
+/// The user and group `nobody` (65534 on Linux distributions).
+const NOBODY: u32 = 65534;
+
+impl Sandbox {
+    /// A sandbox running `python` (a path, or a name looked up on `PATH`); checks that it runs
+    /// and resolves the executable it really is (`sys.executable`), since the sandbox's empty
+    /// environment would break launchers such as pyenv shims. As root, programs run as
+    /// `nobody`, so a name takes the first interpreter on `PATH` that `nobody` can run (a
+    /// pyenv install under `/root` cannot be), and a path must be one.
+    pub fn new(python: &str, limits: Limits) -> anyhow::Result<Self> {
+        let root = unsafe { libc::geteuid() } == 0;
+        let candidates: Vec<PathBuf> = match python.contains('/') {
+            true => vec![PathBuf::from(python)],
+            false => std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|d| d.join(python))
+                .filter(|p| p.is_file())
+                .collect(),
+        };
+        let mut tried = Vec::new();
+        for candidate in &candidates {
+            let real = match resolve(candidate) {
+                Ok(r) => r,
+                Err(e) => {
+                    tried.push(format!("{}: {e}", candidate.display()));
+                    continue;
+                }
+            };
+            if root && !others_can_run(&real) {
+                tried.push(format!(
+                    "{} is {}, which the user nobody cannot run (a directory on its path is private)",
+                    candidate.display(),
+                    real.display()
+                ));
+                continue;
+            }
+            return Ok(Self {
+                python: real,
+                limits,
+            });
+        }
+        if tried.is_empty() {
+            tried.push(format!("no {python} on PATH"));
+        }
+        anyhow::bail!(
+            "no usable Python interpreter for the sandbox (set --python to one, e.g. /usr/bin/python3): {}",
+            tried.join("; ")
+        )
+    }
+
+    /// The interpreter programs run with.
+    pub fn python(&self) -> &Path {
+        &self.python
+    }
+
+    /// Runs `program` (Python source) and says how it ended; errors only when the sandbox
+    /// itself cannot be set up (no temporary directory, the interpreter cannot start).
+    pub fn run(&self, program: &str) -> anyhow::Result<Outcome> {
+        let dir = tempfile::Builder::new()
+            .prefix("intuitor-sandbox-")
+            .tempdir()
+            .context("creating the sandbox's temporary directory")?;
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            // SAFETY: chown(2) on a path this process just created.
+            let path = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes())?;
+            if unsafe { libc::chown(path.as_ptr(), NOBODY, NOBODY) } != 0 {
+                anyhow::bail!("{}: cannot hand it to nobody", dir.path().display());
+            }
+        }
+        let marker = format!("intuitor-pass-{:016x}", rand::rng().random::<u64>());
+        let source = format!("{program}\nprint({marker:?})\n");
+        let mut cmd = self.command(dir.path(), root);
+        let start = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", self.python.display()))?;
+        let pgid = child.id() as libc::pid_t;
+        let bound = self.limits.output_bytes;
+        let out = capture(child.stdout.take(), bound);
+        let err = capture(child.stderr.take(), bound);
+        if let Some(mut stdin) = child.stdin.take() {
+            // A program that exits before reading all of it closes the pipe: not our error.
+            let _ = stdin.write_all(source.as_bytes());
+        }
+        let waited = child.wait_timeout(self.limits.timeout)?;
+        // The whole group goes, whether the program ended or not: no stray children stay.
+        // SAFETY: kill(2) on the process group the child leads (setsid in `command`).
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let status = match waited {
+            Some(s) => Some(s),
+            None => {
+                child.wait()?;
+                None
+            }
+        };
+        let seconds = start.elapsed().as_secs_f64();
+        let (stdout, stderr) = (join(out), join(err));
+        let (stdout, marked) = match stdout.trim_end().strip_suffix(&marker) {
+            Some(rest) => (rest.to_string(), true),
+            None => (stdout, false),
+        };
+        let status = classify(status, marked, &stderr);
+        Ok(Outcome {
+            status,
+            stdout,
+            stderr,
+            seconds,
+        })
+    }
+
+    /// The interpreter's command: empty environment, the directory, the limits and (as root)
+    /// the network namespace and the user `nobody`, set in the child before `exec`.
+    fn command(&self, dir: &Path, root: bool) -> Command {
+        let mut cmd = Command::new(&self.python);
+        cmd.args(["-I", "-B", "-"])
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", dir)
+            .env("LANG", "C.UTF-8")
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let l = self.limits;
+        // SAFETY: between fork and exec the closure only makes system calls (setsid, setrlimit,
+        // unshare, setgroups, setgid, setuid), which are async-signal-safe, and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let cpu = l.cpu_seconds.max(1);
+                for (res, soft, hard) in [
+                    (Resource::CPU, cpu, cpu + 1),
+                    (Resource::AS, l.memory_bytes, l.memory_bytes),
+                    (Resource::FSIZE, l.file_bytes, l.file_bytes),
+                    (Resource::NPROC, l.processes, l.processes),
+                    (Resource::NOFILE, 64, 64),
+                    (Resource::CORE, 0, 0),
+                ] {
+                    res.set(soft, hard)?;
+                }
+                if root {
+                    if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    if libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(NOBODY) != 0
+                        || libc::setuid(NOBODY) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else {
+                    // Where unprivileged user namespaces are allowed: no network.
+                    let _ = libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET);
+                }
+                Ok(())
+            });
+        }
+        cmd
+    }
+}
+
+/// The executable `python` really is (`sys.executable`).
+fn resolve(python: &Path) -> anyhow::Result<PathBuf> {
+    let out = Command::new(python)
+        .args(["-I", "-c", "import sys; print(sys.executable)"])
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || path.is_empty() {
+        anyhow::bail!(
+            "it did not run: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Whether a user who owns none of it can run `exe`: every directory above it searchable by
+/// others, the file readable and executable by others.
+fn others_can_run(exe: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(exe) = exe.canonicalize() else {
+        return false;
+    };
+    let mode = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.permissions().mode());
+    mode(&exe) & 0o005 == 0o005 && exe.ancestors().skip(1).all(|d| mode(d) & 0o001 != 0)
+}
+
+/// Reads a pipe to its end on a thread, keeping the first `bound` bytes.
+fn capture<R: Read + Send + 'static>(pipe: Option<R>, bound: usize) -> Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let room = bound.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+        let _ = tx.send(kept);
+    });
+    rx
+}
+
+/// What a reader captured. A process that left the program's group (`os.setsid()` in a fork)
+/// can hold the pipe open after the program is gone: its reader is then abandoned after
+/// [`READER_GRACE`] and the output counts as empty.
+fn join(rx: Receiver<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&rx.recv_timeout(READER_GRACE).unwrap_or_default()).into_owned()
+}
+
+/// How long the output readers may take after the program's group is gone.
+const READER_GRACE: Duration = Duration::from_secs(2);
+
+/// How the program ended, from its exit status (`None`: killed at the wall clock), whether its
+/// last line was the marker, and its standard error.
+fn classify(status: Option<std::process::ExitStatus>, marked: bool, stderr: &str) -> Status {
+    let Some(status) = status else {
+        return Status::Timeout;
+    };
+    let last_line = stderr.lines().rev().find(|l| !l.trim().is_empty());
+    if last_line.is_some_and(|l| l.starts_with("MemoryError")) {
+        return Status::Memory;
+    }
+    match (status.code(), status.signal()) {
+        (Some(0), _) if marked => Status::Passed,
+        (Some(0), _) => Status::Error("exited with status 0 before the end of the program".into()),
+        (_, Some(libc::SIGXCPU)) | (_, Some(libc::SIGKILL)) => Status::Timeout,
+        (_, Some(libc::SIGXFSZ)) => Status::FileSize,
+        (_, Some(sig)) => Status::Error(format!("killed by signal {sig}")),
+        (Some(code), _) => Status::Error(match last_line {
+            Some(l) if l.contains("File too large") => return Status::FileSize,
+            Some(l) => l.trim().to_string(),
+            None => format!("exit status {code}"),
+        }),
+        (None, None) => Status::Error("ended without a status".into()),
+    }
+}
