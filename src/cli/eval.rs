@@ -16,6 +16,7 @@ use crate::eval::report::{histogram, markdown, summarize};
 use crate::eval::run::{data_dir, evaluate, load_dataset, EvalConfig};
 use crate::io::write_atomic;
 use crate::sampling::SamplingParams;
+use crate::sandbox::{Limits, Sandbox};
 use crate::self_certainty::Alignment;
 
 /// System prompt presets (`shared/docs/prompts.md`).
@@ -30,8 +31,9 @@ const PRESETS: &[(&str, &str)] = &[
 pub struct EvalArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// gsm8k, math500, svamp, aime24, amc23 (files under --data-dir), demo (held-out
-    /// built-in problems), or a .jsonl/.csv/.parquet path.
+    /// gsm8k, math500, svamp, aime24, amc23, cruxeval (CRUXEval-O, judged by running code;
+    /// files under --data-dir), demo (held-out built-in problems), or a .jsonl/.csv/.parquet
+    /// path.
     #[arg(long, default_value = "gsm8k")]
     pub dataset: String,
     /// Folder holding gsm8k/, math/ and extra/ (default: $INTUITOR_DATA_DIR, shared/data or
@@ -96,6 +98,13 @@ pub struct EvalArgs {
     /// Stop a completion when its text contains this string (repeatable).
     #[arg(long = "stop")]
     pub stop_strings: Vec<String>,
+    /// Python interpreter that runs code benchmarks' code in the sandbox (as root: the first
+    /// one on PATH the user nobody can run).
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Wall-clock and CPU seconds one program of a code benchmark may take.
+    #[arg(long, default_value_t = 10)]
+    pub code_timeout: u64,
     /// Where items.jsonl, summary.json, report.md and self_certainty_hist.png go.
     #[arg(long, default_value = "runs/eval")]
     pub output_dir: PathBuf,
@@ -124,8 +133,20 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     if problems.is_empty() {
         anyhow::bail!("dataset {}: no problems selected", args.dataset);
     }
+    let sandbox = match problems.iter().any(|p| p.task.is_some()) {
+        true => Some(Sandbox::new(
+            &args.python,
+            Limits {
+                timeout: std::time::Duration::from_secs(args.code_timeout),
+                cpu_seconds: args.code_timeout,
+                ..Limits::default()
+            },
+        )?),
+        false => None,
+    };
     let m = args.model.load()?;
     let cfg = EvalConfig {
+        sandbox,
         system_prompt: system_prompt(&args.system_prompt),
         max_new_tokens: args.max_new_tokens,
         checker: checker(args.mode, args.precision, args.no_strict),
@@ -156,7 +177,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         &stats,
         &args.model.model,
         &args.dataset,
-        &format!("{:?}", args.mode).to_lowercase(),
+        &match cfg.sandbox {
+            Some(_) => "code".to_string(),
+            None => format!("{:?}", args.mode).to_lowercase(),
+        },
         args.power,
     );
     let out = &args.output_dir;

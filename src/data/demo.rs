@@ -65,6 +65,7 @@ pub fn problem(split: Split, index: usize) -> Problem {
         prompt: Some(text),
         messages: None,
         answer: Some(answer.to_string()),
+        task: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! GSM8K-style answers (`… #### 42`) are reduced to the part after `####`.
 
 pub mod batches;
+pub mod code;
 pub mod demo;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,9 @@ pub struct Problem {
     pub messages: Option<Vec<Message>>,
     /// Gold answer, if known.
     pub answer: Option<String>,
+    /// For a code benchmark: what running code needs to judge a completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<code::CodeTask>,
 }
 
 /// Which fields hold what.
@@ -155,6 +159,7 @@ fn to_problem(
         prompt: if messages.is_some() { None } else { prompt },
         messages,
         answer,
+        task: None,
     })
 }
 

@@ -57,6 +57,8 @@ pub struct Sampled {
 pub struct Summary {
     pub model: String,
     pub dataset: String,
+    /// The answer checker (`math`, `hendrycks`, `gsm8k`), or `code` for a benchmark judged by
+    /// running code.
     pub mode: String,
     pub greedy: Accuracy,
     /// Greedy answers whose verdict was `unknown` (counted as incorrect).
@@ -150,13 +152,16 @@ fn pct(a: &Accuracy) -> String {
 pub fn markdown(s: &Summary) -> String {
     let mut out = format!(
         "# Evaluation: {} on {}\n\n| metric | value |\n|---|---|\n\
-         | greedy accuracy ({} checker) | {} |\n\
+         | greedy accuracy ({}) | {} |\n\
          | unknown verdicts / no answer | {} / {} |\n\
          | mean completion length | {:.1} tokens |\n| truncation rate | {:.1}% |\n\
          | mean self-certainty | {:.3} |\n| throughput | {:.1} generated tokens/s, {:.1} s |\n",
         s.model,
         s.dataset,
-        s.mode,
+        match s.mode.as_str() {
+            "code" => "code execution".to_string(),
+            mode => format!("{mode} checker"),
+        },
         pct(&s.greedy),
         s.unknown_verdicts,
         s.no_answer,

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::code;
 use crate::answer::select::{select, Selection};
 use crate::answer::{Checker, Verdict};
 use crate::data::{self, demo, Fields, Problem};
@@ -14,6 +15,7 @@ use crate::loader::LoadedModel;
 use crate::model::Decoder;
 use crate::rollout::{rollout, Completion, FinishReason, PromptRequest, RolloutConfig};
 use crate::sampling::SamplingParams;
+use crate::sandbox::Sandbox;
 use crate::self_certainty::Alignment;
 
 /// The built-in benchmark names and where their files live under the data directory.
@@ -61,6 +63,16 @@ pub fn load_dataset(
         let n = offset + limit.unwrap_or(500);
         return Ok(take(demo::problems(demo::Split::Test, n)));
     }
+    if dataset == "cruxeval" {
+        let path = data_dir.join("cruxeval/cruxeval.jsonl");
+        if !path.is_file() {
+            anyhow::bail!(
+                "dataset cruxeval: {} not found; pass --data-dir (the folder with cruxeval/)",
+                path.display()
+            );
+        }
+        return Ok(take(crate::data::code::load_cruxeval(&path)?));
+    }
     let problems = match BUILTIN.iter().find(|b| b.0 == dataset) {
         Some((_, file, prompt, answer)) => {
             let path = data_dir.join(file);
@@ -100,6 +112,8 @@ pub struct EvalConfig {
     /// Prompts per rollout batch.
     pub batch_prompts: usize,
     pub stop_strings: Vec<String>,
+    /// Runs the code of code benchmarks (`None`: a math-only evaluation).
+    pub sandbox: Option<Sandbox>,
 }
 
 /// One generated answer.
@@ -108,6 +122,10 @@ pub struct Answered {
     pub completion: String,
     pub answer: Option<String>,
     pub verdict: Verdict,
+    /// Why a code answer is not right (`wrong output`, `timeout`, `error: …`, or why no
+    /// answer could be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub self_certainty: f64,
     pub length: usize,
     pub finish_reason: FinishReason,
@@ -143,15 +161,29 @@ impl ItemResult {
 fn answered(
     model: &LoadedModel,
     c: &Completion,
-    gold: Option<&str>,
+    p: &Problem,
     cfg: &EvalConfig,
 ) -> anyhow::Result<Answered> {
     let text = model.tokenizer.decode(&c.ids, true)?;
-    // No gold answer → an empty gold, which `check` reports as `unknown`.
-    let checked = cfg.checker.check(gold.unwrap_or(""), &text);
+    let (answer, verdict, reason) = match (&p.task, &cfg.sandbox) {
+        (Some(task), Some(sandbox)) => match code::extract_output(&text) {
+            Ok(answer) => {
+                let (right, why) = code::judge(task, &answer, sandbox)?;
+                (Some(answer), right.into(), (!right).then_some(why))
+            }
+            Err(why) => (None, Verdict::False, Some(why)),
+        },
+        (Some(_), None) => anyhow::bail!("problem {}: a code task needs a sandbox", p.id),
+        // No gold answer → an empty gold, which `check` reports as `unknown`.
+        (None, _) => {
+            let checked = cfg.checker.check(p.answer.as_deref().unwrap_or(""), &text);
+            (checked.prediction_parsed, checked.verdict, None)
+        }
+    };
     Ok(Answered {
-        answer: checked.prediction_parsed,
-        verdict: checked.verdict,
+        answer,
+        verdict,
+        reason,
         self_certainty: c.self_certainty(cfg.alignment) as f64,
         length: c.mask_len,
         finish_reason: c.finish_reason,
@@ -190,7 +222,14 @@ pub fn evaluate(
         sampling: cfg.sampling,
         ..base.clone()
     };
-    let same = |a: &str, b: &str| cfg.checker.equivalent(a, b).is_true();
+    // Answers of code tasks vote by their text without spaces.
+    let same = |a: &str, b: &str| match cfg.sandbox {
+        Some(_) if problems.iter().any(|p| p.task.is_some()) => {
+            let squash = |s: &str| s.split_whitespace().collect::<String>();
+            squash(a) == squash(b)
+        }
+        _ => cfg.checker.equivalent(a, b).is_true(),
+    };
     let mut items = Vec::with_capacity(problems.len());
     let mut stats = RunStats::default();
     let start = Instant::now();
@@ -206,11 +245,10 @@ pub fn evaluate(
             stats.generated_tokens += c.ids.len();
         }
         for (k, (p, c)) in chunk_p.iter().zip(&greedy).enumerate() {
-            let gold = p.answer.as_deref();
             let mine: Vec<Answered> = samples
                 .iter()
                 .filter(|s| s.prompt_index == k)
-                .map(|s| answered(model, s, gold, cfg))
+                .map(|s| answered(model, s, p, cfg))
                 .collect::<anyhow::Result<_>>()?;
             let answers: Vec<Option<String>> = mine.iter().map(|a| a.answer.clone()).collect();
             let sc: Vec<f64> = mine.iter().map(|a| a.self_certainty).collect();
@@ -233,7 +271,7 @@ pub fn evaluate(
                     .clone()
                     .unwrap_or_else(|| format!("{:?}", p.messages)),
                 gold: p.answer.clone(),
-                greedy: answered(model, c, gold, cfg)?,
+                greedy: answered(model, c, p, cfg)?,
                 samples: mine,
                 selected,
             });

@@ -1,0 +1,144 @@
+//! CRUXEval-O judged by running code (issue 21): every gold output passes through the scoring
+//! path completions take (JSON answer → extraction → sandboxed assertion), wrong outputs and
+//! answers that are not literals fail, and `intuitor eval --dataset cruxeval` runs end to end.
+
+mod common;
+
+use common::{fixture, intuitor};
+use intuitor::data::code::{load_cruxeval, CodeTask};
+use intuitor::eval::code::{extract_output, judge};
+use intuitor::sandbox::{Limits, Sandbox};
+use rayon::prelude::*;
+
+fn sandbox() -> Sandbox {
+    Sandbox::new("python3", Limits::default()).expect("python3 runs")
+}
+
+/// A completion in the protocol's format answering `answer`.
+fn completion(answer: &str) -> String {
+    let json = serde_json::json!({"reasoning": "step by step", "answer": answer});
+    format!("Let me trace it.\n```json\n{json}\n```")
+}
+
+#[test]
+fn every_gold_output_passes_and_shifted_outputs_fail() {
+    let problems = load_cruxeval(&fixture("cruxeval.jsonl")).unwrap();
+    assert_eq!(problems.len(), 800);
+    let s = sandbox();
+    let score = |answer: &str, task: &CodeTask| -> (bool, String) {
+        let read = extract_output(&completion(answer)).unwrap();
+        assert_eq!(read, answer.trim());
+        judge(task, &read, &s).unwrap()
+    };
+    let gold: Vec<(bool, String)> = problems
+        .par_iter()
+        .map(|p| score(p.answer.as_deref().unwrap(), p.task.as_ref().unwrap()))
+        .collect();
+    let failed: Vec<String> = gold
+        .iter()
+        .zip(&problems)
+        .filter(|((ok, _), _)| !ok)
+        .map(|((_, why), p)| format!("{}: {why}", p.id))
+        .collect();
+    assert!(failed.is_empty(), "gold outputs that fail: {failed:?}");
+    // The next item's output for each item: wrong almost always (some outputs coincide).
+    let shifted: Vec<bool> = problems
+        .par_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let other = problems[(i + 1) % problems.len()]
+                .answer
+                .as_deref()
+                .unwrap();
+            score(other, p.task.as_ref().unwrap()).0
+        })
+        .collect();
+    let passed = shifted.iter().filter(|&&ok| ok).count();
+    assert!(passed < 40, "{passed} of 800 shifted outputs passed");
+}
+
+#[test]
+fn an_answer_must_be_a_literal_and_python_decides_equality() {
+    let task = CodeTask::OutputPrediction {
+        code: "def f(nums):\n    return sorted(nums)".into(),
+        input: "[3, 1, 2]".into(),
+    };
+    let s = sandbox();
+    for (answer, right, why) in [
+        ("[1,2,3]", true, "passed"),
+        ("[1, 2, 3]", true, "passed"),
+        ("(1, 2, 3)", false, "wrong output"),
+        (
+            "f([3, 1, 2])",
+            false,
+            "error: ValueError: the answer is not a literal",
+        ),
+        (
+            "__import__('os')._exit(0)",
+            false,
+            "error: ValueError: the answer is not a literal",
+        ),
+        (
+            "[1, 2, 3]\nprint('x')",
+            false,
+            "error: SyntaxError: invalid syntax",
+        ),
+        ("[1, 2,", false, "error: SyntaxError"),
+    ] {
+        let (ok, reason) = judge(&task, answer, &s).unwrap();
+        assert_eq!(ok, right, "{answer:?}: {reason}");
+        assert!(reason.starts_with(why), "{answer:?}: {reason}");
+    }
+    let sets = CodeTask::OutputPrediction {
+        code: "def f(s):\n    return set(s)".into(),
+        input: "''".into(),
+    };
+    assert!(judge(&sets, "set()", &s).unwrap().0);
+}
+
+#[test]
+fn eval_runs_cruxeval_and_records_why_answers_fail() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("cruxeval")).unwrap();
+    std::fs::copy(
+        fixture("cruxeval.jsonl"),
+        data.path().join("cruxeval/cruxeval.jsonl"),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = intuitor(&[
+        "eval",
+        "--model",
+        fixture("tiny-qwen2").to_str().unwrap(),
+        "--dataset",
+        "cruxeval",
+        "--limit",
+        "3",
+        "--max-new-tokens",
+        "8",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--output-dir",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let items: Vec<serde_json::Value> = std::fs::read_to_string(out.path().join("items.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(items.len(), 3);
+    for item in &items {
+        // A random tiny model writes no JSON answer: wrong, with the reason.
+        assert_eq!(item["verdict"], false, "{item}");
+        assert!(
+            item["reason"].as_str().unwrap().contains("no JSON object"),
+            "{item}"
+        );
+    }
+    let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(
+        report.contains("greedy accuracy (code execution)"),
+        "{report}"
+    );
+}
