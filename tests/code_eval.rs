@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fixture, intuitor};
+use common::{data_dir_with, fixture, intuitor};
 use intuitor::data::code::{load_cruxeval, CodeTask};
 use intuitor::eval::code::{extract_output, judge};
 use intuitor::sandbox::{Limits, Sandbox};
@@ -98,13 +98,7 @@ fn an_answer_must_be_a_literal_and_python_decides_equality() {
 
 #[test]
 fn eval_runs_cruxeval_and_records_why_answers_fail() {
-    let data = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(data.path().join("cruxeval")).unwrap();
-    std::fs::copy(
-        fixture("cruxeval.jsonl"),
-        data.path().join("cruxeval/cruxeval.jsonl"),
-    )
-    .unwrap();
+    let data = data_dir_with("cruxeval.jsonl", "cruxeval/cruxeval.jsonl");
     let out = tempfile::tempdir().unwrap();
     let o = intuitor(&[
         "eval",

@@ -3,18 +3,11 @@
 
 mod common;
 
-use common::{assert_clean_error, fixture, intuitor};
+use common::{assert_clean_error, data_dir_with, intuitor};
 
 /// A data directory laid out like `shared/data` with the 20-problem GSM8K excerpt.
 fn data_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("gsm8k")).unwrap();
-    std::fs::copy(
-        fixture("gsm8k_test_first20.jsonl"),
-        dir.path().join("gsm8k/test.jsonl"),
-    )
-    .unwrap();
-    dir
+    data_dir_with("gsm8k_test_first20.jsonl", "gsm8k/test.jsonl")
 }
 
 /// Runs `intuitor eval` on the GSM8K excerpt into a fresh output directory, which it returns.

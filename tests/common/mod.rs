@@ -201,3 +201,13 @@ pub fn checkpoint_weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
+
+/// A data directory laid out like `shared/data` holding one fixture at `dest` (e.g.
+/// `gsm8k/test.jsonl`).
+pub fn data_dir_with(fixture_name: &str, dest: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join(dest);
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(fixture(fixture_name), to).unwrap();
+    dir
+}
