@@ -1,12 +1,12 @@
-//! CRUXEval-O judged by running code (issue 21): every gold output passes through the scoring
-//! path completions take (JSON answer → extraction → sandboxed assertion), wrong outputs and
-//! answers that are not literals fail, and `intuitor eval --dataset cruxeval` runs end to end.
+//! Code benchmarks judged by running code (issue 21): every CRUXEval-O gold output and every
+//! HumanEval canonical solution passes through the scoring path completions take (extraction →
+//! sandboxed run), wrong answers fail, and `intuitor eval --dataset cruxeval` runs end to end.
 
 mod common;
 
 use common::{data_dir_with, fixture, intuitor};
-use intuitor::data::code::{load_cruxeval, CodeTask};
-use intuitor::eval::code::{extract_output, judge};
+use intuitor::data::code::{load_cruxeval, load_humaneval, CodeTask};
+use intuitor::eval::code::{answer_of, extract_output, judge};
 use intuitor::sandbox::{Limits, Sandbox};
 use rayon::prelude::*;
 
@@ -55,6 +55,49 @@ fn every_gold_output_passes_and_shifted_outputs_fail() {
         .collect();
     let passed = shifted.iter().filter(|&&ok| ok).count();
     assert!(passed < 40, "{passed} of 800 shifted outputs passed");
+}
+
+#[test]
+fn every_canonical_humaneval_solution_passes_as_a_body_or_a_whole_function() {
+    let problems = load_humaneval(&fixture("humaneval.jsonl")).unwrap();
+    assert_eq!(problems.len(), 164);
+    let s = sandbox();
+    let results: Vec<(String, [(bool, String); 3])> = problems
+        .par_iter()
+        .map(|p| {
+            let task = p.task.as_ref().unwrap();
+            let CodeTask::Function { prompt, .. } = task else {
+                panic!("{}: not a function task", p.id)
+            };
+            let body = p.answer.as_deref().unwrap();
+            let run = |text: &str| judge(task, &answer_of(task, text).unwrap(), &s).unwrap();
+            // As a continuation, as a whole function in a fenced block, and a wrong body.
+            let whole = format!("Sure:\n```python\n{prompt}{body}```\nDone.");
+            (
+                p.id.clone(),
+                [run(body), run(&whole), run("    return None\n")],
+            )
+        })
+        .collect();
+    let failed: Vec<String> = results
+        .iter()
+        .flat_map(|(id, r)| {
+            r[..2]
+                .iter()
+                .filter(|(ok, _)| !ok)
+                .map(move |(_, why)| format!("{id}: {why}"))
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "canonical solutions that fail: {failed:?}"
+    );
+    let wrong_passed = results.iter().filter(|(_, r)| r[2].0).count();
+    assert!(
+        wrong_passed <= 2,
+        "{wrong_passed} of 164 `return None` bodies passed"
+    );
+    assert!(results.iter().all(|(_, r)| r[2].0 || r[2].1 != "passed"));
 }
 
 #[test]

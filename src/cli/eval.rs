@@ -31,9 +31,9 @@ const PRESETS: &[(&str, &str)] = &[
 pub struct EvalArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// gsm8k, math500, svamp, aime24, amc23, cruxeval (CRUXEval-O, judged by running code;
-    /// files under --data-dir), demo (held-out built-in problems), or a .jsonl/.csv/.parquet
-    /// path.
+    /// gsm8k, math500, svamp, aime24, amc23, cruxeval (CRUXEval-O), humaneval (both judged by
+    /// running code; files under --data-dir), demo (held-out built-in problems), or a
+    /// .jsonl/.csv/.parquet path.
     #[arg(long, default_value = "gsm8k")]
     pub dataset: String,
     /// Folder holding gsm8k/, math/ and extra/ (default: $INTUITOR_DATA_DIR, shared/data or

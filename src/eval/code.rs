@@ -1,12 +1,54 @@
-//! Code benchmarks judged by running code (issue 21). CRUXEval-O (spec §10, paper App. B.4):
-//! the model sees a Python function and an input and predicts the output, answering in a JSON
-//! object `{"reasoning": …, "answer": …}` (ZeroEval's protocol); the prediction is right when
-//! `assert f(<input>) == <answer>` passes when run with the item's code in the
-//! [`Sandbox`], as the official harness checks it (so Python decides: `[1, 2]` equals
-//! `[1,2]`, `(1, 2)` does not).
+//! Code benchmarks judged by running code (issue 21), in the [`Sandbox`].
+//!
+//! - CRUXEval-O (spec §10, paper App. B.4): the model sees a Python function and an input and
+//!   predicts the output, answering in a JSON object `{"reasoning": …, "answer": …}` (ZeroEval's
+//!   protocol); the prediction is right when `assert f(<input>) == <answer>` passes with the
+//!   item's code, as the official harness checks it (so Python decides: `[1, 2]` equals
+//!   `[1,2]`, `(1, 2)` does not).
+//! - HumanEval: the model writes the function; its code is the fenced block that defines the
+//!   entry point (else the last block, else the raw text as a continuation of the stub, as
+//!   evalplus sanitises), and `stub + code + test + check(entry_point)` must run to the end.
 
 use crate::data::code::CodeTask;
 use crate::sandbox::{Sandbox, Status};
+
+/// What a completion answers to `task`: the predicted output, or the program; `Err` says why
+/// nothing could be read.
+pub fn answer_of(task: &CodeTask, text: &str) -> Result<String, String> {
+    match task {
+        CodeTask::OutputPrediction { .. } => extract_output(text),
+        CodeTask::Function { entry_point, .. } => extract_program(text, entry_point),
+    }
+}
+
+/// The code of a completion that writes a function: the fenced block defining `entry_point`,
+/// else the last fenced block, else the whole text (a continuation of the stub).
+pub fn extract_program(text: &str, entry_point: &str) -> Result<String, String> {
+    let blocks: Vec<&str> = text
+        .split("```")
+        .skip(1)
+        .step_by(2)
+        .map(|b| {
+            // The info string (`python`, `py`) up to the first line break.
+            let first = b.lines().next().unwrap_or("");
+            match first.trim().chars().all(|c| c.is_ascii_alphanumeric()) {
+                true => b.get(first.len()..).unwrap_or(""),
+                false => b,
+            }
+        })
+        .collect();
+    let def = format!("def {entry_point}(");
+    let code = blocks
+        .iter()
+        .find(|b| b.contains(&def))
+        .or(blocks.last())
+        .copied()
+        .unwrap_or(text);
+    match code.trim().is_empty() {
+        true => Err("no code in the completion".into()),
+        false => Ok(code.trim_matches('\n').to_string()),
+    }
+}
 
 /// The predicted output in a completion: the `answer` of the last JSON object that has one (a
 /// string is the Python literal itself; a number, list, boolean or null is read as JSON), else
@@ -86,21 +128,37 @@ def _read_answer(src):
                 {"__builtins__": {"set": set, "frozenset": frozenset, "float": float}})
 "#;
 
-/// Whether `answer` is `task`'s output, run in `sandbox`; the reason when it is not (a wrong
-/// output, an answer that is not a literal, a timeout…).
+/// Whether `answer` answers `task`, run in `sandbox`; the reason when it does not (a wrong
+/// output or failed tests, an answer that is not a literal, a timeout…).
 pub fn judge(task: &CodeTask, answer: &str, sandbox: &Sandbox) -> anyhow::Result<(bool, String)> {
-    let CodeTask::OutputPrediction { code, input } = task;
-    // The answer goes in as a string (JSON string syntax is Python's), read as a literal.
-    let src = serde_json::to_string(answer)?;
-    let program = format!(
-        "{code}\n{READ_ANSWER}\n_answer = _read_answer({src})\nassert f({input}) == _answer\n"
-    );
+    let (program, wrong) = match task {
+        CodeTask::OutputPrediction { code, input } => {
+            // The answer goes in as a string (JSON string syntax is Python's), read as a
+            // literal.
+            let src = serde_json::to_string(answer)?;
+            let program = format!(
+                "{code}\n{READ_ANSWER}\n_answer = _read_answer({src})\nassert f({input}) == _answer\n"
+            );
+            (program, "wrong output")
+        }
+        CodeTask::Function {
+            prompt,
+            test,
+            entry_point,
+        } => {
+            // A whole function redefines the stub's (whose imports it keeps); a body continues
+            // it.
+            let program = match answer.contains(&format!("def {entry_point}(")) {
+                true => format!("{prompt}    pass\n\n{answer}\n\n{test}\n\ncheck({entry_point})\n"),
+                false => format!("{prompt}{answer}\n\n{test}\n\ncheck({entry_point})\n"),
+            };
+            (program, "failed tests")
+        }
+    };
     let out = sandbox.run(&program)?;
     Ok(match out.status {
         Status::Passed => (true, "passed".into()),
-        Status::Error(reason) if reason.starts_with("AssertionError") => {
-            (false, "wrong output".into())
-        }
+        Status::Error(reason) if reason.starts_with("AssertionError") => (false, wrong.into()),
         Status::Error(reason) => (false, format!("error: {reason}")),
         Status::Timeout => (false, "timeout".into()),
         Status::Memory => (false, "memory".into()),
@@ -110,7 +168,22 @@ pub fn judge(task: &CodeTask, answer: &str, sandbox: &Sandbox) -> anyhow::Result
 
 #[cfg(test)]
 mod tests {
-    use super::extract_output;
+    use super::{extract_output, extract_program};
+
+    #[test]
+    fn programs_are_the_block_defining_the_entry_point() {
+        let text = "Here:\n```python\nimport math\n```\nand\n```python\ndef g(x):\n    return x\n```\n```\nprint(1)\n```";
+        assert_eq!(
+            extract_program(text, "g").as_deref(),
+            Ok("def g(x):\n    return x")
+        );
+        assert_eq!(extract_program(text, "h").as_deref(), Ok("print(1)"));
+        assert_eq!(
+            extract_program("    return x + 1\n", "g").as_deref(),
+            Ok("    return x + 1")
+        );
+        assert!(extract_program("```python\n```", "g").is_err());
+    }
 
     #[test]
     fn answers_are_read_from_json_or_the_original_format() {

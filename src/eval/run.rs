@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::code;
 use crate::answer::select::{select, Selection};
 use crate::answer::{Checker, Verdict};
-use crate::data::{self, demo, Fields, Problem};
+use crate::data::{self, code as code_data, demo, Fields, Problem};
 use crate::loader::LoadedModel;
 use crate::model::Decoder;
 use crate::rollout::{rollout, Completion, FinishReason, PromptRequest, RolloutConfig};
@@ -44,6 +44,9 @@ pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| "../shared/data".into())
 }
 
+/// A code benchmark's loader.
+type CodeLoader = fn(&Path) -> Result<Vec<Problem>, data::DataError>;
+
 /// Loads `dataset` (a built-in name, `demo` for held-out demo problems, or a file), skipping
 /// `offset` problems and keeping at most `limit`.
 pub fn load_dataset(
@@ -63,15 +66,27 @@ pub fn load_dataset(
         let n = offset + limit.unwrap_or(500);
         return Ok(take(demo::problems(demo::Split::Test, n)));
     }
-    if dataset == "cruxeval" {
-        let path = data_dir.join("cruxeval/cruxeval.jsonl");
+    let code = match dataset {
+        "cruxeval" => Some((
+            "cruxeval/cruxeval.jsonl",
+            code_data::load_cruxeval as CodeLoader,
+        )),
+        "humaneval" => Some((
+            "humaneval/HumanEval.jsonl",
+            code_data::load_humaneval as CodeLoader,
+        )),
+        _ => None,
+    };
+    if let Some((file, load)) = code {
+        let path = data_dir.join(file);
         if !path.is_file() {
             anyhow::bail!(
-                "dataset cruxeval: {} not found; pass --data-dir (the folder with cruxeval/)",
-                path.display()
+                "dataset {dataset}: {} not found; pass --data-dir (the folder with {})",
+                path.display(),
+                file.split('/').next().unwrap_or(file)
             );
         }
-        return Ok(take(crate::data::code::load_cruxeval(&path)?));
+        return Ok(take(load(&path)?));
     }
     let problems = match BUILTIN.iter().find(|b| b.0 == dataset) {
         Some((_, file, prompt, answer)) => {
@@ -166,7 +181,7 @@ fn answered(
 ) -> anyhow::Result<Answered> {
     let text = model.tokenizer.decode(&c.ids, true)?;
     let (answer, verdict, reason) = match (&p.task, &cfg.sandbox) {
-        (Some(task), Some(sandbox)) => match code::extract_output(&text) {
+        (Some(task), Some(sandbox)) => match code::answer_of(task, &text) {
             Ok(answer) => {
                 let (right, why) = code::judge(task, &answer, sandbox)?;
                 (Some(answer), right.into(), (!right).then_some(why))
