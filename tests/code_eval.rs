@@ -5,7 +5,7 @@
 mod common;
 
 use common::{data_dir_with, fixture, intuitor};
-use intuitor::data::code::{load_cruxeval, load_humaneval, CodeTask};
+use intuitor::data::code::{load_cruxeval, load_humaneval, load_mbpp, CodeTask, MBPP_TEST_IDS};
 use intuitor::eval::code::{answer_of, extract_output, judge};
 use intuitor::sandbox::{Limits, Sandbox};
 use rayon::prelude::*;
@@ -98,6 +98,40 @@ fn every_canonical_humaneval_solution_passes_as_a_body_or_a_whole_function() {
         "{wrong_passed} of 164 `return None` bodies passed"
     );
     assert!(results.iter().all(|(_, r)| r[2].0 || r[2].1 != "passed"));
+}
+
+#[test]
+fn mbpp_reference_solutions_pass_their_tests_on_the_evaluation_split() {
+    let problems = load_mbpp(&fixture("mbpp.jsonl"), |id| MBPP_TEST_IDS.contains(&id)).unwrap();
+    assert_eq!(problems.len(), 500);
+    let s = sandbox();
+    let results: Vec<(String, (bool, String), bool)> = problems
+        .par_iter()
+        .map(|p| {
+            let task = p.task.as_ref().unwrap();
+            let fenced = format!("```python\n{}\n```", p.answer.as_deref().unwrap());
+            let run = |text: &str| judge(task, &answer_of(task, text).unwrap(), &s).unwrap();
+            (
+                p.id.clone(),
+                run(&fenced),
+                run("def nothing():\n    pass").0,
+            )
+        })
+        .collect();
+    // shared/data's README: task 341's tests depend on set order on this platform.
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|(id, (ok, _), _)| !ok && id != "mbpp/341")
+        .map(|(id, (_, why), _)| format!("{id}: {why}"))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "reference solutions that fail: {failed:?}"
+    );
+    assert!(
+        results.iter().all(|(_, _, wrong)| !wrong),
+        "an empty program passed"
+    );
 }
 
 #[test]

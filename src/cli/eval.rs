@@ -31,8 +31,8 @@ const PRESETS: &[(&str, &str)] = &[
 pub struct EvalArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// gsm8k, math500, svamp, aime24, amc23, cruxeval (CRUXEval-O), humaneval (both judged by
-    /// running code; files under --data-dir), demo (held-out built-in problems), or a
+    /// gsm8k, math500, svamp, aime24, amc23, cruxeval (CRUXEval-O), humaneval, mbpp (the last
+    /// three judged by running code; files under --data-dir), demo (held-out built-in problems), or a
     /// .jsonl/.csv/.parquet path.
     #[arg(long, default_value = "gsm8k")]
     pub dataset: String,

@@ -11,6 +11,13 @@ use super::{DataError, Problem};
 pub enum CodeTask {
     /// CRUXEval-O: the output of `f(input)` for the function `code`.
     OutputPrediction { code: String, input: String },
+    /// MBPP: a program to write from a statement, checked by `setup` then the `tests`
+    /// (assert statements); `entry_point` is the function the first test calls.
+    Tests {
+        setup: String,
+        tests: Vec<String>,
+        entry_point: String,
+    },
     /// HumanEval: a function to write from its signature and docstring (`prompt`), checked by
     /// `test` (which defines `check(candidate)`) called on `entry_point`.
     Function {
@@ -59,6 +66,75 @@ pub fn load_humaneval(path: &Path) -> Result<Vec<Problem>, DataError> {
             }),
         })
     })
+}
+
+/// The MBPP task ids of the evaluation split (google-research `mbpp/README.md`); the others
+/// (1–10 for few-shot prompts, 511–974) are for training.
+pub const MBPP_TEST_IDS: std::ops::RangeInclusive<u64> = 11..=510;
+
+/// The MBPP instruction (Austin et al. 2021's wording, with the code asked for in a fenced
+/// block for a chat model).
+pub fn mbpp_prompt(text: &str, tests: &[String]) -> String {
+    format!(
+        "You are an expert Python programmer, and here is your task: {text} Your code should \
+         pass these tests:\n\n{}\n\nReply with the code in one ```python code block.",
+        tests.join("\n")
+    )
+}
+
+/// Reads MBPP (`text`, `code`, `task_id`, `test_setup_code`, `test_list` per line), keeping
+/// the task ids `keep` accepts: problems whose gold answer is the reference code and whose
+/// task is the tests.
+pub fn load_mbpp(path: &Path, keep: impl Fn(u64) -> bool) -> Result<Vec<Problem>, DataError> {
+    let all = records(path, |rec, field| {
+        let bad = |what: &str| DataError::File {
+            path: path.into(),
+            message: format!(
+                "task {}: {what}",
+                rec.get("task_id").unwrap_or(&rec["text"])
+            ),
+        };
+        let id = rec
+            .get("task_id")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| bad("field \"task_id\" is missing or not a number"))?;
+        let tests: Vec<String> = rec
+            .get("test_list")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
+            .filter(|t: &Vec<String>| !t.is_empty())
+            .ok_or_else(|| bad("field \"test_list\" is missing or empty"))?;
+        let entry_point = tests[0]
+            .trim_start_matches("assert")
+            .trim_start()
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .next()
+            .unwrap_or("")
+            .to_string();
+        Ok(Problem {
+            id: format!("mbpp/{id}"),
+            prompt: Some(mbpp_prompt(&field(rec, "text")?, &tests)),
+            messages: None,
+            answer: Some(field(rec, "code")?),
+            task: Some(CodeTask::Tests {
+                setup: field(rec, "test_setup_code").unwrap_or_default(),
+                tests,
+                entry_point,
+            }),
+        })
+    })?;
+    Ok(all
+        .into_iter()
+        .filter(|p| {
+            p.id.strip_prefix("mbpp/")
+                .and_then(|n| n.parse().ok())
+                .is_some_and(&keep)
+        })
+        .collect())
 }
 
 /// Reads a JSONL file, one problem per non-empty line via `make(record, field)`, where

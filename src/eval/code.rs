@@ -17,7 +17,9 @@ use crate::sandbox::{Sandbox, Status};
 pub fn answer_of(task: &CodeTask, text: &str) -> Result<String, String> {
     match task {
         CodeTask::OutputPrediction { .. } => extract_output(text),
-        CodeTask::Function { entry_point, .. } => extract_program(text, entry_point),
+        CodeTask::Function { entry_point, .. } | CodeTask::Tests { entry_point, .. } => {
+            extract_program(text, entry_point)
+        }
     }
 }
 
@@ -152,6 +154,10 @@ pub fn judge(task: &CodeTask, answer: &str, sandbox: &Sandbox) -> anyhow::Result
                 true => format!("{prompt}    pass\n\n{answer}\n\n{test}\n\ncheck({entry_point})\n"),
                 false => format!("{prompt}{answer}\n\n{test}\n\ncheck({entry_point})\n"),
             };
+            (program, "failed tests")
+        }
+        CodeTask::Tests { setup, tests, .. } => {
+            let program = format!("{answer}\n\n{setup}\n{}\n", tests.join("\n"));
             (program, "failed tests")
         }
     };

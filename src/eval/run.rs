@@ -44,6 +44,11 @@ pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| "../shared/data".into())
 }
 
+/// MBPP's evaluation split.
+fn load_mbpp_test(path: &Path) -> Result<Vec<Problem>, data::DataError> {
+    code_data::load_mbpp(path, |id| code_data::MBPP_TEST_IDS.contains(&id))
+}
+
 /// A code benchmark's loader.
 type CodeLoader = fn(&Path) -> Result<Vec<Problem>, data::DataError>;
 
@@ -75,6 +80,7 @@ pub fn load_dataset(
             "humaneval/HumanEval.jsonl",
             code_data::load_humaneval as CodeLoader,
         )),
+        "mbpp" => Some(("mbpp/mbpp.jsonl", load_mbpp_test as CodeLoader)),
         _ => None,
     };
     if let Some((file, load)) = code {
