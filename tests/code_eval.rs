@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{data_dir_with, fixture, intuitor};
+use common::{data_dir_with, fixture, intuitor, read_jsonl};
 use intuitor::data::code::{load_cruxeval, load_humaneval, load_mbpp, CodeTask, MBPP_TEST_IDS};
 use intuitor::eval::code::{answer_of, extract_output, judge};
 use intuitor::sandbox::{Limits, Sandbox};
@@ -193,11 +193,7 @@ fn eval_runs_cruxeval_and_records_why_answers_fail() {
         out.path().to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let items: Vec<serde_json::Value> = std::fs::read_to_string(out.path().join("items.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let items = read_jsonl(&out.path().join("items.jsonl"));
     assert_eq!(items.len(), 3);
     for item in &items {
         // A random tiny model writes no JSON answer: wrong, with the reason.
@@ -211,5 +207,67 @@ fn eval_runs_cruxeval_and_records_why_answers_fail() {
     assert!(
         report.contains("greedy accuracy (code execution)"),
         "{report}"
+    );
+}
+
+#[test]
+fn eval_scores_completions_written_elsewhere() {
+    let data = data_dir_with("humaneval.jsonl", "humaneval/HumanEval.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let given = dir.path().join("given.jsonl");
+    let lines = [
+        serde_json::json!({"id": "HumanEval/0", "completion": "```python\nfrom typing import List\ndef has_close_elements(numbers: List[float], threshold: float) -> bool:\n    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for j, b in enumerate(numbers) if i != j)\n```"}),
+        serde_json::json!({"index": 1, "completion": "    return []\n"}),
+        serde_json::json!({"id": "HumanEval/0", "completion": "import os\nos._exit(0)"}),
+    ];
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    std::fs::write(&given, text.join("\n")).unwrap();
+    let run = |file: &std::path::Path| {
+        intuitor(&[
+            "eval",
+            "--model",
+            fixture("tiny-qwen2").to_str().unwrap(),
+            "--dataset",
+            "humaneval",
+            "--limit",
+            "3",
+            "--completions",
+            file.to_str().unwrap(),
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--output-dir",
+            dir.path().join("out").to_str().unwrap(),
+        ])
+    };
+    let o = run(&given);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let items = read_jsonl(&dir.path().join("out/items.jsonl"));
+    // Problem 2 has no completion: left out.
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["verdict"], true, "{}", items[0]);
+    assert!(items[0]["self_certainty"].as_f64().unwrap().is_finite());
+    let sample = &items[0]["samples"][0];
+    assert_eq!(sample["verdict"], false);
+    assert!(
+        sample["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exited with status 0"),
+        "{sample}"
+    );
+    assert_eq!(items[1]["verdict"], false);
+    assert_eq!(items[1]["reason"], "failed tests");
+    // An id no selected problem has: one line naming the file and line.
+    std::fs::write(
+        &given,
+        "{\"index\": 0, \"completion\": \"x\"}\n{\"id\": \"nope\", \"completion\": \"x\"}\n",
+    )
+    .unwrap();
+    let o = run(&given);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("given.jsonl line 2: no selected problem has id \"nope\""),
+        "{err}"
     );
 }

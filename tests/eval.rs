@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_clean_error, data_dir_with, intuitor};
+use common::{assert_clean_error, data_dir_with, intuitor, read_jsonl};
 
 /// A data directory laid out like `shared/data` with the 20-problem GSM8K excerpt.
 fn data_dir() -> tempfile::TempDir {
@@ -50,11 +50,7 @@ fn eval_gsm8k_first_20_writes_every_output() {
     assert!(ci[0].as_f64().unwrap() <= acc && acc <= ci[1].as_f64().unwrap());
     assert!(summary["mean_length"].as_f64().unwrap() > 0.0);
     assert!(summary["tokens_per_s"].as_f64().unwrap() > 0.0);
-    let items: Vec<serde_json::Value> = std::fs::read_to_string(out.path().join("items.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let items = read_jsonl(&out.path().join("items.jsonl"));
     assert_eq!(items.len(), 20);
     assert_eq!(items[0]["gold"], "18", "Janet's ducks: #### 18");
     let correct = items.iter().filter(|i| i["verdict"] == true).count();

@@ -11,9 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::ModelArgs;
 use crate::answer::select::Selection;
 use crate::answer::{Checker, Mode, Options};
+use crate::data::Problem;
 use crate::data::{field_text, Fields};
 use crate::eval::report::{histogram, markdown, summarize};
-use crate::eval::run::{data_dir, evaluate, load_dataset, EvalConfig};
+use crate::eval::run::{data_dir, evaluate, evaluate_given, load_dataset, EvalConfig};
 use crate::io::write_atomic;
 use crate::sampling::SamplingParams;
 use crate::sandbox::{Limits, Sandbox};
@@ -98,6 +99,12 @@ pub struct EvalArgs {
     /// Stop a completion when its text contains this string (repeatable).
     #[arg(long = "stop")]
     pub stop_strings: Vec<String>,
+    /// Score these completions instead of generating: JSONL lines with `completion` and the
+    /// problem's `id` (or its `index` among the selected problems); a problem's first line is
+    /// its greedy answer, further lines its samples. Self-certainty comes from one forward of
+    /// --model over prompt + completion.
+    #[arg(long)]
+    pub completions: Option<PathBuf>,
     /// Python interpreter that runs code benchmarks' code in the sandbox (as root: the first
     /// one on PATH the user nobody can run).
     #[arg(long, default_value = "python3")]
@@ -168,9 +175,17 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         ProgressStyle::with_template("eval {bar:30} {pos}/{len} problems, {elapsed} (eta {eta})")
             .expect("valid template"),
     );
-    let (items, stats) = evaluate(&m, &m.decoder, &problems, &cfg, &mut |done| {
-        bar.set_position(done as u64)
-    })?;
+    let mut progress = |done: usize| bar.set_position(done as u64);
+    let (items, stats) = match &args.completions {
+        Some(path) => {
+            let given = read_completions(path, &problems)?;
+            evaluate_given(&m, &m.decoder, &problems, &given, &cfg, &mut progress)?
+        }
+        None => evaluate(&m, &m.decoder, &problems, &cfg, &mut progress)?,
+    };
+    if items.is_empty() {
+        anyhow::bail!("no problem has a completion to score");
+    }
     bar.finish_and_clear();
     let summary = summarize(
         &items,
@@ -233,6 +248,53 @@ pub struct CheckAnswerArgs {
 struct Pair {
     gold: serde_json::Value,
     prediction: serde_json::Value,
+}
+
+/// Reads `--completions`: for each of `problems`, the completion texts given for it, in file
+/// order. Errors name the file and line.
+fn read_completions(
+    path: &std::path::Path,
+    problems: &[Problem],
+) -> anyhow::Result<Vec<Vec<String>>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let by_id: std::collections::HashMap<&str, usize> = problems
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id.as_str(), i))
+        .collect();
+    let mut given = vec![Vec::new(); problems.len()];
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let at = |msg: String| anyhow::anyhow!("{} line {}: {msg}", path.display(), n + 1);
+        let rec: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| at(format!("not JSON: {e}")))?;
+        let completion = rec
+            .get("completion")
+            .and_then(|c| c.as_str())
+            .ok_or_else(|| at("expected a string field \"completion\"".into()))?;
+        let index = match (rec.get("id"), rec.get("index").and_then(|i| i.as_u64())) {
+            (Some(id), _) => {
+                let id = field_text(id);
+                *by_id
+                    .get(id.as_str())
+                    .ok_or_else(|| at(format!("no selected problem has id {id:?}")))?
+            }
+            (None, Some(i)) if (i as usize) < problems.len() => i as usize,
+            (None, Some(i)) => {
+                return Err(at(format!(
+                    "index {i} is past the {} selected problems",
+                    problems.len()
+                )))
+            }
+            (None, None) => return Err(at("expected \"id\" or \"index\"".into())),
+        };
+        given[index].push(completion.to_string());
+    }
+    Ok(given)
 }
 
 /// The checker the command-line options describe.

@@ -16,6 +16,7 @@ use crate::model::Decoder;
 use crate::rollout::{rollout, Completion, FinishReason, PromptRequest, RolloutConfig};
 use crate::sampling::SamplingParams;
 use crate::sandbox::Sandbox;
+use crate::score::score_completion;
 use crate::self_certainty::Alignment;
 
 /// The built-in benchmark names and where their files live under the data directory.
@@ -212,6 +213,101 @@ fn answered(
     })
 }
 
+/// Whether two answers agree, for the votes of best-of-N: by the checker, or for code answers by
+/// their text without spaces.
+fn same_answer(p: &Problem, cfg: &EvalConfig, a: &str, b: &str) -> bool {
+    match p.task {
+        Some(_) => {
+            let squash = |s: &str| s.split_whitespace().collect::<String>();
+            squash(a) == squash(b)
+        }
+        None => cfg.checker.equivalent(a, b).is_true(),
+    }
+}
+
+/// One problem's results from its greedy completion and its samples.
+fn item_result(
+    model: &LoadedModel,
+    p: &Problem,
+    greedy: &Completion,
+    samples: &[&Completion],
+    cfg: &EvalConfig,
+) -> anyhow::Result<ItemResult> {
+    let mine: Vec<Answered> = samples
+        .iter()
+        .map(|s| answered(model, s, p, cfg))
+        .collect::<anyhow::Result<_>>()?;
+    let answers: Vec<Option<String>> = mine.iter().map(|a| a.answer.clone()).collect();
+    let sc: Vec<f64> = mine.iter().map(|a| a.self_certainty).collect();
+    let same = |a: &str, b: &str| same_answer(p, cfg, a, b);
+    let selected = if mine.is_empty() {
+        Vec::new()
+    } else {
+        [
+            Selection::SelfCertainty,
+            Selection::Borda,
+            Selection::Majority,
+        ]
+        .into_iter()
+        .map(|how| (how, select(how, &answers, &sc, cfg.power, &same)))
+        .collect()
+    };
+    Ok(ItemResult {
+        id: p.id.clone(),
+        prompt: p
+            .prompt
+            .clone()
+            .unwrap_or_else(|| format!("{:?}", p.messages)),
+        gold: p.answer.clone(),
+        greedy: answered(model, greedy, p, cfg)?,
+        samples: mine,
+        selected,
+    })
+}
+
+/// Scores completions written elsewhere (`eval --completions`): `given[i]` holds problem `i`'s
+/// completion texts, the first taking the greedy answer's place and the rest the samples'; each
+/// is tokenized after the problem's prompt and scored with one forward of `decoder`
+/// ([`score_completion`]: self-certainty and length as for a generated one), then judged.
+/// Problems without a completion are left out.
+pub fn evaluate_given(
+    model: &LoadedModel,
+    decoder: &Decoder,
+    problems: &[Problem],
+    given: &[Vec<String>],
+    cfg: &EvalConfig,
+    progress: &mut dyn FnMut(usize),
+) -> anyhow::Result<(Vec<ItemResult>, RunStats)> {
+    let start = Instant::now();
+    let stop_ids = model.tokenizer.stop_ids();
+    let t = match cfg.samples {
+        0 => 1.0,
+        _ => cfg.sampling.temperature.max(f32::EPSILON),
+    };
+    let mut items = Vec::new();
+    let mut stats = RunStats::default();
+    for (p, texts) in problems.iter().zip(given) {
+        if texts.is_empty() {
+            continue;
+        }
+        let prompt = model.problem_ids(p, cfg.system_prompt.as_deref())?;
+        let scored = texts
+            .iter()
+            .map(|text| {
+                let ids = model.tokenizer.encode(text, false)?;
+                score_completion(decoder, &prompt, &ids, t, &stop_ids)
+                    .map_err(|e| anyhow::anyhow!("problem {}: {e}", p.id))
+            })
+            .collect::<anyhow::Result<Vec<Completion>>>()?;
+        stats.generated_tokens += scored.iter().map(|c| c.ids.len()).sum::<usize>();
+        let samples: Vec<&Completion> = scored[1..].iter().collect();
+        items.push(item_result(model, p, &scored[0], &samples, cfg)?);
+        progress(items.len());
+    }
+    stats.wall_s = start.elapsed().as_secs_f64();
+    Ok((items, stats))
+}
+
 /// Runs the evaluation; `progress(done)` is called after each batch of problems.
 pub fn evaluate(
     model: &LoadedModel,
@@ -243,14 +339,6 @@ pub fn evaluate(
         sampling: cfg.sampling,
         ..base.clone()
     };
-    // Answers of code tasks vote by their text without spaces.
-    let same = |a: &str, b: &str| match cfg.sandbox {
-        Some(_) if problems.iter().any(|p| p.task.is_some()) => {
-            let squash = |s: &str| s.split_whitespace().collect::<String>();
-            squash(a) == squash(b)
-        }
-        _ => cfg.checker.equivalent(a, b).is_true(),
-    };
     let mut items = Vec::with_capacity(problems.len());
     let mut stats = RunStats::default();
     let start = Instant::now();
@@ -266,36 +354,8 @@ pub fn evaluate(
             stats.generated_tokens += c.ids.len();
         }
         for (k, (p, c)) in chunk_p.iter().zip(&greedy).enumerate() {
-            let mine: Vec<Answered> = samples
-                .iter()
-                .filter(|s| s.prompt_index == k)
-                .map(|s| answered(model, s, p, cfg))
-                .collect::<anyhow::Result<_>>()?;
-            let answers: Vec<Option<String>> = mine.iter().map(|a| a.answer.clone()).collect();
-            let sc: Vec<f64> = mine.iter().map(|a| a.self_certainty).collect();
-            let selected = if mine.is_empty() {
-                Vec::new()
-            } else {
-                [
-                    Selection::SelfCertainty,
-                    Selection::Borda,
-                    Selection::Majority,
-                ]
-                .into_iter()
-                .map(|how| (how, select(how, &answers, &sc, cfg.power, &same)))
-                .collect()
-            };
-            items.push(ItemResult {
-                id: p.id.clone(),
-                prompt: p
-                    .prompt
-                    .clone()
-                    .unwrap_or_else(|| format!("{:?}", p.messages)),
-                gold: p.answer.clone(),
-                greedy: answered(model, c, p, cfg)?,
-                samples: mine,
-                selected,
-            });
+            let mine: Vec<&Completion> = samples.iter().filter(|s| s.prompt_index == k).collect();
+            items.push(item_result(model, p, c, &mine, cfg)?);
         }
         progress(items.len());
     }

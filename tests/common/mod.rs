@@ -211,3 +211,12 @@ pub fn data_dir_with(fixture_name: &str, dest: &str) -> tempfile::TempDir {
     std::fs::copy(fixture(fixture_name), to).unwrap();
     dir
 }
+
+/// The JSON lines of a file (an eval run's `items.jsonl`).
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
