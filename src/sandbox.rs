@@ -9,8 +9,9 @@
 //!   file size, processes, open files, no core dumps, captured output bounded;
 //! - when run as root: in a new network namespace (no network, not even the host's loopback;
 //!   where the kernel allows it: a container without CAP_SYS_ADMIN keeps the host's network)
-//!   and as the unprivileged user `nobody` (it cannot touch files it does not own, and the
-//!   process limit counts its processes). Run as another user, the rlimits still apply, and a
+//!   and as an unprivileged user id of its own (it cannot touch files it does not own, the
+//!   process limit counts only its processes, and after the run every process of that user is
+//!   killed, also one that left the program's process group). Run as another user, the rlimits still apply, and a
 //!   network namespace is tried through an unprivileged user namespace where the kernel allows
 //!   it.
 //!
@@ -44,7 +45,8 @@ pub struct Limits {
     pub memory_bytes: u64,
     /// Largest file it may write, bytes (RLIMIT_FSIZE).
     pub file_bytes: u64,
-    /// Processes (RLIMIT_NPROC; per user: effective when it runs as `nobody`).
+    /// Processes (RLIMIT_NPROC; per user: effective when run as root, each run having a user
+    /// id of its own).
     pub processes: u64,
     /// Bytes of standard output and of standard error kept (the rest is read and dropped).
     pub output_bytes: usize,
@@ -106,14 +108,56 @@ pub struct Sandbox {
     pub limits: Limits,
 }
 
-/// The user and group `nobody` (65534 on Linux distributions).
-const NOBODY: u32 = 65534;
+/// As root, each run gets a user id of its own from this range (no account needed): its
+/// process limit is its own, and after the run every process with that id is killed, including
+/// any that left the program's process group (`os.setsid()` in a fork).
+const RUN_UIDS: std::ops::Range<u32> = 61_000..62_000;
+
+/// The group of sandboxed runs as root (`nogroup`).
+const RUN_GID: u32 = 65534;
+
+/// The next run's user id, cycling through [`RUN_UIDS`].
+fn next_uid() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    RUN_UIDS.start + n % (RUN_UIDS.end - RUN_UIDS.start)
+}
+
+/// SIGKILLs every process whose real or effective user id is `uid` (reading `/proc`), until
+/// none is left (a process forking while it runs is caught on the next pass).
+fn kill_user(uid: u32) {
+    for _ in 0..50 {
+        let mut found = false;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+                continue;
+            };
+            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            let owned = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .is_some_and(|ids| {
+                    ids.split_whitespace()
+                        .take(2)
+                        .any(|id| id.parse() == Ok(uid))
+                });
+            if owned {
+                found = true;
+                // SAFETY: kill(2) on a process of the sandbox's own user id.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        if !found {
+            return;
+        }
+    }
+}
 
 impl Sandbox {
     /// A sandbox running `python` (a path, or a name looked up on `PATH`); checks that it runs
     /// and resolves the executable it really is (`sys.executable`), since the sandbox's empty
-    /// environment would break launchers such as pyenv shims. As root, programs run as
-    /// `nobody`, so a name takes the first interpreter on `PATH` that `nobody` can run (a
+    /// environment would break launchers such as pyenv shims. As root, programs run as an
+    /// unprivileged user, so a name takes the first interpreter on `PATH` any user can run (a
     /// pyenv install under `/root` cannot be), and a path must be one.
     pub fn new(python: &str, limits: Limits) -> anyhow::Result<Self> {
         let root = unsafe { libc::geteuid() } == 0;
@@ -135,7 +179,7 @@ impl Sandbox {
             };
             if root && !others_can_run(&real) {
                 tried.push(format!(
-                    "{} is {}, which the user nobody cannot run (a directory on its path is private)",
+                    "{} is {}, which an unprivileged user cannot run (a directory on its path is private)",
                     candidate.display(),
                     real.display()
                 ));
@@ -167,17 +211,17 @@ impl Sandbox {
             .prefix("intuitor-sandbox-")
             .tempdir()
             .context("creating the sandbox's temporary directory")?;
-        let root = unsafe { libc::geteuid() } == 0;
-        if root {
+        let uid = (unsafe { libc::geteuid() } == 0).then(next_uid);
+        if let Some(uid) = uid {
             // SAFETY: chown(2) on a path this process just created.
             let path = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes())?;
-            if unsafe { libc::chown(path.as_ptr(), NOBODY, NOBODY) } != 0 {
-                anyhow::bail!("{}: cannot hand it to nobody", dir.path().display());
+            if unsafe { libc::chown(path.as_ptr(), uid, RUN_GID) } != 0 {
+                anyhow::bail!("{}: cannot hand it to user {uid}", dir.path().display());
             }
         }
         let marker = format!("intuitor-pass-{:016x}", rand::rng().random::<u64>());
         let source = format!("{program}\nprint({marker:?})\n");
-        let mut cmd = self.command(dir.path(), root);
+        let mut cmd = self.command(dir.path(), uid);
         let start = Instant::now();
         let mut child = cmd
             .spawn()
@@ -191,9 +235,13 @@ impl Sandbox {
             let _ = stdin.write_all(source.as_bytes());
         }
         let waited = child.wait_timeout(self.limits.timeout)?;
-        // The whole group goes, whether the program ended or not: no stray children stay.
+        // The whole group goes, whether the program ended or not: no stray children stay. As
+        // root, so does every process of the run's user, in the group or not.
         // SAFETY: kill(2) on the process group the child leads (setsid in `command`).
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        if let Some(uid) = uid {
+            kill_user(uid);
+        }
         let status = match waited {
             Some(s) => Some(s),
             None => {
@@ -202,10 +250,13 @@ impl Sandbox {
             }
         };
         let seconds = start.elapsed().as_secs_f64();
-        let (stdout, stderr) = (join(out), join(err));
-        let (stdout, marked) = match stdout.trim_end().strip_suffix(&marker) {
-            Some(rest) => (rest.to_string(), true),
-            None => (stdout, false),
+        let ((stdout, tail), (stderr, _)) = (join(out), join(err));
+        // The marker is looked for in the output's last bytes, kept apart from the bounded
+        // head: a program printing more than the bound can still pass.
+        let marked = tail.trim_end().ends_with(&marker);
+        let stdout = match stdout.trim_end().strip_suffix(&marker) {
+            Some(rest) => rest.to_string(),
+            None => stdout,
         };
         let status = classify(status, marked, &stderr);
         Ok(Outcome {
@@ -216,9 +267,10 @@ impl Sandbox {
         })
     }
 
-    /// The interpreter's command: empty environment, the directory, the limits and (as root)
-    /// the network namespace and the user `nobody`, set in the child before `exec`.
-    fn command(&self, dir: &Path, root: bool) -> Command {
+    /// The interpreter's command: empty environment, the directory, the limits and (as root,
+    /// `uid` given) the network namespace and the run's own user, set in the child before
+    /// `exec`.
+    fn command(&self, dir: &Path, uid: Option<u32>) -> Command {
         let mut cmd = Command::new(&self.python);
         cmd.args(["-I", "-B", "-"])
             .env_clear()
@@ -248,13 +300,13 @@ impl Sandbox {
                 ] {
                     res.set(soft, hard)?;
                 }
-                if root {
+                if let Some(uid) = uid {
                     // Without CAP_SYS_ADMIN (a default Docker container) there is no network
                     // namespace: the run goes on with the host's network.
                     let _ = libc::unshare(libc::CLONE_NEWNET);
                     if libc::setgroups(0, std::ptr::null()) != 0
-                        || libc::setgid(NOBODY) != 0
-                        || libc::setuid(NOBODY) != 0
+                        || libc::setgid(RUN_GID) != 0
+                        || libc::setuid(uid) != 0
                     {
                         return Err(std::io::Error::last_os_error());
                     }
@@ -289,38 +341,54 @@ fn resolve(python: &Path) -> anyhow::Result<PathBuf> {
 /// others, the file readable and executable by others.
 fn others_can_run(exe: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    let Ok(exe) = exe.canonicalize() else {
+    let Ok(real) = exe.canonicalize() else {
         return false;
     };
     let mode = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.permissions().mode());
-    mode(&exe) & 0o005 == 0o005 && exe.ancestors().skip(1).all(|d| mode(d) & 0o001 != 0)
+    // The path as executed (a venv's `bin/python` under a private home) and the file it
+    // resolves to both need searchable directories.
+    let searchable = |p: &Path| p.ancestors().skip(1).all(|d| mode(d) & 0o001 != 0);
+    mode(&real) & 0o005 == 0o005 && searchable(&real) && searchable(exe)
 }
 
-/// Reads a pipe to its end on a thread, keeping the first `bound` bytes.
-fn capture<R: Read + Send + 'static>(pipe: Option<R>, bound: usize) -> Receiver<Vec<u8>> {
+/// Bytes of a pipe's end kept apart from its bounded head (room for the pass marker).
+const TAIL_BYTES: usize = 256;
+
+/// Reads a pipe to its end on a thread, keeping the first `bound` bytes and the last
+/// [`TAIL_BYTES`].
+fn capture<R: Read + Send + 'static>(
+    pipe: Option<R>,
+    bound: usize,
+) -> Receiver<(Vec<u8>, Vec<u8>)> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut kept = Vec::new();
+        let (mut head, mut tail) = (Vec::new(), Vec::new());
         if let Some(mut pipe) = pipe {
             let mut buf = [0u8; 8192];
             while let Ok(n) = pipe.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
-                let room = bound.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
+                let room = bound.saturating_sub(head.len());
+                head.extend_from_slice(&buf[..n.min(room)]);
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > TAIL_BYTES {
+                    tail.drain(..tail.len() - TAIL_BYTES);
+                }
             }
         }
-        let _ = tx.send(kept);
+        let _ = tx.send((head, tail));
     });
     rx
 }
 
-/// What a reader captured. A process that left the program's group (`os.setsid()` in a fork)
-/// can hold the pipe open after the program is gone: its reader is then abandoned after
-/// [`READER_GRACE`] and the output counts as empty.
-fn join(rx: Receiver<Vec<u8>>) -> String {
-    String::from_utf8_lossy(&rx.recv_timeout(READER_GRACE).unwrap_or_default()).into_owned()
+/// What a reader captured (head, tail). A process that outlived the program's group and still
+/// holds the pipe (possible when not run as root) makes its reader be abandoned after
+/// [`READER_GRACE`]; the output then counts as empty.
+fn join(rx: Receiver<(Vec<u8>, Vec<u8>)>) -> (String, String) {
+    let (head, tail) = rx.recv_timeout(READER_GRACE).unwrap_or_default();
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    (text(head), text(tail))
 }
 
 /// How long the output readers may take after the program's group is gone.

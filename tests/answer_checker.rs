@@ -456,6 +456,8 @@ fn issue_19_kinds() {
         ("$f(x)$", "$f(y)$", with(6, true), false),
         ("$x+1$", "$y+1$", with(6, false), true),
         ("$x+1$", "$y+2$", with(6, false), false),
+        ("$x+1$", "$e+1$", with(6, false), false),
+        ("$a-b$", "$b-c$", with(6, false), true),
         ("$x \\in [-2,7]$", "$t \\in [-2,7]$", with(6, false), false),
     ] {
         let got = checker.check(gold, pred).verdict;

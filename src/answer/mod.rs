@@ -155,7 +155,11 @@ fn math_equivalent(gold: &str, prediction: &str, o: Options) -> Verdict {
         return Verdict::Unknown;
     };
     if !o.strict {
-        let (sg, sp) = (a.symbols(), b.symbols());
+        // `e` and `i` are constants to math-verify (sympy's E and I), never renamed.
+        let free = |s: std::collections::BTreeSet<String>| -> std::collections::BTreeSet<String> {
+            s.into_iter().filter(|x| x != "e" && x != "i").collect()
+        };
+        let (sg, sp) = (free(a.symbols()), free(b.symbols()));
         if sg != sp && sg.len() == sp.len() {
             let names: std::collections::BTreeMap<String, String> =
                 sp.into_iter().zip(sg).collect();

@@ -110,7 +110,7 @@ pub struct EvalArgs {
     #[arg(long, default_value = "python3")]
     pub python: String,
     /// Wall-clock and CPU seconds one program of a code benchmark may take.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub code_timeout: u64,
     /// Where items.jsonl, summary.json, report.md and self_certainty_hist.png go.
     #[arg(long, default_value = "runs/eval")]

@@ -91,7 +91,8 @@ fn json_to_python(v: &serde_json::Value) -> String {
         Null => "None".into(),
         Bool(b) => if *b { "True" } else { "False" }.into(),
         Number(n) => n.to_string(),
-        String(s) => format!("{s:?}"),
+        // JSON string syntax is Python's (Rust's `{:?}` is not: `\u{301}`).
+        String(_) => v.to_string(),
         Array(a) => format!(
             "[{}]",
             a.iter().map(json_to_python).collect::<Vec<_>>().join(", ")
@@ -99,7 +100,11 @@ fn json_to_python(v: &serde_json::Value) -> String {
         Object(o) => format!(
             "{{{}}}",
             o.iter()
-                .map(|(k, v)| format!("{k:?}: {}", json_to_python(v)))
+                .map(|(k, v)| format!(
+                    "{}: {}",
+                    serde_json::Value::from(k.as_str()),
+                    json_to_python(v)
+                ))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -205,6 +210,10 @@ mod tests {
             ),
             (r#"{"answer": "'abc'"} then {"answer": "'xyz'"}"#, "'xyz'"),
             ("[ANSWER] assert f([1]) == [1, 2] [/ANSWER]", "[1, 2]"),
+            (
+                r#"{"answer": {"k": ["e\u0301", "a\"b"]}}"#,
+                "{\"k\": [\"e\u{301}\", \"a\\\"b\"]}",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(extract_output(text).as_deref(), Ok(want), "{text}");
