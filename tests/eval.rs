@@ -190,3 +190,52 @@ fn check_answer_reads_jsonl_and_single_pairs() {
     let o = intuitor(&["check-answer", "--input", input.to_str().unwrap()]);
     assert_clean_error(&o, &["pairs.jsonl line 2", "gold"]);
 }
+
+/// `--completions` on a math dataset, with samples: the greedy answer and Chen et al.'s
+/// unbiased pass@k over the samples (1 of 4 correct: pass@1 = 1/4, pass@2 = 1 − C(3,2)/C(4,2)).
+#[test]
+fn given_completions_report_unbiased_pass_at_k() {
+    let data = data_dir();
+    let out = tempfile::tempdir().unwrap();
+    let given = out.path().join("given.jsonl");
+    let lines: Vec<String> = [
+        "The answer is 18.",
+        "\\boxed{18}",
+        "\\boxed{17}",
+        "\\boxed{16}",
+        "\\boxed{15}",
+    ]
+    .iter()
+    .map(|c| serde_json::json!({"index": 0, "completion": c}).to_string())
+    .collect();
+    std::fs::write(&given, lines.join("\n")).unwrap();
+    let o = intuitor(&[
+        "eval",
+        "--model",
+        common::fixture("tiny-qwen2").to_str().unwrap(),
+        "--dataset",
+        "gsm8k",
+        "--limit",
+        "1",
+        "--completions",
+        given.to_str().unwrap(),
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--output-dir",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = read_json(&out.path().join("summary.json"));
+    assert_eq!(summary["greedy"]["correct"], 1, "{summary}");
+    let sampled = &summary["sampled"];
+    assert_eq!(sampled["pass_at_k"]["correct"], 1, "{sampled}");
+    let unbiased = &sampled["pass_at_unbiased"];
+    assert!(
+        (unbiased["1"].as_f64().unwrap() - 0.25).abs() < 1e-12,
+        "{unbiased}"
+    );
+    assert!(
+        (unbiased["2"].as_f64().unwrap() - 0.5).abs() < 1e-12,
+        "{unbiased}"
+    );
+}

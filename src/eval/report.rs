@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 use super::run::{ItemResult, RunStats};
-use super::stats::{mann_whitney, mean, wilson_95, MannWhitney};
+use super::stats::{mann_whitney, mean, pass_at_k, wilson_95, MannWhitney};
 use crate::rollout::FinishReason;
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +48,9 @@ pub struct Separation {
 pub struct Sampled {
     pub k: usize,
     pub pass_at_k: Accuracy,
+    /// The unbiased pass@k (Chen et al. 2021) for k = 1, 2, 4, … below N, averaged over the
+    /// problems (each with its own number of samples).
+    pub pass_at_unbiased: std::collections::BTreeMap<usize, f64>,
     /// Accuracy of the sample each rule picks (`majority` is maj@k).
     pub best_of_n: std::collections::BTreeMap<&'static str, Accuracy>,
     pub borda_power: f64,
@@ -92,6 +95,20 @@ pub fn summarize(
     let sampled = (k > 0).then(|| Sampled {
         k,
         pass_at_k: Accuracy::of(count(&|i| i.samples.iter().any(|s| s.verdict.is_true())), n),
+        pass_at_unbiased: std::iter::successors(Some(1usize), |k| Some(k * 2))
+            .take_while(|&kk| kk < k)
+            .map(|kk| {
+                let per: Vec<f64> = items
+                    .iter()
+                    .filter(|i| i.samples.len() >= kk)
+                    .map(|i| {
+                        let c = i.samples.iter().filter(|s| s.verdict.is_true()).count();
+                        pass_at_k(i.samples.len(), c, kk)
+                    })
+                    .collect();
+                (kk, mean(&per))
+            })
+            .collect(),
         best_of_n: items
             .first()
             .map(|i| i.selected.iter().map(|(how, _)| *how).collect::<Vec<_>>())
@@ -173,6 +190,13 @@ pub fn markdown(s: &Summary) -> String {
     );
     if let Some(k) = &s.sampled {
         out += &format!("| pass@{} | {} |\n", k.k, pct(&k.pass_at_k));
+        for (kk, p) in &k.pass_at_unbiased {
+            out += &format!(
+                "| pass@{kk} (unbiased, from {} samples) | {:.1}% |\n",
+                k.k,
+                100.0 * p
+            );
+        }
         for (how, acc) in &k.best_of_n {
             let rule = match *how {
                 "borda" => format!("Borda vote (p = {})", k.borda_power),

@@ -102,6 +102,18 @@ pub fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
 
+/// The unbiased estimate of pass@k from `n` samples of which `c` are correct (Chen et al. 2021,
+/// "Evaluating Large Language Models Trained on Code", eq. 1): `1 − C(n−c, k) / C(n, k)`,
+/// computed as `1 − Π_{i=n−c+1}^{n} (1 − k/i)` (their numerically stable form). `k ≤ n`.
+pub fn pass_at_k(n: usize, c: usize, k: usize) -> f64 {
+    if n < k + c {
+        return 1.0;
+    }
+    1.0 - (n - c + 1..=n)
+        .map(|i| 1.0 - k as f64 / i as f64)
+        .product::<f64>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +149,18 @@ mod tests {
         assert_eq!(mw.u, pairs);
         assert_eq!(mw.auroc, pairs / 12.0);
         assert!(mann_whitney(&x, &[]).is_none());
+    }
+
+    #[test]
+    fn pass_at_k_is_chens_unbiased_estimate() {
+        use super::pass_at_k;
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(pass_at_k(5, 1, 1), 0.2));
+        assert!(close(pass_at_k(5, 0, 3), 0.0));
+        assert!(close(pass_at_k(5, 5, 1), 1.0));
+        // 1 − C(7, 5) / C(10, 5) = 1 − 21/252.
+        assert!(close(pass_at_k(10, 3, 5), 1.0 - 21.0 / 252.0));
+        // k = n: any correct sample.
+        assert!(close(pass_at_k(4, 1, 4), 1.0));
     }
 }
