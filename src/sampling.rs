@@ -231,11 +231,10 @@ pub fn sample_from_candidates<R: Rng>(
     if p.is_greedy() {
         return Some(c[0]);
     }
-    let mut kept: Vec<(u32, f32)> = c.into_iter().filter(|&(_, z)| z >= kth).collect();
+    let mut kept: Vec<(u32, f32)> = c.iter().copied().filter(|&(_, z)| z >= kth).collect();
     kept.sort_by_key(|&(id, _)| id);
-    let logit = |token: u32| kept.iter().find(|e| e.0 == token).map(|e| e.1);
-    let token = draw(&warp(kept.clone(), p), rng);
-    Some((token, logit(token)?))
+    let token = draw(&warp(kept, p), rng);
+    c.into_iter().find(|e| e.0 == token)
 }
 
 /// Draws from a kept distribution (descending probabilities summing to 1) with one uniform.

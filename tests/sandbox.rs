@@ -84,7 +84,7 @@ fn writing_a_10_gb_file_stops_at_the_file_limit() {
 fn a_fork_bomb_is_contained() {
     if !root() {
         eprintln!(
-            "skipped: the process limit is per user; it contains a fork bomb as root (nobody)"
+            "skipped: the process limit is per user; it contains a fork bomb as root (a user id per run)"
         );
         return;
     }

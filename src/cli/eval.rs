@@ -106,7 +106,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub completions: Option<PathBuf>,
     /// Python interpreter that runs code benchmarks' code in the sandbox (as root: the first
-    /// one on PATH the user nobody can run).
+    /// one on PATH an unprivileged user can run).
     #[arg(long, default_value = "python3")]
     pub python: String,
     /// Wall-clock and CPU seconds one program of a code benchmark may take.

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{DataError, Problem};
+use super::{DataError, Problem, Record};
 
 /// What running code needs to judge a completion of a [`Problem`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -89,10 +89,10 @@ pub fn load_mbpp(path: &Path, keep: impl Fn(u64) -> bool) -> Result<Vec<Problem>
     let all = records(path, |rec, field| {
         let bad = |what: &str| DataError::File {
             path: path.into(),
-            message: format!(
-                "task {}: {what}",
-                rec.get("task_id").unwrap_or(&rec["text"])
-            ),
+            message: match rec.get("task_id") {
+                Some(id) => format!("task {id}: {what}"),
+                None => what.to_string(),
+            },
         };
         let id = rec
             .get("task_id")
@@ -137,42 +137,33 @@ pub fn load_mbpp(path: &Path, keep: impl Fn(u64) -> bool) -> Result<Vec<Problem>
         .collect())
 }
 
-/// Reads a JSONL file, one problem per non-empty line via `make(record, field)`, where
-/// `field(record, name)` is a string field or an error naming the file, line and field.
+/// Reads a JSONL file ([`super::read_jsonl`]), one problem per record via
+/// `make(record, field)`, where `field(record, name)` is a string field or an error naming the
+/// file, the record and the field.
 fn records(
     path: &Path,
     make: impl Fn(
-        &serde_json::Value,
-        &dyn Fn(&serde_json::Value, &str) -> Result<String, DataError>,
+        &Record,
+        &dyn Fn(&Record, &str) -> Result<String, DataError>,
     ) -> Result<Problem, DataError>,
 ) -> Result<Vec<Problem>, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::File {
-        path: path.into(),
-        message: e.to_string(),
-    })?;
-    let mut out = Vec::new();
-    for (i, line) in text
-        .lines()
+    super::read_jsonl(path)?
+        .iter()
         .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let line_no = i + 1;
-        let rec: serde_json::Value = serde_json::from_str(line).map_err(|e| DataError::File {
-            path: path.into(),
-            message: format!("line {line_no}: not JSON: {e}"),
-        })?;
-        let field = |rec: &serde_json::Value, name: &str| {
-            rec.get(name)
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-                .ok_or_else(|| DataError::File {
-                    path: path.into(),
-                    message: format!("line {line_no}: field {name:?} is missing or not a string"),
-                })
-        };
-        out.push(make(&rec, &field)?);
-    }
-    Ok(out)
+        .map(|(i, rec)| {
+            let field = |rec: &Record, name: &str| {
+                rec.get(name)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+                    .ok_or_else(|| DataError::Record {
+                        path: path.into(),
+                        record: i + 1,
+                        message: format!("field {name:?} is missing or not a string"),
+                    })
+            };
+            make(rec, &field)
+        })
+        .collect()
 }
 
 /// Reads CRUXEval (`code`, `input`, `output`, `id` per line) as problems whose gold answer is

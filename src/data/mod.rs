@@ -181,9 +181,9 @@ pub fn field_text(v: &serde_json::Value) -> String {
     }
 }
 
-type Record = serde_json::Map<String, serde_json::Value>;
+pub(crate) type Record = serde_json::Map<String, serde_json::Value>;
 
-fn read_jsonl(path: &Path) -> Result<Vec<Record>, DataError> {
+pub(crate) fn read_jsonl(path: &Path) -> Result<Vec<Record>, DataError> {
     let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
         path: path.into(),
         source,

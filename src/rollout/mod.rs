@@ -355,6 +355,8 @@ fn sample_on_device(
     p: &SamplingParams,
     m: usize,
 ) -> Result<Option<(Vec<u32>, TokenStats)>> {
+    // One f32 copy of the logits serves both (each converts only what is not f32 already).
+    let logits = &logits.to_dtype(candle_core::DType::F32)?;
     let rs = row_stats(logits, p.temperature)?;
     if !rs.all_finite() {
         return Ok(None);
