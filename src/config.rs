@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use self::error::{ConfigError, Invalid};
 use crate::advantage::ScaleRewards;
 use crate::answer::Mode;
+use crate::data::code::PromptTemplate;
 use crate::loss::LossType;
 use crate::optim::schedule::Schedule;
 use crate::reward::self_certainty::Scorer;
@@ -54,8 +55,9 @@ pub struct TrainConfig {
     /// `scripts/fetch_model.sh`), an HF directory or a .gguf file.
     /// Default `"default"`: ours, the CPU demo's model (S1 trains Qwen2.5-3B, spec §7.1).
     pub model: String,
-    /// The training problems: `demo` (built-in arithmetic word problems) or a
-    /// .jsonl/.csv/.parquet file. Default `"demo"`: ours (S1 trains on the 7,500 MATH-lighteval
+    /// The training problems: `demo` (built-in arithmetic word problems), `mbpp` (MBPP's
+    /// training part with its tests, from the data directory: `$INTUITOR_DATA_DIR`,
+    /// `shared/data` or `../shared/data`) or a .jsonl/.csv/.parquet file. Default `"demo"`: ours (S1 trains on the 7,500 MATH-lighteval
     /// `train` problems, spec §5).
     pub dataset: String,
     /// Record field with the prompt (falling back to `question`, `prompt`, or a `messages` list).
@@ -65,6 +67,16 @@ pub struct TrainConfig {
     /// (`demo` has its own); GSM8K `#### N` and MATH `\boxed{}` are reduced to the answer.
     /// Default none: ours (S1 reads `solution`, spec §5).
     pub answer_field: Option<String>,
+    /// Record field with a code problem's tests, for the `code_tests` rewards: a list of assert
+    /// statements (MBPP `test_list`), of `{"input", "output"}` standard-input cases, code_contests'
+    /// `{"input": [...], "output": [...]}` or open-r1's `{"test_cases": [...]}` (also as a JSON
+    /// string). Default none: ours (INTUITOR-Code needs no tests, spec §5).
+    pub tests_field: Option<String>,
+    /// How a prompt is worded: `none` (the record's prompt as it is) or `code` (the problem
+    /// statement inside one of the paper's four code templates, chosen per problem from `seed`,
+    /// ending with a fenced stub). Default `"none"`: S1's MATH prompts are used as they are
+    /// (spec §5; its code CSV is already templated).
+    pub prompt_template: PromptTemplate,
     /// System message placed before every prompt; none leaves the chat template's own default.
     /// Default none: ours (S1's MATH system prompts are in spec §5).
     pub system_prompt: Option<String>,
@@ -118,7 +130,8 @@ pub struct TrainConfig {
 
     // --- rewards (spec §2, §3, §6) ---
     /// Rewards scored for every completion: `self_certainty` (INTUITOR), `accuracy` (GRPO, gold
-    /// answer), `plurality_vote` (GRPO-PV), `format`, `neg_entropy`, `random`. Each is normalised
+    /// answer), `plurality_vote` (GRPO-PV), `format`, `neg_entropy`, `random`, `code_tests`,
+    /// `code_tests_binary`, `code_format` (run in the sandbox). Each is normalised
     /// per group, then the weighted advantages are summed (spec §3 step 4).
     /// Default `["self_certainty"]`: the INTUITOR reward (spec §1); S1 also lists `accuracy`
     /// with weight 0.
@@ -145,6 +158,15 @@ pub struct TrainConfig {
     /// `float_rounding`; `intuitor check-answer --precision`), at most 12. Default `6`:
     /// math-verify's.
     pub answer_precision: u32,
+    /// Python interpreter that runs completions' code for the `code_tests` and `code_format`
+    /// rewards, in the sandbox. Default `"python3"`: ours.
+    pub code_python: String,
+    /// Wall-clock and CPU seconds one program of a code reward may take (1–3600).
+    /// Default `10`: ours.
+    pub code_timeout: u64,
+    /// Programs of the code rewards run at once. Default `2`: open-r1's
+    /// `parallel_code_exec_per_proc`.
+    pub parallel_code_exec_per_proc: usize,
 
     // --- loss (spec §4.2, §8.1) ---
     /// Loss aggregation, with TRL's semantics: `grpo` (per-sequence mean, paper eq. 5), `bnpo`
@@ -249,6 +271,8 @@ impl Default for TrainConfig {
             dataset: "demo".into(),
             prompt_field: "problem".into(),
             answer_field: None,
+            tests_field: None,
+            prompt_template: PromptTemplate::None,
             system_prompt: None,
             max_prompt_length: 512,
             prompt_overflow: PromptOverflow::TruncateLeft,
@@ -272,6 +296,9 @@ impl Default for TrainConfig {
             sc_scorer: Scorer::Policy,
             answer_mode: Mode::Math,
             answer_precision: 6,
+            code_python: "python3".into(),
+            code_timeout: 10,
+            parallel_code_exec_per_proc: 2,
             loss_type: LossType::Bnpo,
             beta: 0.005,
             epsilon: 0.2,
@@ -371,8 +398,45 @@ impl TrainConfig {
         }
     }
 
+    /// The sandbox the code rewards run completions in; `None` when no reward runs code.
+    pub fn sandbox(&self) -> anyhow::Result<Option<crate::sandbox::Sandbox>> {
+        if !self.reward_funcs.iter().any(RewardKind::runs_code) {
+            return Ok(None);
+        }
+        let limits = crate::sandbox::Limits {
+            timeout: std::time::Duration::from_secs(self.code_timeout),
+            cpu_seconds: self.code_timeout,
+            ..Default::default()
+        };
+        Ok(Some(
+            crate::sandbox::Sandbox::new(&self.code_python, limits)
+                .map_err(|e| anyhow::anyhow!("code_python = {:?}: {e}", self.code_python))?,
+        ))
+    }
+
     /// Cross-field checks with TRL-style messages; each names the keys involved.
     pub fn validate(&self) -> Result<(), Invalid> {
+        if !(1..=3600).contains(&self.code_timeout) {
+            return Err(Invalid::new(
+                &["code_timeout"],
+                format!("must be 1 to 3600 seconds, got {}", self.code_timeout),
+            ));
+        }
+        if self.parallel_code_exec_per_proc == 0 {
+            return Err(Invalid::new(
+                &["parallel_code_exec_per_proc"],
+                "must be at least 1",
+            ));
+        }
+        if self.reward_funcs.iter().any(RewardKind::needs_tests)
+            && self.tests_field.is_none()
+            && self.dataset != "mbpp"
+        {
+            return Err(Invalid::new(
+                &["tests_field", "reward_funcs", "dataset"],
+                "the code_tests rewards need tests_field (the dataset field with each problem's tests), or dataset = \"mbpp\"",
+            ));
+        }
         if !["auto", "f32", "bf16", "f16"].contains(&self.save_dtype.as_str()) {
             return Err(Invalid::new(
                 &["save_dtype"],
@@ -531,6 +595,11 @@ mod tests {
                 "3b code",
                 include_str!("../configs/qwen2.5-3b-codeforces-intuitor.toml"),
             ),
+            (
+                "mbpp intuitor",
+                include_str!("../configs/mbpp-intuitor-code.toml"),
+            ),
+            ("mbpp grpo", include_str!("../configs/mbpp-grpo-code.toml")),
         ] {
             let c =
                 TrainConfig::from_text(name, text, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -9,6 +9,7 @@
 //! - [`tokenizer`]: tokenizers + special tokens; [`tokenizer::chat`] renders chat templates.
 //! - [`loader`]: `--model` (HF directory, GGUF, `default`) → decoder + tokenizer + template.
 //! - [`answer`]: answer extraction and checking, best-of-N selection (pure; no tensors).
+//! - [`sandbox`]: runs model-written Python under limits; [`code_check`] judges code with it.
 //! - [`data`]: JSONL/CSV/Parquet problems, the built-in demo set, the seeded prompt sampler.
 //!
 //! Algorithm
@@ -18,7 +19,8 @@
 //! - [`score`]: one no-grad forward over given prompt ⊕ completion pairs.
 //! - [`packing`]: prompt ⊕ completion sequences into forward passes (a shared prompt once).
 //! - [`logprob`]: chunked per-token log-probs of completions under logits / T (spec §4.1).
-//! - [`reward`]: self_certainty, accuracy, plurality_vote, format, neg_entropy, random.
+//! - [`reward`]: self_certainty, accuracy, plurality_vote, format, neg_entropy, random, and the
+//!   code rewards code_tests, code_tests_binary, code_format.
 //! - [`advantage`]: group z-scored advantages, weighted rewards combined (spec §3).
 //! - [`loss`]: clipped surrogate + k3 KL, TRL's grpo / bnpo / dr_grpo / dapo aggregation (§4.2).
 //! - [`policy`]: the trainable weights (`Var`s) and detached copies for rollout and reference.
@@ -35,6 +37,7 @@
 pub mod advantage;
 pub mod answer;
 pub mod cli;
+pub mod code_check;
 pub mod config;
 pub mod data;
 pub mod eval;

@@ -116,11 +116,73 @@ const RUN_UIDS: std::ops::Range<u32> = 61_000..62_000;
 /// The group of sandboxed runs as root (`nogroup`).
 const RUN_GID: u32 = 65534;
 
-/// The next run's user id, cycling through [`RUN_UIDS`].
-fn next_uid() -> u32 {
+/// A user id reserved for one run, across processes: an exclusive lock on `<uid>.lock` in a
+/// directory only root can write, held until dropped (or until the process dies). Two
+/// `intuitor` processes sandboxing at once would otherwise pick the same ids, and one run's
+/// final sweep ([`kill_user`]) would kill the other's program.
+struct RunUid {
+    uid: u32,
+    _lock: std::fs::File,
+}
+
+/// The folder of the user-id locks: `/run/intuitor-sandbox` (else under the temporary
+/// directory), which must belong to this process's user and be writable by nobody else, so a
+/// sandboxed program cannot plant locks or links there.
+fn uid_lock_dir() -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let dir = match Path::new("/run").is_dir() {
+        true => PathBuf::from("/run/intuitor-sandbox"),
+        false => std::env::temp_dir().join("intuitor-sandbox-uids"),
+    };
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let meta = std::fs::symlink_metadata(&dir)
+        .with_context(|| format!("{}: cannot create the sandbox's lock folder", dir.display()))?;
+    // SAFETY: geteuid(2) has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        anyhow::bail!(
+            "{}: the sandbox's lock folder must be a directory of user {me} that no one else can write",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// Reserves the next free user id of [`RUN_UIDS`] (cycling from where this process last
+/// stopped), and kills whatever still runs as it (left by a process that died mid-run).
+fn reserve_uid() -> anyhow::Result<RunUid> {
+    use std::os::unix::fs::OpenOptionsExt;
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    RUN_UIDS.start + n % (RUN_UIDS.end - RUN_UIDS.start)
+    let dir = uid_lock_dir()?;
+    let n = RUN_UIDS.end - RUN_UIDS.start;
+    for _ in 0..n {
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let uid = RUN_UIDS.start + k % n;
+        let path = dir.join(format!("{uid}.lock"));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .with_context(|| format!("{}: cannot open the user id's lock", path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {
+                kill_user(uid);
+                return Ok(RunUid { uid, _lock: lock });
+            }
+            Err(std::fs::TryLockError::WouldBlock) => continue,
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("{}: cannot lock it", path.display()))
+            }
+        }
+    }
+    anyhow::bail!(
+        "all {n} sandbox user ids ({}–{}) are in use by other runs",
+        RUN_UIDS.start,
+        RUN_UIDS.end - 1
+    )
 }
 
 /// SIGKILLs every process whose real or effective user id is `uid` (reading `/proc`), until
@@ -207,11 +269,29 @@ impl Sandbox {
     /// Runs `program` (Python source) and says how it ended; errors only when the sandbox
     /// itself cannot be set up (no temporary directory, the interpreter cannot start).
     pub fn run(&self, program: &str) -> anyhow::Result<Outcome> {
+        self.execute(program, None)
+    }
+
+    /// Runs `program` as a script (`main.py` in its directory) with `input` on its standard
+    /// input, as competitive-programming judges do. It passes when it exits with status 0; no
+    /// marker is appended, since such a program is judged by its output ([`Outcome::stdout`]).
+    pub fn run_with_input(&self, program: &str, input: &str) -> anyhow::Result<Outcome> {
+        self.execute(program, Some(input))
+    }
+
+    /// [`Self::run`] (`input` `None`: the program on standard input, a marker after it) or
+    /// [`Self::run_with_input`].
+    fn execute(&self, program: &str, input: Option<&str>) -> anyhow::Result<Outcome> {
         let dir = tempfile::Builder::new()
             .prefix("intuitor-sandbox-")
             .tempdir()
             .context("creating the sandbox's temporary directory")?;
-        let uid = (unsafe { libc::geteuid() } == 0).then(next_uid);
+        // SAFETY: geteuid(2) has no preconditions.
+        let reserved = match unsafe { libc::geteuid() } == 0 {
+            true => Some(reserve_uid()?),
+            false => None,
+        };
+        let uid = reserved.as_ref().map(|r| r.uid);
         if let Some(uid) = uid {
             // SAFETY: chown(2) on a path this process just created.
             let path = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes())?;
@@ -220,8 +300,16 @@ impl Sandbox {
             }
         }
         let marker = format!("intuitor-pass-{:016x}", rand::rng().random::<u64>());
-        let source = format!("{program}\nprint({marker:?})\n");
-        let mut cmd = self.command(dir.path(), uid);
+        let (script, feed) = match input {
+            None => (None, format!("{program}\nprint({marker:?})\n")),
+            Some(input) => {
+                let script = dir.path().join("main.py");
+                std::fs::write(&script, program)
+                    .with_context(|| format!("writing {}", script.display()))?;
+                (Some(script), input.to_string())
+            }
+        };
+        let mut cmd = self.command(dir.path(), uid, script.as_deref());
         let start = Instant::now();
         let mut child = cmd
             .spawn()
@@ -231,8 +319,11 @@ impl Sandbox {
         let out = capture(child.stdout.take(), bound);
         let err = capture(child.stderr.take(), bound);
         if let Some(mut stdin) = child.stdin.take() {
-            // A program that exits before reading all of it closes the pipe: not our error.
-            let _ = stdin.write_all(source.as_bytes());
+            // On a thread: a program that never reads a long input must still time out. One
+            // that exits before reading all of it closes the pipe: not our error.
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(feed.as_bytes());
+            });
         }
         let waited = child.wait_timeout(self.limits.timeout)?;
         // The whole group goes, whether the program ended or not: no stray children stay. As
@@ -253,7 +344,7 @@ impl Sandbox {
         let ((stdout, tail), (stderr, _)) = (join(out), join(err));
         // The marker is looked for in the output's last bytes, kept apart from the bounded
         // head: a program printing more than the bound can still pass.
-        let marked = tail.trim_end().ends_with(&marker);
+        let marked = script.is_some() || tail.trim_end().ends_with(&marker);
         let stdout = match stdout.trim_end().strip_suffix(&marker) {
             Some(rest) => rest.to_string(),
             None => stdout,
@@ -270,9 +361,10 @@ impl Sandbox {
     /// The interpreter's command: empty environment, the directory, the limits and (as root,
     /// `uid` given) the network namespace and the run's own user, set in the child before
     /// `exec`.
-    fn command(&self, dir: &Path, uid: Option<u32>) -> Command {
+    fn command(&self, dir: &Path, uid: Option<u32>, script: Option<&Path>) -> Command {
         let mut cmd = Command::new(&self.python);
-        cmd.args(["-I", "-B", "-"])
+        cmd.args(["-I", "-B"])
+            .arg(script.map_or("-".as_ref(), Path::as_os_str))
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("HOME", dir)

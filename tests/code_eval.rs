@@ -5,8 +5,10 @@
 mod common;
 
 use common::{data_dir_with, fixture, intuitor, read_jsonl};
-use intuitor::data::code::{load_cruxeval, load_humaneval, load_mbpp, CodeTask, MBPP_TEST_IDS};
-use intuitor::eval::code::{answer_of, extract_output, judge};
+use intuitor::code_check::{answer_of, extract_output, judge};
+use intuitor::data::code::{
+    load_cruxeval, load_humaneval, load_mbpp, mbpp_prompt, CodeTask, MBPP_TEST_IDS,
+};
 use intuitor::sandbox::{Limits, Sandbox};
 use rayon::prelude::*;
 
@@ -102,7 +104,12 @@ fn every_canonical_humaneval_solution_passes_as_a_body_or_a_whole_function() {
 
 #[test]
 fn mbpp_reference_solutions_pass_their_tests_on_the_evaluation_split() {
-    let problems = load_mbpp(&fixture("mbpp.jsonl"), |id| MBPP_TEST_IDS.contains(&id)).unwrap();
+    let problems = load_mbpp(
+        &fixture("mbpp.jsonl"),
+        |id| MBPP_TEST_IDS.contains(&id),
+        mbpp_prompt,
+    )
+    .unwrap();
     assert_eq!(problems.len(), 500);
     let s = sandbox();
     let results: Vec<(String, (bool, String), bool)> = problems
@@ -270,4 +277,49 @@ fn eval_scores_completions_written_elsewhere() {
         err.contains("given.jsonl line 2: no selected problem has id \"nope\""),
         "{err}"
     );
+}
+
+#[test]
+fn eval_judges_a_users_code_file_through_its_tests_field_in_parallel() {
+    let dir = tempfile::tempdir().unwrap();
+    let problems = dir.path().join("contests.jsonl");
+    let records = [
+        serde_json::json!({"id": "sum", "description": "Print the sum of two integers.", "tests": {"input": ["1 2\n", "5 5\n"], "output": ["3", "10"]}}),
+        serde_json::json!({"id": "double", "description": "Write double(x).", "tests": ["assert double(2) == 4", "assert double(0) == 0"]}),
+    ];
+    let lines: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+    std::fs::write(&problems, lines.join("\n")).unwrap();
+    let given = dir.path().join("given.jsonl");
+    let answers = [
+        serde_json::json!({"id": "sum", "completion": "```python\nprint(sum(map(int, input().split())))\n```"}),
+        serde_json::json!({"id": "sum", "completion": "```python\nprint(3)\n```"}),
+        serde_json::json!({"id": "double", "completion": "```python\ndef double(x):\n    return x + x\n```"}),
+        serde_json::json!({"id": "double", "completion": "```python\ndef double(x):\n    return 2\n```"}),
+    ];
+    let lines: Vec<String> = answers.iter().map(|r| r.to_string()).collect();
+    std::fs::write(&given, lines.join("\n")).unwrap();
+    let o = intuitor(&[
+        "eval",
+        "--model",
+        fixture("tiny-qwen2").to_str().unwrap(),
+        "--dataset",
+        problems.to_str().unwrap(),
+        "--prompt-field",
+        "description",
+        "--tests-field",
+        "tests",
+        "--completions",
+        given.to_str().unwrap(),
+        "--jobs",
+        "3",
+        "--output-dir",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let items = read_jsonl(&dir.path().join("out/items.jsonl"));
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["verdict"], true, "{}", items[0]);
+    assert_eq!(items[0]["samples"][0]["reason"], "case 2: wrong answer");
+    assert_eq!(items[1]["verdict"], true, "{}", items[1]);
+    assert_eq!(items[1]["samples"][0]["reason"], "failed tests");
 }

@@ -199,3 +199,69 @@ fn a_missing_interpreter_is_a_clear_error() {
         "{err:#}"
     );
 }
+
+#[test]
+fn a_program_given_input_runs_as_a_script_and_still_times_out_ignoring_it() {
+    let s = sandbox();
+    let echo = s
+        .run_with_input("import sys\nprint(sys.stdin.read().upper())", "abc\n")
+        .unwrap();
+    assert_eq!((echo.status, echo.stdout.trim()), (Status::Passed, "ABC"));
+    // 1 MB it never reads: the pipe fills, and the wall clock still ends the run.
+    let input = "x".repeat(1 << 20);
+    let spin = s.run_with_input("while True:\n    pass", &input).unwrap();
+    assert_eq!(spin.status, Status::Timeout, "{spin:?}");
+    let bad = s.run_with_input("raise ValueError('no')", "").unwrap();
+    assert_eq!(bad.status, Status::Error("ValueError: no".into()));
+}
+
+/// Two processes sandboxing at once (an `intuitor eval` judging 40 programs beside this test's
+/// slower one) reserve different user ids: neither's end-of-run sweep kills the other's program.
+#[test]
+fn runs_in_two_processes_do_not_kill_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let problems = dir.path().join("p.jsonl");
+    std::fs::write(
+        &problems,
+        "{\"id\": \"a\", \"prompt\": \"x\", \"tests\": [\"assert True\"]}\n",
+    )
+    .unwrap();
+    let given = dir.path().join("given.jsonl");
+    let line = "{\"id\": \"a\", \"completion\": \"```python\\nx = 1\\n```\"}\n";
+    std::fs::write(&given, line.repeat(40)).unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let eval = std::process::Command::new(env!("CARGO_BIN_EXE_intuitor"))
+        .args(["eval", "--model"])
+        .arg(fixtures.join("tiny-qwen2"))
+        .args(["--tests-field", "tests", "--jobs", "2", "--dataset"])
+        .arg(&problems)
+        .arg("--completions")
+        .arg(&given)
+        .arg("--output-dir")
+        .arg(dir.path().join("out"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let s = sandbox();
+    let mine: Vec<_> = (0..3)
+        .map(|_| {
+            s.run("import time\ntime.sleep(1.5)\nprint('done')")
+                .unwrap()
+        })
+        .collect();
+    let out = eval.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for run in mine {
+        assert_eq!(run.status, Status::Passed, "{run:?}");
+    }
+    let items = std::fs::read_to_string(dir.path().join("out/items.jsonl")).unwrap();
+    assert!(
+        items.contains("\"verdict\":true") && !items.contains("\"verdict\":false"),
+        "{items}"
+    );
+}

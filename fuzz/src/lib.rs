@@ -135,6 +135,7 @@ fn dataset(name: &str, data: &[u8]) {
         &Fields {
             prompt_field: "question+context".into(),
             answer_field: Some("answer".into()),
+            tests_field: Some("tests".into()),
         },
     );
 }

@@ -46,6 +46,11 @@ pub struct EvalArgs {
     pub prompt_field: String,
     #[arg(long, default_value = "answer")]
     pub answer_field: String,
+    /// For a file dataset of code problems: the field with each problem's tests (a list of
+    /// asserts, or of `{"input", "output"}` standard-input cases, as for training's
+    /// `tests_field`); completions are then judged by running them, and no answer field is read.
+    #[arg(long)]
+    pub tests_field: Option<String>,
     /// Skip this many problems first.
     #[arg(long, default_value_t = 0)]
     pub offset: usize,
@@ -112,6 +117,9 @@ pub struct EvalArgs {
     /// Wall-clock and CPU seconds one program of a code benchmark may take.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub code_timeout: u64,
+    /// Code programs run at once (default: the number of CPUs).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub jobs: Option<u64>,
     /// Where items.jsonl, summary.json, report.md and self_certainty_hist.png go.
     #[arg(long, default_value = "runs/eval")]
     pub output_dir: PathBuf,
@@ -134,7 +142,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let dir = data_dir(args.data_dir.as_deref());
     let fields = Fields {
         prompt_field: args.prompt_field.clone(),
-        answer_field: Some(args.answer_field.clone()),
+        answer_field: match args.tests_field {
+            Some(_) => None,
+            None => Some(args.answer_field.clone()),
+        },
+        tests_field: args.tests_field.clone(),
     };
     let problems = load_dataset(&args.dataset, &dir, &fields, args.offset, args.limit)?;
     if problems.is_empty() {
@@ -154,6 +166,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let m = args.model.load()?;
     let cfg = EvalConfig {
         sandbox,
+        jobs: args.jobs.map_or_else(
+            || std::thread::available_parallelism().map_or(1, usize::from),
+            |j| j as usize,
+        ),
         system_prompt: system_prompt(&args.system_prompt),
         max_new_tokens: args.max_new_tokens,
         checker: checker(args.mode, args.precision, args.no_strict),

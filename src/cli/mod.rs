@@ -31,7 +31,7 @@ pub enum Command {
     /// Train with GRPO: INTUITOR (self-certainty reward) by default, or the baselines.
     Train(train::TrainArgs),
     /// Evaluate a model on a benchmark: greedy accuracy, self-certainty separation, best-of-N.
-    Eval(eval::EvalArgs),
+    Eval(Box<eval::EvalArgs>),
     /// Check answers against gold answers (math, hendrycks or gsm8k rules); JSONL in/out.
     CheckAnswer(eval::CheckAnswerArgs),
     /// Draw PNG charts (self-certainty, accuracy, KL, length, lr) of a run directory.

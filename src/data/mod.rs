@@ -34,6 +34,8 @@ pub struct Problem {
 pub struct Fields {
     pub prompt_field: String,
     pub answer_field: Option<String>,
+    /// The field with a code problem's tests ([`code::tests_from_json`]).
+    pub tests_field: Option<String>,
 }
 
 impl Default for Fields {
@@ -41,6 +43,7 @@ impl Default for Fields {
         Self {
             prompt_field: "problem".into(),
             answer_field: None,
+            tests_field: None,
         }
     }
 }
@@ -149,6 +152,21 @@ fn to_problem(
         })?))),
         None => None,
     };
+    let task = match &fields.tests_field {
+        Some(f) => Some(
+            code::tests_from_json(
+                r.get(f)
+                    .ok_or_else(|| err(format!("field `{f}` (tests_field) is missing")))?,
+            )
+            .map_err(|e| {
+                err(format!(
+                    "field `{f}` (tests_field): expected a list of asserts or of \
+                     {{\"input\", \"output\"}} cases, got {e}"
+                ))
+            })?,
+        ),
+        None => None,
+    };
     let id = r
         .get("id")
         .or_else(|| r.get("unique_id"))
@@ -159,7 +177,7 @@ fn to_problem(
         prompt: if messages.is_some() { None } else { prompt },
         messages,
         answer,
-        task: None,
+        task,
     })
 }
 
@@ -344,6 +362,7 @@ mod tests {
         let f = Fields {
             prompt_field: "problem".into(),
             answer_field: Some("answer".into()),
+            tests_field: None,
         };
         let p = load(&j, &f).unwrap();
         assert_eq!(p.len(), 2);
@@ -365,6 +384,7 @@ mod tests {
         let f = Fields {
             prompt_field: "problem".into(),
             answer_field: None,
+            tests_field: None,
         };
         for (file, want) in [
             (
@@ -385,6 +405,7 @@ mod tests {
         let f = Fields {
             prompt_field: "problem".into(),
             answer_field: Some("answer".into()),
+            tests_field: None,
         };
         let p = load(&path, &f).unwrap();
         assert_eq!(p.len(), 2);

@@ -1,7 +1,6 @@
-//! Evaluation: the `eval` runner, its statistics and its report, and the judging of code
-//! benchmarks by running code. Answer checking and best-of-N selection are [`crate::answer`].
+//! Evaluation: the `eval` runner, its statistics and its report. Answer checking and best-of-N
+//! selection are [`crate::answer`]; code is judged by [`crate::code_check`].
 
-pub mod code;
 pub mod report;
 pub mod run;
 pub mod stats;

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::code;
 use crate::answer::select::{select, Selection};
 use crate::answer::{Checker, Verdict};
+use crate::code_check as code;
 use crate::data::{self, code as code_data, demo, Fields, Problem};
 use crate::loader::LoadedModel;
 use crate::model::Decoder;
@@ -47,7 +47,11 @@ pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
 
 /// MBPP's evaluation split.
 fn load_mbpp_test(path: &Path) -> Result<Vec<Problem>, data::DataError> {
-    code_data::load_mbpp(path, |id| code_data::MBPP_TEST_IDS.contains(&id))
+    code_data::load_mbpp(
+        path,
+        |id| code_data::MBPP_TEST_IDS.contains(&id),
+        code_data::mbpp_prompt,
+    )
 }
 
 /// A code benchmark's loader.
@@ -109,6 +113,7 @@ pub fn load_dataset(
                 &Fields {
                     prompt_field: prompt.to_string(),
                     answer_field: Some(answer.to_string()),
+                    tests_field: None,
                 },
             )?
         }
@@ -136,6 +141,8 @@ pub struct EvalConfig {
     pub stop_strings: Vec<String>,
     /// Runs the code of code benchmarks (`None`: a math-only evaluation).
     pub sandbox: Option<Sandbox>,
+    /// Completions judged at once (code runs in parallel processes).
+    pub jobs: usize,
 }
 
 /// One generated answer.
@@ -225,18 +232,38 @@ fn same_answer(p: &Problem, cfg: &EvalConfig, a: &str, b: &str) -> bool {
     }
 }
 
-/// One problem's results from its greedy completion and its samples.
-fn item_result(
+/// Each problem's results from its completions, `groups[i]` for `problems[i]`: the first its
+/// greedy completion, the rest its samples. Every completion is judged first, up to
+/// `cfg.jobs` at once.
+fn item_results(
     model: &LoadedModel,
-    p: &Problem,
-    greedy: &Completion,
-    samples: &[&Completion],
+    problems: &[Problem],
+    groups: &[Vec<&Completion>],
     cfg: &EvalConfig,
-) -> anyhow::Result<ItemResult> {
-    let mine: Vec<Answered> = samples
+) -> anyhow::Result<Vec<ItemResult>> {
+    let flat: Vec<(&Problem, &Completion)> = problems
         .iter()
-        .map(|s| answered(model, s, p, cfg))
-        .collect::<anyhow::Result<_>>()?;
+        .zip(groups)
+        .flat_map(|(p, g)| g.iter().map(move |c| (p, *c)))
+        .collect();
+    let mut judged =
+        code::par_map(&flat, cfg.jobs, |(p, c)| answered(model, c, p, cfg))?.into_iter();
+    problems
+        .iter()
+        .zip(groups)
+        .map(|(p, g)| {
+            let mut mine = judged
+                .by_ref()
+                .take(g.len())
+                .collect::<anyhow::Result<Vec<Answered>>>()?;
+            let greedy = mine.remove(0);
+            Ok(item_result(p, greedy, mine, cfg))
+        })
+        .collect()
+}
+
+/// One problem's results from its judged greedy completion and samples.
+fn item_result(p: &Problem, greedy: Answered, mine: Vec<Answered>, cfg: &EvalConfig) -> ItemResult {
     let answers: Vec<Option<String>> = mine.iter().map(|a| a.answer.clone()).collect();
     let sc: Vec<f64> = mine.iter().map(|a| a.self_certainty).collect();
     let same = |a: &str, b: &str| same_answer(p, cfg, a, b);
@@ -252,17 +279,17 @@ fn item_result(
         .map(|how| (how, select(how, &answers, &sc, cfg.power, &same)))
         .collect()
     };
-    Ok(ItemResult {
+    ItemResult {
         id: p.id.clone(),
         prompt: p
             .prompt
             .clone()
             .unwrap_or_else(|| format!("{:?}", p.messages)),
         gold: p.answer.clone(),
-        greedy: answered(model, greedy, p, cfg)?,
+        greedy,
         samples: mine,
         selected,
-    })
+    }
 }
 
 /// Scores completions written elsewhere (`eval --completions`): `given[i]` holds problem `i`'s
@@ -284,14 +311,14 @@ pub fn evaluate_given(
         0 => 1.0,
         _ => cfg.sampling.temperature.max(f32::EPSILON),
     };
-    let mut items = Vec::new();
     let mut stats = RunStats::default();
+    let (mut kept, mut scored) = (Vec::new(), Vec::new());
     for (p, texts) in problems.iter().zip(given) {
         if texts.is_empty() {
             continue;
         }
         let prompt = model.problem_ids(p, cfg.system_prompt.as_deref())?;
-        let scored = texts
+        let mine = texts
             .iter()
             .map(|text| {
                 let ids = model.tokenizer.encode(text, false)?;
@@ -299,11 +326,13 @@ pub fn evaluate_given(
                     .map_err(|e| anyhow::anyhow!("problem {}: {e}", p.id))
             })
             .collect::<anyhow::Result<Vec<Completion>>>()?;
-        stats.generated_tokens += scored.iter().map(|c| c.ids.len()).sum::<usize>();
-        let samples: Vec<&Completion> = scored[1..].iter().collect();
-        items.push(item_result(model, p, &scored[0], &samples, cfg)?);
-        progress(items.len());
+        stats.generated_tokens += mine.iter().map(|c| c.ids.len()).sum::<usize>();
+        kept.push(p.clone());
+        scored.push(mine);
+        progress(kept.len());
     }
+    let groups: Vec<Vec<&Completion>> = scored.iter().map(|g| g.iter().collect()).collect();
+    let items = item_results(model, &kept, &groups, cfg)?;
     stats.wall_s = start.elapsed().as_secs_f64();
     Ok((items, stats))
 }
@@ -353,10 +382,16 @@ pub fn evaluate(
         for c in greedy.iter().chain(&samples) {
             stats.generated_tokens += c.ids.len();
         }
-        for (k, (p, c)) in chunk_p.iter().zip(&greedy).enumerate() {
-            let mine: Vec<&Completion> = samples.iter().filter(|s| s.prompt_index == k).collect();
-            items.push(item_result(model, p, c, &mine, cfg)?);
-        }
+        let groups: Vec<Vec<&Completion>> = greedy
+            .iter()
+            .enumerate()
+            .map(|(k, c)| {
+                std::iter::once(c)
+                    .chain(samples.iter().filter(|s| s.prompt_index == k))
+                    .collect()
+            })
+            .collect();
+        items.extend(item_results(model, chunk_p, &groups, cfg)?);
         progress(items.len());
     }
     stats.wall_s = start.elapsed().as_secs_f64();

@@ -21,7 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::{PromptOverflow, Resolved, TrainConfig};
 use crate::data::batches::steps_per_epoch;
 use crate::data::demo::{self, Split};
-use crate::data::{self, Fields, Problem};
+use crate::data::{self, code, Fields, Problem};
 use crate::loader::{LoadedModel, ModelSource};
 use crate::optim::AdamW;
 use crate::policy::Policy;
@@ -52,6 +52,8 @@ pub struct Trainer {
     pub num_tokens: usize,
     /// The dtype checkpoints save the model in (`save_dtype`, resolved).
     pub save_dtype: DType,
+    /// Where the code rewards run completions (`None` when no reward runs code).
+    pub sandbox: Option<crate::sandbox::Sandbox>,
 }
 
 impl Trainer {
@@ -59,6 +61,7 @@ impl Trainer {
     pub fn new(cfg: TrainConfig, resume: Option<&Path>) -> anyhow::Result<Self> {
         let device = crate::runtime::device(&cfg.device)?;
         let dtype = crate::runtime::train_dtype(&cfg.dtype, &device)?;
+        let sandbox = cfg.sandbox()?;
         // Before anything is loaded: the plan counts the base model itself.
         let available = crate::runtime::available_memory(&device);
         let mut base = LoadedModel::load(&ModelSource::resolve(&cfg.model)?, DType::F32, &device)?;
@@ -145,6 +148,7 @@ impl Trainer {
             output,
             num_tokens,
             save_dtype,
+            sandbox,
         })
     }
 
@@ -329,19 +333,40 @@ fn load_prompts(
     cfg: &TrainConfig,
     base: &LoadedModel,
 ) -> anyhow::Result<(Vec<Problem>, Vec<Vec<u32>>, usize)> {
-    let all = if cfg.dataset == "demo" {
-        demo::problems(Split::Train, DEMO_TRAIN_SIZE)
-    } else {
-        let fields = Fields {
-            prompt_field: cfg.prompt_field.clone(),
-            answer_field: cfg.answer_field.clone(),
-        };
-        data::load(Path::new(&cfg.dataset), &fields)?
+    let all = match cfg.dataset.as_str() {
+        "demo" => demo::problems(Split::Train, DEMO_TRAIN_SIZE),
+        "mbpp" => {
+            let path = crate::eval::run::data_dir(None).join("mbpp/mbpp.jsonl");
+            if !path.is_file() {
+                bail!(
+                    "dataset = \"mbpp\": {} not found; set INTUITOR_DATA_DIR to the folder with mbpp/",
+                    path.display()
+                );
+            }
+            code::load_mbpp(
+                &path,
+                |id| !code::MBPP_TEST_IDS.contains(&id),
+                code::mbpp_statement,
+            )?
+        }
+        file => {
+            let fields = Fields {
+                prompt_field: cfg.prompt_field.clone(),
+                answer_field: cfg.answer_field.clone(),
+                tests_field: cfg.tests_field.clone(),
+            };
+            data::load(Path::new(file), &fields)?
+        }
     };
     let mut problems = Vec::with_capacity(all.len());
     let mut prompts = Vec::with_capacity(all.len());
     let mut dropped = 0;
-    for p in all {
+    for (i, mut p) in all.into_iter().enumerate() {
+        // A template per problem, from the seed (S1 draws one at random per problem).
+        let pick = step::mix(cfg.seed, usize::MAX, i);
+        cfg.prompt_template
+            .apply(&mut p, pick)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", cfg.dataset))?;
         let mut ids = base.problem_ids(&p, cfg.system_prompt.as_deref())?;
         if ids.len() > cfg.max_prompt_length {
             match cfg.prompt_overflow {

@@ -11,6 +11,7 @@ use super::metrics::{step_metrics, Metrics, StepRecord};
 use super::Trainer;
 use crate::advantage::{self, WeightedReward};
 use crate::data::batches::next_chunk;
+use crate::data::code::CodeTask;
 use crate::logprob::batched_completion_logprobs;
 use crate::loss::batch_weights;
 use crate::packing::{same_prompt_runs, Sequence};
@@ -90,6 +91,10 @@ pub fn train_step(t: &mut Trainer) -> anyhow::Result<StepOutput> {
         .iter()
         .map(|c| t.problems[idx[c.prompt_index]].answer.clone())
         .collect();
+    let tasks: Vec<Option<&CodeTask>> = completions
+        .iter()
+        .map(|c| t.problems[idx[c.prompt_index]].task.as_ref())
+        .collect();
     let input = RewardInput {
         completions: &completions,
         texts: &texts,
@@ -98,12 +103,16 @@ pub fn train_step(t: &mut Trainer) -> anyhow::Result<StepOutput> {
         self_certainty: &sc_reward,
         seed: mix(cfg.seed, step, usize::MAX),
         checker: cfg.checker(),
+        tasks: &tasks,
+        sandbox: t.sandbox.as_ref(),
+        jobs: cfg.parallel_code_exec_per_proc,
     };
     let rewards: Vec<(RewardKind, Vec<Option<f64>>)> = cfg
         .reward_funcs
         .iter()
-        .map(|&kind| (kind, reward::compute(kind, &input)))
-        .collect();
+        .map(|&kind| Ok((kind, reward::compute(kind, &input)?)))
+        .collect::<anyhow::Result<_>>()
+        .with_context(|| format!("step {}: rewards", step + 1))?;
     let weighted: Vec<WeightedReward> = rewards
         .iter()
         .zip(&cfg.reward_weights)

@@ -1,4 +1,5 @@
-//! Code benchmarks judged by running code (issue 21), in the [`Sandbox`].
+//! Judging code completions by running them in the [`Sandbox`] (issue 21), for the code
+//! benchmarks and the code rewards.
 //!
 //! - CRUXEval-O (spec §10, paper App. B.4): the model sees a Python function and an input and
 //!   predicts the output, answering in a JSON object `{"reasoning": …, "answer": …}` (ZeroEval's
@@ -8,8 +9,14 @@
 //! - HumanEval: the model writes the function; its code is the fenced block that defines the
 //!   entry point (else the last block, else the raw text as a continuation of the stub, as
 //!   evalplus sanitises), and `stub + code + test + check(entry_point)` must run to the end.
+//! - MBPP and assert tests: the code, then the setup, then every assert.
+//! - Standard-input cases (code_contests): the program runs once per case and must print the
+//!   expected tokens.
+//!
+//! [`tests_passed`] counts the tests a program passes (the `code_tests` reward); [`par_map`]
+//! runs many judgements at once.
 
-use crate::data::code::CodeTask;
+use crate::data::code::{CodeTask, IoCase};
 use crate::sandbox::{Sandbox, Status};
 
 /// What a completion answers to `task`: the predicted output, or the program; `Err` says why
@@ -20,11 +27,13 @@ pub fn answer_of(task: &CodeTask, text: &str) -> Result<String, String> {
         CodeTask::Function { entry_point, .. } | CodeTask::Tests { entry_point, .. } => {
             extract_program(text, entry_point)
         }
+        CodeTask::StdinStdout { .. } => extract_program(text, ""),
     }
 }
 
-/// The code of a completion that writes a function: the fenced block defining `entry_point`,
-/// else the last fenced block, else the whole text (a continuation of the stub).
+/// The code of a completion that writes a function: the fenced block defining `entry_point`
+/// (none when it is empty), else the last fenced block, else the whole text (a continuation of
+/// the stub).
 pub fn extract_program(text: &str, entry_point: &str) -> Result<String, String> {
     let blocks: Vec<&str> = text
         .split("```")
@@ -42,7 +51,7 @@ pub fn extract_program(text: &str, entry_point: &str) -> Result<String, String> 
     let def = format!("def {entry_point}(");
     let code = blocks
         .iter()
-        .find(|b| b.contains(&def))
+        .find(|b| !entry_point.is_empty() && b.contains(&def))
         .or(blocks.last())
         .copied()
         .unwrap_or(text);
@@ -165,16 +174,144 @@ pub fn judge(task: &CodeTask, answer: &str, sandbox: &Sandbox) -> anyhow::Result
             let program = format!("{answer}\n\n{setup}\n{}\n", tests.join("\n"));
             (program, "failed tests")
         }
+        CodeTask::StdinStdout { cases } => {
+            for (k, case) in cases.iter().enumerate() {
+                let (right, why) = run_case(answer, case, sandbox)?;
+                if !right {
+                    return Ok((false, format!("case {}: {why}", k + 1)));
+                }
+            }
+            return Ok((true, "passed".into()));
+        }
     };
     let out = sandbox.run(&program)?;
     Ok(match out.status {
         Status::Passed => (true, "passed".into()),
         Status::Error(reason) if reason.starts_with("AssertionError") => (false, wrong.into()),
-        Status::Error(reason) => (false, format!("error: {reason}")),
-        Status::Timeout => (false, "timeout".into()),
-        Status::Memory => (false, "memory".into()),
-        Status::FileSize => (false, "file size".into()),
+        status => (false, failure(status)),
     })
+}
+
+/// Why a run that did not pass failed, in the words of the reports.
+fn failure(status: Status) -> String {
+    match status {
+        Status::Passed => "passed".into(),
+        Status::Error(reason) => format!("error: {reason}"),
+        Status::Timeout => "timeout".into(),
+        Status::Memory => "memory".into(),
+        Status::FileSize => "file size".into(),
+    }
+}
+
+/// Runs `program` on one standard-input case: right when it exits normally and prints the
+/// expected whitespace-separated tokens (the usual competitive-programming checker; trailing
+/// spaces and blank lines do not matter).
+fn run_case(program: &str, case: &IoCase, sandbox: &Sandbox) -> anyhow::Result<(bool, String)> {
+    let out = sandbox.run_with_input(program, &case.input)?;
+    Ok(match out.status {
+        Status::Passed
+            if out
+                .stdout
+                .split_whitespace()
+                .eq(case.output.split_whitespace()) =>
+        {
+            (true, "passed".into())
+        }
+        Status::Passed => (false, "wrong answer".into()),
+        status => (false, failure(status)),
+    })
+}
+
+/// Counts the tests `program` passes, for the `code_tests` rewards: `(passed, total)`.
+/// - Assert tests (MBPP): one run; the program and the setup first (an error there passes
+///   none), then each assert on its own, counted.
+/// - Standard-input cases: one run per case.
+/// - HumanEval functions and CRUXEval outputs are one test each ([`judge`]).
+///
+/// A program could print a forged count; the count is read from the line just before the
+/// run's pass marker and capped at the number of tests, so forging needs code that outlives
+/// its own module (`atexit`), which a reward cannot rule out without a process of its own per
+/// test.
+pub fn tests_passed(
+    task: &CodeTask,
+    program: &str,
+    sandbox: &Sandbox,
+) -> anyhow::Result<(usize, usize)> {
+    match task {
+        CodeTask::Tests { setup, tests, .. } => {
+            let literals = serde_json::to_string(tests)?;
+            let counted = format!(
+                "{program}\n\n{setup}\n_intuitor_passed = 0\nfor _intuitor_test in {literals}:\n    \
+                 try:\n        exec(_intuitor_test)\n        _intuitor_passed += 1\n    \
+                 except BaseException:\n        pass\n\
+                 import sys as _intuitor_sys\n_intuitor_sys.stdout.write(f\"\\n{{_intuitor_passed}}\\n\")\n"
+            );
+            let out = sandbox.run(&counted)?;
+            let passed = match out.status {
+                Status::Passed => out
+                    .stdout
+                    .trim_end()
+                    .lines()
+                    .last()
+                    .and_then(|l| l.trim().parse::<usize>().ok())
+                    .unwrap_or(0),
+                _ => 0,
+            };
+            Ok((passed.min(tests.len()), tests.len()))
+        }
+        CodeTask::StdinStdout { cases } => {
+            let mut passed = 0;
+            for case in cases {
+                passed += usize::from(run_case(program, case, sandbox)?.0);
+            }
+            Ok((passed, cases.len()))
+        }
+        CodeTask::Function { .. } | CodeTask::OutputPrediction { .. } => {
+            Ok((usize::from(judge(task, program, sandbox)?.0), 1))
+        }
+    }
+}
+
+/// Which of `blocks` parse as Python (`ast.parse`, in the sandbox: one run for all of them).
+/// Errors when the sandbox cannot run or its answer cannot be read.
+pub fn parses(blocks: &[String], sandbox: &Sandbox) -> anyhow::Result<Vec<bool>> {
+    if blocks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let literals = serde_json::to_string(blocks)?;
+    let program = format!(
+        "import ast, json\nok = []\nfor b in json.loads({}):\n    try:\n        ast.parse(b)\n        \
+         ok.append(1)\n    except BaseException:\n        ok.append(0)\nprint(''.join(map(str, ok)))\n",
+        serde_json::to_string(&literals)?
+    );
+    let out = sandbox.run(&program)?;
+    let line = out.stdout.trim();
+    if !out.passed() || line.len() != blocks.len() {
+        anyhow::bail!(
+            "checking the syntax of {} code blocks: {:?} {}",
+            blocks.len(),
+            out.status,
+            out.stderr.lines().last().unwrap_or("")
+        );
+    }
+    Ok(line.chars().map(|c| c == '1').collect())
+}
+
+/// `f` over `items` on up to `jobs` threads (a pool of its own, so that sandboxed runs, which
+/// mostly wait on their process, overlap), results in order.
+pub fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    f: impl Fn(&T) -> R + Sync + Send,
+) -> anyhow::Result<Vec<R>> {
+    use rayon::prelude::*;
+    if jobs <= 1 || items.len() <= 1 {
+        return Ok(items.iter().map(f).collect());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.min(items.len()))
+        .build()?;
+    Ok(pool.install(|| items.par_iter().map(f).collect()))
 }
 
 #[cfg(test)]
