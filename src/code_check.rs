@@ -13,8 +13,8 @@
 //! - Standard-input cases (code_contests): the program runs once per case and must print the
 //!   expected tokens.
 //!
-//! [`tests_passed`] counts the tests a program passes (the `code_tests` reward); [`par_map`]
-//! runs many judgements at once.
+//! [`tests_passed`] counts the tests a program passes, one run per test (the `code_tests`
+//! reward); [`par_map`] runs many judgements at once.
 
 use crate::data::code::{CodeTask, IoCase};
 use crate::sandbox::{Sandbox, Status};
@@ -32,29 +32,30 @@ pub fn answer_of(task: &CodeTask, text: &str) -> Result<String, String> {
 }
 
 /// The code of a completion that writes a function: the fenced block defining `entry_point`
-/// (none when it is empty), else the last fenced block, else the whole text (a continuation of
-/// the stub).
+/// (none when it is empty), else the last block tagged `python` (or `py`), else the last
+/// fenced block, else the whole text (a continuation of the stub).
 pub fn extract_program(text: &str, entry_point: &str) -> Result<String, String> {
-    let blocks: Vec<&str> = text
+    let blocks: Vec<(bool, &str)> = text
         .split("```")
         .skip(1)
         .step_by(2)
         .map(|b| {
             // The info string (`python`, `py`) up to the first line break.
             let first = b.lines().next().unwrap_or("");
+            let python = matches!(first.trim(), "python" | "py" | "python3");
             match first.trim().chars().all(|c| c.is_ascii_alphanumeric()) {
-                true => b.get(first.len()..).unwrap_or(""),
-                false => b,
+                true => (python, b.get(first.len()..).unwrap_or("")),
+                false => (false, b),
             }
         })
         .collect();
     let def = format!("def {entry_point}(");
     let code = blocks
         .iter()
-        .find(|b| !entry_point.is_empty() && b.contains(&def))
+        .find(|(_, b)| !entry_point.is_empty() && b.contains(&def))
+        .or(blocks.iter().rev().find(|(python, _)| *python))
         .or(blocks.last())
-        .copied()
-        .unwrap_or(text);
+        .map_or(text, |(_, b)| *b);
     match code.trim().is_empty() {
         true => Err("no code in the completion".into()),
         false => Ok(code.trim_matches('\n').to_string()),
@@ -207,6 +208,11 @@ fn failure(status: Status) -> String {
 /// expected whitespace-separated tokens (the usual competitive-programming checker; trailing
 /// spaces and blank lines do not matter).
 fn run_case(program: &str, case: &IoCase, sandbox: &Sandbox) -> anyhow::Result<(bool, String)> {
+    // Room for the expected output, however long, and then some: a longer output is wrong
+    // whatever its head says.
+    let mut sandbox = sandbox.clone();
+    let room = 2 * case.output.len() + 4096;
+    sandbox.limits.output_bytes = sandbox.limits.output_bytes.max(room);
     let out = sandbox.run_with_input(program, &case.input)?;
     Ok(match out.status {
         Status::Passed
@@ -222,42 +228,36 @@ fn run_case(program: &str, case: &IoCase, sandbox: &Sandbox) -> anyhow::Result<(
     })
 }
 
-/// Counts the tests `program` passes, for the `code_tests` rewards: `(passed, total)`.
-/// - Assert tests (MBPP): one run; the program and the setup first (an error there passes
-///   none), then each assert on its own, counted.
-/// - Standard-input cases: one run per case.
-/// - HumanEval functions and CRUXEval outputs are one test each ([`judge`]).
+/// Counts the tests `program` passes, for the `code_tests` rewards: `(passed, total)`, each
+/// test in a run of its own ([`judge`] of the program with that one test), so a program cannot
+/// touch another test's verdict nor the count.
+/// - Assert tests (MBPP): the program, the setup, then the one assert.
+/// - Standard-input cases: the program on the case's input.
+/// - HumanEval functions and CRUXEval outputs are one test each.
 ///
-/// A program could print a forged count; the count is read from the line just before the
-/// run's pass marker and capped at the number of tests, so forging needs code that outlives
-/// its own module (`atexit`), which a reward cannot rule out without a process of its own per
-/// test.
+/// As in [`judge`] (and the official harnesses, which trust the exit status), a program that
+/// reads the run's pass marker out of its own code object and prints it can still fake a pass.
 pub fn tests_passed(
     task: &CodeTask,
     program: &str,
     sandbox: &Sandbox,
 ) -> anyhow::Result<(usize, usize)> {
     match task {
-        CodeTask::Tests { setup, tests, .. } => {
-            let literals = serde_json::to_string(tests)?;
-            let counted = format!(
-                "{program}\n\n{setup}\n_intuitor_passed = 0\nfor _intuitor_test in {literals}:\n    \
-                 try:\n        exec(_intuitor_test)\n        _intuitor_passed += 1\n    \
-                 except BaseException:\n        pass\n\
-                 import sys as _intuitor_sys\n_intuitor_sys.stdout.write(f\"\\n{{_intuitor_passed}}\\n\")\n"
-            );
-            let out = sandbox.run(&counted)?;
-            let passed = match out.status {
-                Status::Passed => out
-                    .stdout
-                    .trim_end()
-                    .lines()
-                    .last()
-                    .and_then(|l| l.trim().parse::<usize>().ok())
-                    .unwrap_or(0),
-                _ => 0,
-            };
-            Ok((passed.min(tests.len()), tests.len()))
+        CodeTask::Tests {
+            setup,
+            tests,
+            entry_point,
+        } => {
+            let mut passed = 0;
+            for test in tests {
+                let one = CodeTask::Tests {
+                    setup: setup.clone(),
+                    tests: vec![test.clone()],
+                    entry_point: entry_point.clone(),
+                };
+                passed += usize::from(judge(&one, program, sandbox)?.0);
+            }
+            Ok((passed, tests.len()))
         }
         CodeTask::StdinStdout { cases } => {
             let mut passed = 0;
@@ -272,11 +272,24 @@ pub fn tests_passed(
     }
 }
 
-/// Which of `blocks` parse as Python (`ast.parse`, in the sandbox: one run for all of them).
-/// Errors when the sandbox cannot run or its answer cannot be read.
+/// Which of `blocks` parse as Python (`ast.parse`, in the sandbox: one run for all of them;
+/// when that run fails, say on a block that exhausts the parser, each block alone, a failure
+/// counting as not parsing). Errors only when the sandbox cannot run.
 pub fn parses(blocks: &[String], sandbox: &Sandbox) -> anyhow::Result<Vec<bool>> {
+    match parse_all(blocks, sandbox)? {
+        Some(ok) => Ok(ok),
+        None if blocks.len() == 1 => Ok(vec![false]),
+        None => blocks
+            .iter()
+            .map(|b| Ok(parse_all(std::slice::from_ref(b), sandbox)? == Some(vec![true])))
+            .collect(),
+    }
+}
+
+/// One sandboxed `ast.parse` run over `blocks`; `None` when the run did not end normally.
+fn parse_all(blocks: &[String], sandbox: &Sandbox) -> anyhow::Result<Option<Vec<bool>>> {
     if blocks.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Some(Vec::new()));
     }
     let literals = serde_json::to_string(blocks)?;
     let program = format!(
@@ -286,15 +299,8 @@ pub fn parses(blocks: &[String], sandbox: &Sandbox) -> anyhow::Result<Vec<bool>>
     );
     let out = sandbox.run(&program)?;
     let line = out.stdout.trim();
-    if !out.passed() || line.len() != blocks.len() {
-        anyhow::bail!(
-            "checking the syntax of {} code blocks: {:?} {}",
-            blocks.len(),
-            out.status,
-            out.stderr.lines().last().unwrap_or("")
-        );
-    }
-    Ok(line.chars().map(|c| c == '1').collect())
+    Ok((out.passed() && line.len() == blocks.len())
+        .then(|| line.chars().map(|c| c == '1').collect()))
 }
 
 /// `f` over `items` on up to `jobs` threads (a pool of its own, so that sandboxed runs, which

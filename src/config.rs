@@ -428,6 +428,15 @@ impl TrainConfig {
                 "must be at least 1",
             ));
         }
+        if self.tests_field.is_some() && ["demo", "mbpp"].contains(&self.dataset.as_str()) {
+            return Err(Invalid::new(
+                &["tests_field", "dataset"],
+                format!(
+                    "dataset = {:?} brings its own tests (or none); tests_field is for a file",
+                    self.dataset
+                ),
+            ));
+        }
         if self.reward_funcs.iter().any(RewardKind::needs_tests)
             && self.tests_field.is_none()
             && self.dataset != "mbpp"

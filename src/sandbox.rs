@@ -125,27 +125,47 @@ struct RunUid {
     _lock: std::fs::File,
 }
 
+impl Drop for RunUid {
+    /// Every process of the id is gone before its lock is released, on every exit path.
+    fn drop(&mut self) {
+        kill_user(self.uid);
+    }
+}
+
+/// The program's process group, killed when dropped: on every exit path, no stray child of
+/// the run outlives it.
+struct Group(libc::pid_t);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group the child leads (setsid in `command`).
+        unsafe { libc::kill(-self.0, libc::SIGKILL) };
+    }
+}
+
 /// The folder of the user-id locks: `/run/intuitor-sandbox` (else under the temporary
 /// directory), which must belong to this process's user and be writable by nobody else, so a
 /// sandboxed program cannot plant locks or links there.
 fn uid_lock_dir() -> anyhow::Result<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-    let dir = match Path::new("/run").is_dir() {
-        true => PathBuf::from("/run/intuitor-sandbox"),
-        false => std::env::temp_dir().join("intuitor-sandbox-uids"),
-    };
-    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
-    let meta = std::fs::symlink_metadata(&dir)
-        .with_context(|| format!("{}: cannot create the sandbox's lock folder", dir.display()))?;
     // SAFETY: geteuid(2) has no preconditions.
     let me = unsafe { libc::geteuid() };
-    if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o022 != 0 {
-        anyhow::bail!(
-            "{}: the sandbox's lock folder must be a directory of user {me} that no one else can write",
-            dir.display()
-        );
+    let mut refused = Vec::new();
+    for dir in [
+        PathBuf::from("/run/intuitor-sandbox"),
+        std::env::temp_dir().join("intuitor-sandbox-uids"),
+    ] {
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() && m.uid() == me && m.mode() & 0o022 == 0 => return Ok(dir),
+            Ok(_) => refused.push(format!(
+                "{} is not a directory of user {me} that no one else can write",
+                dir.display()
+            )),
+            Err(e) => refused.push(format!("{}: {e}", dir.display())),
+        }
     }
-    Ok(dir)
+    anyhow::bail!("no folder for the sandbox's locks: {}", refused.join("; "))
 }
 
 /// Reserves the next free user id of [`RUN_UIDS`] (cycling from where this process last
@@ -314,7 +334,7 @@ impl Sandbox {
         let mut child = cmd
             .spawn()
             .with_context(|| format!("starting {}", self.python.display()))?;
-        let pgid = child.id() as libc::pid_t;
+        let group = Group(child.id() as libc::pid_t);
         let bound = self.limits.output_bytes;
         let out = capture(child.stdout.take(), bound);
         let err = capture(child.stderr.take(), bound);
@@ -325,14 +345,12 @@ impl Sandbox {
                 let _ = stdin.write_all(feed.as_bytes());
             });
         }
-        let waited = child.wait_timeout(self.limits.timeout)?;
+        let waited = child.wait_timeout(self.limits.timeout);
         // The whole group goes, whether the program ended or not: no stray children stay. As
         // root, so does every process of the run's user, in the group or not.
-        // SAFETY: kill(2) on the process group the child leads (setsid in `command`).
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        if let Some(uid) = uid {
-            kill_user(uid);
-        }
+        drop(group);
+        drop(reserved);
+        let waited = waited?;
         let status = match waited {
             Some(s) => Some(s),
             None => {
@@ -368,6 +386,7 @@ impl Sandbox {
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("HOME", dir)
+            .env("TMPDIR", dir)
             .env("LANG", "C.UTF-8")
             .current_dir(dir)
             .stdin(Stdio::piped())

@@ -47,10 +47,13 @@ fn code_tests_counts_the_asserts_a_program_passes() {
         "```python\ndef add(a, b):\n    return 0\nprint(3)\n```",
         "```python\ndef add(a, b):\n    raise SystemExit(0)\n```",
         "```python\nimport os\ndef add(a, b):\n    return a + b\nos._exit(0)\n```",
+        // Shadowing the harness's tools, and printing 100 KB before a right answer.
+        "```python\nexec = lambda *a, **k: None\nassert_ = print\ndef add(a, b):\n    return 0\n```",
+        "```python\nprint('x' * 100_000)\ndef add(a, b):\n    return a + b\n```",
         "anything",
     ]);
     let mut tasks = vec![Some(&task); completions.len()];
-    tasks[7] = None;
+    tasks[9] = None;
     let s = sandbox();
     let fraction = tests_rewards(&completions, &tasks, &s, 2, false).unwrap();
     assert_eq!(
@@ -63,6 +66,8 @@ fn code_tests_counts_the_asserts_a_program_passes() {
             Some(0.0),
             Some(0.0),
             Some(0.0),
+            Some(0.0),
+            Some(1.0),
             None
         ]
     );
@@ -106,6 +111,17 @@ fn stdin_cases_are_judged_by_their_output_tokens() {
     );
     let (right, why) = judge(&task, "import time\ntime.sleep(60)", &s).unwrap();
     assert_eq!((right, why.as_str()), (false, "case 1: timeout"));
+    // An expected output longer than the sandbox's output bound is still compared whole; a
+    // trailing block of sample output is not taken for the program.
+    let long = tests_from_json(&serde_json::json!([
+        {"input": "70000\n", "output": "x".repeat(70_000)},
+    ]))
+    .unwrap();
+    let program = "Code:\n```python\nprint('x' * int(input()))\n```\nOutput:\n```\nxxx\n```";
+    assert_eq!(
+        tests_rewards(&texts(&[program]), &[Some(&long)], &s, 1, false).unwrap(),
+        vec![Some(1.0)]
+    );
 }
 
 #[test]
@@ -151,7 +167,7 @@ fn grpo_code_trains_on_mbpp_with_the_papers_templates() {
         "max_prompt_length=512".into(),
         "reward_funcs=[\"code_tests\", \"code_format\", \"self_certainty\"]".into(),
         "reward_weights=[1.0, 0.0, 0.0]".into(),
-        "max_steps=1".into(),
+        "max_steps=2".into(),
         "save_steps=0".into(),
         format!("output_dir=\"{}\"", out.display()),
     ];
@@ -173,6 +189,9 @@ fn grpo_code_trains_on_mbpp_with_the_papers_templates() {
             "{s}"
         );
     }
+    // One template per problem, not one for all: the two steps' logged prompts differ in it.
+    let opening = |s: &serde_json::Value| s["prompt"].as_str().unwrap()[..24].to_string();
+    assert!(samples.iter().any(|s| opening(s) != opening(&samples[0])));
     let rows = common::metrics_rows(&out);
     assert!(
         rows[0]["rewards/code_tests/mean"].as_f64().is_some(),

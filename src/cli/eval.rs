@@ -2,7 +2,7 @@
 //! `intuitor check-answer` (the answer checker on its own).
 
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
@@ -139,6 +139,12 @@ fn system_prompt(arg: &str) -> Option<String> {
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    if args.tests_field.is_some() && !Path::new(&args.dataset).is_file() {
+        anyhow::bail!(
+            "--tests-field is for a file of code problems; {:?} is not a file",
+            args.dataset
+        );
+    }
     let dir = data_dir(args.data_dir.as_deref());
     let fields = Fields {
         prompt_field: args.prompt_field.clone(),

@@ -218,8 +218,9 @@ pub fn load_humaneval(path: &Path) -> Result<Vec<Problem>, DataError> {
     })
 }
 
-/// The MBPP task ids of the evaluation split (google-research `mbpp/README.md`); the others
-/// (1–10 for few-shot prompts, 511–974) are for training.
+/// The MBPP task ids of the evaluation split (google-research `mbpp/README.md`). That README
+/// keeps 1–10 for few-shot prompts, 511–600 for validation and 601–974 for training; training
+/// here uses all but the evaluation split (issue 21).
 pub const MBPP_TEST_IDS: std::ops::RangeInclusive<u64> = 11..=510;
 
 /// An MBPP problem's statement: Austin et al. 2021's wording, the tests included (they name
