@@ -331,7 +331,15 @@ mod tests {
             extract_program(text, "g").as_deref(),
             Ok("def g(x):\n    return x")
         );
-        assert_eq!(extract_program(text, "h").as_deref(), Ok("print(1)"));
+        // No block defines `h`: the last python block, then the last block of any kind.
+        assert_eq!(
+            extract_program(text, "h").as_deref(),
+            Ok("def g(x):\n    return x")
+        );
+        assert_eq!(
+            extract_program("```\nprint(1)\n```\n```text\n1\n```", "h").as_deref(),
+            Ok("1")
+        );
         assert_eq!(
             extract_program("    return x + 1\n", "g").as_deref(),
             Ok("    return x + 1")

@@ -37,6 +37,24 @@ use crate::self_certainty::Alignment;
 
 pub use resolve::Resolved;
 
+/// A size in bytes as a config value: a byte count or a text such as `"8GiB"` or `"512MB"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ByteSize {
+    Bytes(u64),
+    Text(String),
+}
+
+impl ByteSize {
+    /// The byte count; `Err` says why a text is not a size.
+    pub fn bytes(&self) -> Result<u64, String> {
+        match self {
+            Self::Bytes(n) => Ok(*n),
+            Self::Text(t) => crate::train::plan::parse_size(t),
+        }
+    }
+}
+
 /// What to do with prompts longer than `max_prompt_length`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -127,6 +145,12 @@ pub struct TrainConfig {
     /// A completion also ends when its text contains one of these. Default `[]`: ours (the
     /// reference stops at EOS or the length limit only, spec §5).
     pub stop_strings: Vec<String>,
+    /// Bytes the rollout's KV cache may take: a size such as `"8GiB"` or a byte count. As many
+    /// completions as fit decode at once, the others start as slots free up (continuous
+    /// batching); the completions are the same whatever the budget. Default none: ours (every
+    /// completion of the step at once; the memory plan counts it and names this key when it
+    /// does not fit).
+    pub rollout_kv_budget: Option<ByteSize>,
 
     // --- rewards (spec §2, §3, §6) ---
     /// Rewards scored for every completion: `self_certainty` (INTUITOR), `accuracy` (GRPO, gold
@@ -289,6 +313,7 @@ impl Default for TrainConfig {
             min_p: 0.0,
             repetition_penalty: 1.0,
             stop_strings: Vec::new(),
+            rollout_kv_budget: None,
             reward_funcs: vec![RewardKind::SelfCertainty],
             reward_weights: vec![1.0],
             scale_rewards: ScaleRewards::Group,
@@ -416,6 +441,9 @@ impl TrainConfig {
 
     /// Cross-field checks with TRL-style messages; each names the keys involved.
     pub fn validate(&self) -> Result<(), Invalid> {
+        if let Some(Err(e)) = self.rollout_kv_budget.as_ref().map(ByteSize::bytes) {
+            return Err(Invalid::new(&["rollout_kv_budget"], e));
+        }
         if !(1..=3600).contains(&self.code_timeout) {
             return Err(Invalid::new(
                 &["code_timeout"],

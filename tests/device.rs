@@ -100,6 +100,7 @@ fn rollout_on_the_test_device_agrees_with_a_cpu_forward() {
         .map(|(i, t)| PromptRequest {
             ids: cpu.prompt_ids(t, None, false).unwrap(),
             seed: 100 + i as u64,
+            max_new_tokens: None,
         })
         .collect();
     let cfg = RolloutConfig {
@@ -113,6 +114,7 @@ fn rollout_on_the_test_device_agrees_with_a_cpu_forward() {
         stop_ids: BTreeSet::new(),
         stop_strings: Vec::new(),
         keep_after_last: true,
+        kv_budget: None,
     };
     let outs = rollout(&on_device.decoder, &requests, &cfg, None).unwrap();
     assert_eq!(outs.len(), 9);

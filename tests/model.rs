@@ -233,8 +233,13 @@ fn smollm2_greedy_completions_equal_transformers_token_for_token() {
             stop_ids: m.tokenizer.stop_ids(),
             stop_strings: Vec::new(),
             keep_after_last: false,
+            kv_budget: None,
         };
-        let request = intuitor::rollout::PromptRequest { ids, seed: 0 };
+        let request = intuitor::rollout::PromptRequest {
+            ids,
+            seed: 0,
+            max_new_tokens: None,
+        };
         let out = intuitor::rollout::rollout(&m.decoder, &[request], &cfg, None).unwrap();
         let expected: Vec<u32> = serde_json::from_value(case["completion_ids"].clone()).unwrap();
         assert_eq!(out[0].ids, expected, "greedy completion for {prompt:?}");

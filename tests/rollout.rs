@@ -25,6 +25,7 @@ fn config(g: usize, max_new: usize, stop: BTreeSet<u32>) -> RolloutConfig {
         stop_ids: stop,
         stop_strings: Vec::new(),
         keep_after_last: true,
+        kv_budget: None,
     }
 }
 
@@ -35,6 +36,7 @@ fn prompts(m: &LoadedModel, texts: &[&str]) -> Vec<PromptRequest> {
         .map(|(i, t)| PromptRequest {
             ids: m.prompt_ids(t, None, false).unwrap(),
             seed: 100 + i as u64,
+            max_new_tokens: None,
         })
         .collect()
 }
@@ -238,4 +240,62 @@ fn openr1_logged_value_is_the_openr1_kl_plus_ln_v() {
     let openr1 = c.token_self_certainty(Alignment::Openr1);
     assert_eq!(&openr1[..2], &paper[1..]);
     assert!((openr1[2] + ln_v - c.lse_minus_mean_after.unwrap()).abs() < 1e-6);
+}
+
+/// Issue 17: under a KV budget for 1, 2, 5 or 11 rows (of 28) the rows wait for free slots and
+/// prompts are prefilled as their first row is admitted, yet every completion and every
+/// statistic is bit-identical to the unbounded rollout's, with stops staggered across rows
+/// (stop ids taken from the unbounded run) and the distribution after the last token kept.
+#[test]
+fn a_kv_budget_gives_bit_identical_completions() {
+    let m = load_tiny("tiny-qwen2");
+    let texts = [
+        "Hi",
+        "What is 17 plus 25?",
+        "Count to three.",
+        "A longer prompt about apples and pears.",
+    ];
+    let reqs = prompts(&m, &texts);
+    let probe = rollout(&m.decoder, &reqs, &config(7, 12, BTreeSet::new()), None).unwrap();
+    let stop: BTreeSet<u32> = [probe[0].ids[2], probe[9].ids[5], probe[20].ids[8]].into();
+    let cfg = config(7, 12, stop);
+    let full = rollout(&m.decoder, &reqs, &cfg, None).unwrap();
+    let lengths: BTreeSet<usize> = full.iter().map(|c| c.ids.len()).collect();
+    assert!(lengths.len() >= 3, "staggered stops: {lengths:?}");
+    let c = m.decoder.config();
+    let per_position = (c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim * 4) as u64;
+    let unbounded = intuitor::rollout::slot_plan_for(&m.decoder, &reqs, &cfg).unwrap();
+    assert_eq!((unbounded.rows, unbounded.prefixes), (28, 4));
+    for rows in [1, 2, 5, 11] {
+        let slots = intuitor::rollout::SlotPlan {
+            rows,
+            prefixes: rows.min(4),
+            ..unbounded
+        };
+        let bounded = RolloutConfig {
+            kv_budget: Some(slots.bytes(per_position)),
+            ..cfg.clone()
+        };
+        assert_eq!(
+            intuitor::rollout::slot_plan_for(&m.decoder, &reqs, &bounded).unwrap(),
+            slots
+        );
+        let out = rollout(&m.decoder, &reqs, &bounded, None).unwrap();
+        assert_eq!(out.len(), full.len());
+        for (a, b) in out.iter().zip(&full) {
+            assert_eq!(
+                a, b,
+                "{rows} slots: prompt {} sample {}",
+                b.prompt_index, b.sample_index
+            );
+        }
+    }
+    let too_small = RolloutConfig {
+        kv_budget: Some(per_position),
+        ..cfg.clone()
+    };
+    let err = rollout(&m.decoder, &reqs, &too_small, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("holds no sequence"), "{err}");
 }

@@ -117,6 +117,9 @@ pub struct EvalArgs {
     /// Wall-clock and CPU seconds one program of a code benchmark may take.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub code_timeout: u64,
+    /// Bytes the KV cache of a batch's generation may take (e.g. 8GiB; default: no bound).
+    #[arg(long)]
+    pub kv_budget: Option<String>,
     /// Code programs run at once (default: the number of CPUs).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub jobs: Option<u64>,
@@ -170,7 +173,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         false => None,
     };
     let m = args.model.load()?;
+    let kv_budget = args
+        .kv_budget
+        .as_deref()
+        .map(crate::train::plan::parse_size)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--kv-budget {e}"))?;
     let cfg = EvalConfig {
+        kv_budget,
         sandbox,
         jobs: args.jobs.map_or_else(
             || std::thread::available_parallelism().map_or(1, usize::from),

@@ -68,6 +68,10 @@ pub struct GenerateArgs {
     /// Stop when the text contains this string (repeatable).
     #[arg(long = "stop")]
     pub stop_strings: Vec<String>,
+    /// Bytes the KV cache may take (e.g. 64MiB): as many of the --n completions as fit decode
+    /// at once, the rest as slots free up; the same completions whatever the budget.
+    #[arg(long)]
+    pub kv_budget: Option<String>,
     /// Print JSON (prompt_ids, completion_ids, text, finish_reason, self_certainty, timings):
     /// one object for -n 1, else one object with a `completions` list.
     #[arg(long)]
@@ -118,10 +122,17 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         stop_ids: m.tokenizer.stop_ids(),
         stop_strings: args.stop_strings.clone(),
         keep_after_last: false,
+        kv_budget: args
+            .kv_budget
+            .as_deref()
+            .map(crate::train::plan::parse_size)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--kv-budget {e}"))?,
     };
     let request = PromptRequest {
         ids: ids.clone(),
         seed: args.seed,
+        max_new_tokens: None,
     };
     let start = Instant::now();
     let outs = rollout(&m.decoder, &[request], &cfg, Some(&m.tokenizer))?;

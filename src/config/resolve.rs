@@ -41,6 +41,8 @@ impl TrainConfig {
                 stop_ids,
                 stop_strings: self.stop_strings.clone(),
                 keep_after_last: self.sc_alignment == Alignment::Openr1,
+                // Validated with the config.
+                kv_budget: self.rollout_kv_budget.as_ref().and_then(|b| b.bytes().ok()),
             },
             loss: LossConfig {
                 loss_type: self.loss_type,

@@ -143,6 +143,8 @@ pub struct EvalConfig {
     pub sandbox: Option<Sandbox>,
     /// Completions judged at once (code runs in parallel processes).
     pub jobs: usize,
+    /// Bytes the rollout's KV cache may take (`--kv-budget`; `None`: a batch at once).
+    pub kv_budget: Option<u64>,
 }
 
 /// One generated answer.
@@ -352,6 +354,7 @@ pub fn evaluate(
             Ok(PromptRequest {
                 ids: model.problem_ids(p, cfg.system_prompt.as_deref())?,
                 seed: cfg.seed.wrapping_add(i as u64),
+                max_new_tokens: None,
             })
         })
         .collect::<anyhow::Result<_>>()?;
@@ -362,6 +365,7 @@ pub fn evaluate(
         stop_ids: model.tokenizer.stop_ids(),
         stop_strings: cfg.stop_strings.clone(),
         keep_after_last: cfg.alignment == Alignment::Openr1,
+        kv_budget: cfg.kv_budget,
     };
     let sampled = RolloutConfig {
         num_generations: cfg.samples,

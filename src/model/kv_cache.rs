@@ -16,6 +16,10 @@ pub(super) struct LayerCache {
     pub(super) v: Tensor,
     pub(super) len: usize,
     pub(super) prefix: Option<SharedPrefix>,
+    /// Slots ([`KvCache::slots`]): where the next append writes each row's key (a scatter
+    /// index `[batch, kv_heads, 1, head_dim]` holding the row's column), and the own width the
+    /// forward then attends to. Taken by that append.
+    pub(super) write: Option<(Tensor, usize)>,
 }
 
 /// A layer's keys and values after an append: the shared prefix, if any, then each row's own.
@@ -44,6 +48,25 @@ impl LayerCache {
         v: &Tensor,
     ) -> Result<CachedKeys> {
         let t = k.dim(2)?;
+        if let Some(c) = slot.as_mut() {
+            if let Some((index, width)) = c.write.take() {
+                if t != 1 || width > c.k.dim(2)? {
+                    candle_core::bail!(
+                        "slot append: {t} new positions, width {width} of {}",
+                        c.k.dim(2)?
+                    );
+                }
+                c.k.scatter_set(&index, &k.contiguous()?, 2)?;
+                c.v.scatter_set(&index, &v.contiguous()?, 2)?;
+                c.len = width;
+                let (k, v) = c.keys()?;
+                return Ok(CachedKeys {
+                    prefix: c.prefix.clone(),
+                    k,
+                    v,
+                });
+            }
+        }
         let len = slot.as_ref().map_or(0, |c| c.len);
         let cap = slot.as_ref().map_or(0, |c| c.k.dim(2).unwrap_or(0));
         if len + t > cap {
@@ -62,6 +85,7 @@ impl LayerCache {
                 v: grow(ov, v)?,
                 len,
                 prefix: slot.as_ref().and_then(|c| c.prefix.clone()),
+                write: None,
             });
         }
         let c = slot.as_mut().expect("allocated above");
@@ -96,6 +120,115 @@ impl KvCache {
             Some(Some(c)) => c.prefix_len() + c.len,
             _ => 0,
         }
+    }
+
+    /// Keys before the next forward's own: [`Self::seen`], or for slots with write columns
+    /// set, the prefix and the own width minus the new one.
+    pub fn past(&self) -> usize {
+        match self.layers.first() {
+            Some(Some(c)) => match &c.write {
+                Some((_, width)) => c.prefix_len() + width - 1,
+                None => c.prefix_len() + c.len,
+            },
+            _ => 0,
+        }
+    }
+
+    /// Slots for a bounded rollout (issue 17), allocated once: `rows` rows of `own_cap` own
+    /// positions each, written per row from column 0 ([`Self::set_write_columns`]), and
+    /// `prefixes` shared prefixes of `prefix_cap` positions ([`Self::set_prefix`]), each row
+    /// attending to one ([`Self::set_prefix_of_row`]). `like` (a prefilled cache) gives the
+    /// layers' heads, head size, dtype and device. Memory: `(rows·own_cap +
+    /// prefixes·prefix_cap) · layers · 2 · kv_heads · head_dim` values.
+    pub fn slots(
+        like: &KvCache,
+        rows: usize,
+        own_cap: usize,
+        prefixes: usize,
+        prefix_cap: usize,
+    ) -> Result<Self> {
+        let layers = like
+            .layers
+            .iter()
+            .map(|l| {
+                let Some(l) = l else {
+                    candle_core::bail!("slots: the template cache has an empty layer");
+                };
+                let (_, h, _, d) = l.k.dims4()?;
+                let zeros =
+                    |n: usize, cap: usize| Tensor::zeros((n, h, cap, d), l.k.dtype(), l.k.device());
+                Ok(Some(LayerCache {
+                    k: zeros(rows, own_cap)?,
+                    v: zeros(rows, own_cap)?,
+                    len: 0,
+                    prefix: Some(SharedPrefix {
+                        k: zeros(prefixes, prefix_cap)?,
+                        v: zeros(prefixes, prefix_cap)?,
+                        of_row: Arc::new(vec![0; rows]),
+                    }),
+                    write: None,
+                }))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { layers })
+    }
+
+    /// Writes a single-row cache without a prefix (a prefilled prompt) into prefix `p`,
+    /// right-aligned: the positions before it are stale (the caller masks them).
+    pub fn set_prefix(&mut self, p: usize, prompt: &KvCache) -> Result<()> {
+        for (layer, src) in self.layers.iter_mut().zip(&prompt.layers) {
+            let (Some(layer), Some(src)) = (layer.as_mut(), src.as_ref()) else {
+                candle_core::bail!("set_prefix: an empty layer");
+            };
+            let Some(prefix) = layer.prefix.as_ref() else {
+                candle_core::bail!("set_prefix: not a slot cache");
+            };
+            let cap = prefix.k.dim(2)?;
+            let (k, v) = src.keys()?;
+            let n = k.dim(2)?;
+            if n > cap || k.dim(0)? != 1 {
+                candle_core::bail!(
+                    "set_prefix: a [{}, {n}] prompt in a prefix of {cap}",
+                    k.dim(0)?
+                );
+            }
+            for (dst, part) in [(&prefix.k, &k), (&prefix.v, &v)] {
+                let (_, h, _, d) = dst.dims4()?;
+                let block = Tensor::zeros((1, h, cap, d), dst.dtype(), dst.device())?;
+                block.slice_set(&part.contiguous()?, 2, cap - n)?;
+                dst.slice_set(&block, 0, p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Which prefix each row attends to.
+    pub fn set_prefix_of_row(&mut self, of_row: Vec<u32>) {
+        let of_row = Arc::new(of_row);
+        for layer in self.layers.iter_mut().flatten() {
+            if let Some(p) = layer.prefix.as_mut() {
+                p.of_row = of_row.clone();
+            }
+        }
+    }
+
+    /// Where the next forward (one new position per row) writes each row's key and value:
+    /// row `r` at its own column `cols[r]`; that forward attends to the first `max(cols) + 1`
+    /// own columns of every row (the caller's key mask says which are each row's).
+    pub fn set_write_columns(&mut self, cols: &[u32]) -> Result<()> {
+        let width = cols.iter().max().map_or(0, |&c| c as usize + 1);
+        for layer in self.layers.iter_mut().flatten() {
+            let (b, h, _, d) = layer.k.dims4()?;
+            if cols.len() != b {
+                candle_core::bail!("set_write_columns: {} columns for {b} rows", cols.len());
+            }
+            let index = Tensor::new(cols, layer.k.device())?
+                .reshape((b, 1, 1, 1))?
+                .broadcast_as((b, h, 1, d))?
+                .contiguous()?;
+            layer.write = Some((index, width));
+        }
+        Ok(())
     }
 
     /// Stacks single-row caches of different lengths into the shared prefix of a batch: each
@@ -138,6 +271,7 @@ impl KvCache {
                 k: own.clone(),
                 v: own.zeros_like()?,
                 len: 0,
+                write: None,
                 prefix: Some(SharedPrefix {
                     k: Tensor::cat(&ks, 0)?,
                     v: Tensor::cat(&vs, 0)?,
@@ -171,6 +305,7 @@ impl KvCache {
                         v: c.v.index_select(&idx, 0)?,
                         len: c.len,
                         prefix,
+                        write: None,
                     }))
                 }
                 None => Ok(None),
@@ -199,7 +334,7 @@ impl KvContext<'_> {
     pub fn past(&self) -> Result<usize> {
         Ok(match self {
             KvContext::Own | KvContext::Capture(_) => 0,
-            KvContext::Cache(c) => c.seen(),
+            KvContext::Cache(c) => c.past(),
             KvContext::Prefix(layers) => match layers.first() {
                 Some((k, _)) => k.dim(2)?,
                 None => 0,

@@ -2,27 +2,30 @@
 //! finished rows retired, and per-token log-probs, entropy and self-certainty recorded from the
 //! logits row that produced each token (no second forward; spec §2.2, §4.3 step 4).
 //!
-//! Each prompt is prefilled once; its cache is left-padded to the longest prompt and copied to
-//! its G rows. Every row owns a ChaCha8 stream (`seed`, stream = sample index), so its samples
-//! do not depend on which other rows share the batch. After a row's last token, the row is fed
-//! once more so the distribution *after* the last token is known (open-r1 alignment, spec §2.2);
-//! then it is retired and the batch compacted.
+//! Each prompt is prefilled once; its G rows attend to that one copy of its keys and values.
+//! Rows decode in slots of a KV cache allocated once within `kv_budget` ([`engine`]): as many
+//! as fit run together and the others start as slots free up (continuous batching). Every row
+//! owns a ChaCha8 stream (`seed`, stream = sample index), so its samples do not depend on which
+//! other rows share the batch. After a row's last token, the row is fed once more so the
+//! distribution *after* the last token is known (open-r1 alignment, spec §2.2); then its slot
+//! is freed.
 
+pub mod engine;
 pub mod stats;
 
 use std::collections::BTreeSet;
 
 use candle_core::{Result, Tensor};
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::kernels;
-use crate::model::{Decoder, KvCache};
+use crate::model::Decoder;
 use crate::sampling::{
     all_finite, candidates_needed, sample, sample_from_candidates, SamplingParams,
 };
 use crate::self_certainty::{sequence_mean, Alignment};
 use crate::tokenizer::TextTokenizer;
+pub use engine::SlotPlan;
 use rayon::prelude::*;
 use stats::{row_stats, token_stats_host, TokenStats};
 
@@ -52,6 +55,9 @@ pub struct RolloutConfig {
     /// Feed each finished row once more to record the distribution after its last token
     /// (needed for the open-r1 alignment).
     pub keep_after_last: bool,
+    /// Bytes the KV cache may take (`rollout_kv_budget`): that many rows decode at once and
+    /// the others wait for a free slot. `None`: every row at once.
+    pub kv_budget: Option<u64>,
 }
 
 /// One prompt to sample from.
@@ -60,6 +66,9 @@ pub struct PromptRequest {
     pub ids: Vec<u32>,
     /// Seed of this prompt's G streams (row g uses stream g).
     pub seed: u64,
+    /// This prompt's own limit on new tokens, at most the config's `max_new_tokens` (`None`:
+    /// that one), as vLLM's per-request `max_tokens`.
+    pub max_new_tokens: Option<usize>,
 }
 
 /// A sampled or scored completion with its per-token statistics.
@@ -160,131 +169,31 @@ pub fn rollout(
     }
     // The weights are fixed for the whole rollout: lay them out for decoding once.
     let decoder = &decoder.for_decoding()?;
-    let device = decoder.device();
-    let vocab = decoder.config().vocab_size;
-    let layers = decoder.config().num_hidden_layers;
+    let plan = slot_plan_for(decoder, prompts, cfg).map_err(candle_core::Error::msg)?;
+    engine::run(decoder, prompts, cfg, plan, tokenizer)
+}
 
-    // 1. Prefill each prompt once.
-    let mut caches = Vec::with_capacity(prompts.len());
-    let mut first_logits = Vec::with_capacity(prompts.len());
-    for p in prompts {
-        let n = p.ids.len();
-        let mut cache = KvCache::new(layers);
-        let ids = Tensor::new(p.ids.as_slice(), device)?.unsqueeze(0)?;
-        let pos = Tensor::arange(0u32, n as u32, device)?.unsqueeze(0)?;
-        let hidden = decoder.hidden_states(&ids, &pos, None, Some(&mut cache))?;
-        first_logits.push(decoder.logits(&hidden.narrow(1, n - 1, 1)?)?.squeeze(1)?);
-        caches.push(cache);
-    }
-    // 2. One row per (prompt, sample), sharing the prompt's prefix.
-    let longest = prompts.iter().map(|p| p.ids.len()).max().unwrap_or(0);
-    let mut cache = KvCache::stack_left_padded(&caches, g, cfg.max_new_tokens + 1)?;
-    drop(caches);
-    let mut rows: Vec<Row> = Vec::with_capacity(prompts.len() * g);
-    let mut key_mask: Vec<Vec<u32>> = Vec::with_capacity(prompts.len() * g);
-    for (pi, p) in prompts.iter().enumerate() {
-        for si in 0..g {
-            let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
-            rng.set_stream(si as u64);
-            rows.push(Row {
-                prompt_len: p.ids.len(),
-                rng,
-                history: p.ids.clone(),
-                out: empty_completion(pi, si, vocab),
-                finishing: false,
-            });
-            let pad = longest - p.ids.len();
-            key_mask.push([vec![0; pad], vec![1; p.ids.len()]].concat());
-        }
-    }
-    let first_rows: Vec<u32> = (0..prompts.len() as u32)
-        .flat_map(|p| std::iter::repeat_n(p, g))
-        .collect();
-    let mut logits =
-        Tensor::cat(&first_logits, 0)?.index_select(&Tensor::new(first_rows, device)?, 0)?;
-    let mut done: Vec<Completion> = Vec::with_capacity(rows.len());
-
-    // 3. Decode: sample, record, retire, feed.
-    loop {
-        let (tokens, st) = sample_step(&logits, &mut rows, &cfg.sampling)?;
-        let mut keep = Vec::with_capacity(rows.len());
-        for (i, row) in rows.iter_mut().enumerate() {
-            if row.finishing {
-                row.out.lse_minus_mean_after = Some(st.lse_minus_mean[i]);
-                continue;
-            }
-            let t = tokens[i];
-            let o = &mut row.out;
-            o.ids.push(t);
-            o.logprobs.push(st.logprob[i]);
-            o.logprobs_t1.push(st.logprob_t1[i]);
-            o.entropy.push(st.entropy[i]);
-            o.entropy_t1.push(st.entropy_t1[i]);
-            o.lse_minus_mean.push(st.lse_minus_mean[i]);
-            row.history.push(t);
-            let stop = if cfg.stop_ids.contains(&t) {
-                Some(FinishReason::Eos)
-            } else if hits_stop_string(tokenizer, &cfg.stop_strings, &o.ids) {
-                Some(FinishReason::Stop)
-            } else if o.ids.len() >= cfg.max_new_tokens {
-                Some(FinishReason::Length)
-            } else {
-                None
-            };
-            if let Some(reason) = stop {
-                o.finish_reason = reason;
-                o.mask_len = o.ids.len();
-                row.finishing = true;
-                if !cfg.keep_after_last {
-                    continue;
-                }
-            }
-            keep.push(i);
-        }
-        // Retire finished rows (those not in `keep`), preserving order.
-        if keep.len() < rows.len() {
-            let mut kept_rows = Vec::with_capacity(keep.len());
-            let mut kept_mask = Vec::with_capacity(keep.len());
-            let mut next = keep.iter().peekable();
-            for (i, (row, mask)) in rows.drain(..).zip(key_mask.drain(..)).enumerate() {
-                if next.peek() == Some(&&i) {
-                    next.next();
-                    kept_rows.push(row);
-                    kept_mask.push(mask);
-                } else {
-                    done.push(row.out);
-                }
-            }
-            rows = kept_rows;
-            key_mask = kept_mask;
-            if rows.is_empty() {
-                break;
-            }
-            let idx: Vec<u32> = keep.iter().map(|&i| i as u32).collect();
-            cache = cache.index_rows(&idx)?;
-        }
-        // Feed each row's last token.
-        let ids: Vec<u32> = rows
-            .iter()
-            .map(|r| *r.history.last().unwrap_or(&0))
-            .collect();
-        let pos: Vec<u32> = rows
-            .iter()
-            .map(|r| (r.prompt_len + r.out.ids.len() - 1) as u32)
-            .collect();
-        for m in key_mask.iter_mut() {
-            m.push(1);
-        }
-        let n = rows.len();
-        let ids = Tensor::new(ids, device)?.reshape((n, 1))?;
-        let pos = Tensor::new(pos, device)?.reshape((n, 1))?;
-        let mask = Tensor::new(key_mask.clone(), device)?;
-        logits = decoder
-            .forward(&ids, &pos, Some(&mask), Some(&mut cache))?
-            .squeeze(1)?;
-    }
-    done.sort_by_key(|c| (c.prompt_index, c.sample_index));
-    Ok(done)
+/// The KV layout of a rollout of `prompts` under `cfg.kv_budget`, for `decoder`'s shapes and
+/// dtype: room for the longest prompt and `max_new_tokens` per row.
+pub fn slot_plan_for(
+    decoder: &Decoder,
+    prompts: &[PromptRequest],
+    cfg: &RolloutConfig,
+) -> std::result::Result<SlotPlan, String> {
+    let c = decoder.config();
+    let bytes_per_position = (c.num_hidden_layers
+        * 2
+        * c.num_key_value_heads
+        * c.head_dim
+        * decoder.dtype().size_in_bytes()) as u64;
+    engine::slot_plan(
+        cfg.kv_budget,
+        bytes_per_position,
+        prompts.len() * cfg.num_generations,
+        prompts.len(),
+        cfg.max_new_tokens.max(1),
+        prompts.iter().map(|p| p.ids.len()).max().unwrap_or(1),
+    )
 }
 
 /// One decode step's sampling: a token per row (0 for a finishing row) and the statistics of

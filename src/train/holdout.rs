@@ -43,6 +43,7 @@ impl Trainer {
                         .base
                         .problem_ids(p, self.cfg.system_prompt.as_deref())?,
                     seed: 0,
+                    max_new_tokens: None,
                 })
             })
             .collect::<anyhow::Result<_>>()?;
@@ -53,6 +54,7 @@ impl Trainer {
             stop_ids: self.base.tokenizer.stop_ids(),
             stop_strings: Vec::new(),
             keep_after_last: false,
+            kv_budget: None,
         };
         let decoder = self.policy.detached()?;
         let mut out = Holdout {

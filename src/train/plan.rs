@@ -100,8 +100,10 @@ impl MemoryPlan {
             resident.push(item("compute copy of the weights", b * p));
         }
 
-        // Rollout: every row's KV cache for max_completion_length + 1 positions, plus each
-        // group's prompt once; the decoding logits (f32, on the device and on the host).
+        // Rollout: every row's KV cache for max_completion_length positions, plus each
+        // group's prompt once, or at most `rollout_kv_budget` (the rows that fit decode at
+        // once, `rollout::engine::slot_plan`); the decoding logits (f32, on the device and on
+        // the host).
         let prompts = cfg.prompts_per_step as u64;
         let rows = prompts * cfg.num_generations as u64;
         let per_position = layers * 2 * kv_width * b;
@@ -109,7 +111,9 @@ impl MemoryPlan {
             .longest_prompt
             .map_or(cfg.max_prompt_length, |n| n.min(cfg.max_prompt_length))
             as u64;
-        let kv = (prompts * lp + rows * (cfg.max_completion_length as u64 + 1)) * per_position;
+        let full_kv = (prompts * lp + rows * cfg.max_completion_length as u64) * per_position;
+        let budget = cfg.rollout_kv_budget.as_ref().and_then(|b| b.bytes().ok());
+        let kv = budget.map_or(full_kv, |b| b.min(full_kv));
         let mut rollout = resident.clone();
         rollout.push(item("rollout KV cache", kv));
         rollout.push(item(
@@ -241,6 +245,7 @@ impl MemoryPlan {
         }
         match name {
             "rollout" => advice.extend([
+                "a smaller rollout_kv_budget (completions then wait for a free slot)",
                 "fewer prompts_per_step or num_generations",
                 "a smaller max_completion_length",
             ]),
@@ -420,11 +425,19 @@ mod tests {
                 .unwrap()
                 .bytes
         };
-        // 2 prompts of 8 tokens + 6 rows of 7 positions, 2 layers × K and V × 16 wide × 4 B.
+        // 2 prompts of 8 tokens + 6 rows of 6 positions, 2 layers × K and V × 16 wide × 4 B;
+        // a KV budget below that is the cache's size.
+        let per_position = 2 * 2 * 16 * 4;
         assert_eq!(
             get(rollout, "rollout KV cache"),
-            (2 * 8 + 6 * 7) * 2 * 2 * 16 * 4
+            (2 * 8 + 6 * 6) * per_position
         );
+        let budgeted = TrainConfig {
+            rollout_kv_budget: Some(crate::config::ByteSize::Text("1KiB".into())),
+            ..cfg.clone()
+        };
+        let small = MemoryPlan::new(&m, &budgeted, inputs);
+        assert_eq!(get(&small.phases[0], "rollout KV cache"), 1024);
         assert_eq!(get(rollout, "policy weights"), 4 * p);
         assert_eq!(get(rollout, "AdamW moments"), 8 * p);
         let update = &plan.phases[2];

@@ -23,6 +23,7 @@ impl Trainer {
             .map(|(i, p)| PromptRequest {
                 ids: p.clone(),
                 seed: i as u64,
+                max_new_tokens: None,
             })
             .collect();
         let mut rc = self.run.rollout.clone();

@@ -242,6 +242,7 @@ fn prompt_requests(
         .map(|(slot, &i)| PromptRequest {
             ids: prompts[i].clone(),
             seed: mix(seed, step, slot),
+            max_new_tokens: None,
         })
         .collect()
 }

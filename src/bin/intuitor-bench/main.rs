@@ -55,6 +55,20 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         prompt_tokens: usize,
     },
+    /// The long tail (issue 17): `rows` prompts whose lengths are spread evenly from
+    /// `shortest` to `longest` new tokens (shuffled), with KV room for `slots` rows: continuous
+    /// batching (one rollout in the budget) against static batches of `slots` rows, each
+    /// waiting for its slowest.
+    LongTail {
+        #[arg(long, default_value_t = 28)]
+        rows: usize,
+        #[arg(long, default_value_t = 16)]
+        shortest: usize,
+        #[arg(long, default_value_t = 512)]
+        longest: usize,
+        #[arg(long, default_value_t = 8)]
+        slots: usize,
+    },
     /// Matrix-product throughput (f32 and bf16, n³) and device copy bandwidth through candle.
     Gemm {
         #[arg(long, default_value_t = 4096)]
@@ -288,6 +302,66 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 })
             );
         }
+        Command::LongTail {
+            rows,
+            shortest,
+            longest,
+            slots,
+        } => {
+            let m = load()?;
+            let limits = long_tail_lengths(rows, shortest, longest);
+            let requests: Vec<PromptRequest> = limits
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| {
+                    Ok(PromptRequest {
+                        ids: m.prompt_ids(PROMPTS[i % PROMPTS.len()], None, false)?,
+                        seed: i as u64,
+                        max_new_tokens: Some(n),
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let mut cfg = RolloutConfig {
+                num_generations: 1,
+                max_new_tokens: longest,
+                sampling: SamplingParams::default(),
+                stop_ids: Default::default(),
+                stop_strings: Vec::new(),
+                keep_after_last: false,
+                kv_budget: None,
+            };
+            let start = Instant::now();
+            let mut waves = Vec::new();
+            for chunk in requests.chunks(slots) {
+                waves.extend(rollout(&m.decoder, chunk, &cfg, None)?);
+            }
+            let static_s = start.elapsed().as_secs_f64();
+            let plan = intuitor::rollout::slot_plan_for(&m.decoder, &requests, &cfg)
+                .map_err(anyhow::Error::msg)?;
+            let budget = intuitor::rollout::SlotPlan {
+                rows: slots,
+                prefixes: slots,
+                ..plan
+            };
+            cfg.kv_budget = Some(budget.bytes(kv_bytes_per_position(&m)));
+            let start = Instant::now();
+            let continuous = rollout(&m.decoder, &requests, &cfg, None)?;
+            let continuous_s = start.elapsed().as_secs_f64();
+            let tokens: usize = continuous.iter().map(|c| c.ids.len()).sum();
+            let same = waves.iter().zip(&continuous).all(|(a, b)| a.ids == b.ids);
+            println!(
+                "{}",
+                json!({
+                    "rows": rows,
+                    "slots": slots,
+                    "generated_tokens": tokens,
+                    "static_seconds": static_s,
+                    "continuous_seconds": continuous_s,
+                    "speedup": static_s / continuous_s,
+                    "same_completions": same,
+                })
+            );
+        }
         Command::Gemm { size } => {
             let f32 = gemm_gflops(&device, candle_core::DType::F32, size)?;
             let bf16 = gemm_gflops(&device, candle_core::DType::BF16, size)?;
@@ -325,6 +399,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                             m.prompt_ids(PROMPTS[i % PROMPTS.len()], None, false)?
                         },
                         seed: i as u64,
+                        max_new_tokens: None,
                     })
                 })
                 .collect::<anyhow::Result<_>>()?;
@@ -335,6 +410,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 stop_ids: Default::default(),
                 stop_strings: Vec::new(),
                 keep_after_last: false,
+                kv_budget: None,
             };
             let start = Instant::now();
             let outs = rollout(&m.decoder, &requests, &cfg, None)?;
@@ -358,4 +434,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `rows` lengths spread evenly from `shortest` to `longest`, in a seeded shuffled order.
+fn long_tail_lengths(rows: usize, shortest: usize, longest: usize) -> Vec<usize> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let step = (longest - shortest) as f64 / (rows.max(2) - 1) as f64;
+    let mut lengths: Vec<usize> = (0..rows)
+        .map(|i| shortest + (i as f64 * step).round() as usize)
+        .collect();
+    lengths.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(7));
+    lengths
+}
+
+/// Bytes of one KV position of `m`'s decoder (layers · K and V · kv_heads · head_dim · dtype).
+fn kv_bytes_per_position(m: &intuitor::loader::LoadedModel) -> u64 {
+    let c = m.decoder.config();
+    (c.num_hidden_layers
+        * 2
+        * c.num_key_value_heads
+        * c.head_dim
+        * m.decoder.dtype().size_in_bytes()) as u64
 }
