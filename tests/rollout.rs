@@ -29,6 +29,14 @@ fn config(g: usize, max_new: usize, stop: BTreeSet<u32>) -> RolloutConfig {
     }
 }
 
+/// Four prompts of different lengths.
+const FOUR_PROMPTS: [&str; 4] = [
+    "Hi",
+    "What is 17 plus 25?",
+    "Count to three.",
+    "A longer prompt about apples and pears.",
+];
+
 fn prompts(m: &LoadedModel, texts: &[&str]) -> Vec<PromptRequest> {
     texts
         .iter()
@@ -131,13 +139,7 @@ fn smollm2_engine_statistics_equal_a_full_forward() {
 #[test]
 fn same_seed_same_samples_and_rows_do_not_depend_on_their_batch() {
     let m = load_tiny("tiny-qwen2");
-    let texts = [
-        "Hi",
-        "What is 17 plus 25?",
-        "Count to three.",
-        "A longer prompt about apples and pears.",
-    ];
-    let reqs = prompts(&m, &texts);
+    let reqs = prompts(&m, &FOUR_PROMPTS);
     let cfg = config(7, 10, BTreeSet::new());
     let big = rollout(&m.decoder, &reqs, &cfg, None).unwrap();
     assert_eq!(big.len(), 28);
@@ -249,13 +251,7 @@ fn openr1_logged_value_is_the_openr1_kl_plus_ln_v() {
 #[test]
 fn a_kv_budget_gives_bit_identical_completions() {
     let m = load_tiny("tiny-qwen2");
-    let texts = [
-        "Hi",
-        "What is 17 plus 25?",
-        "Count to three.",
-        "A longer prompt about apples and pears.",
-    ];
-    let reqs = prompts(&m, &texts);
+    let reqs = prompts(&m, &FOUR_PROMPTS);
     let probe = rollout(&m.decoder, &reqs, &config(7, 12, BTreeSet::new()), None).unwrap();
     let stop: BTreeSet<u32> = [probe[0].ids[2], probe[9].ids[5], probe[20].ids[8]].into();
     let cfg = config(7, 12, stop);

@@ -321,15 +321,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     })
                 })
                 .collect::<anyhow::Result<_>>()?;
-            let mut cfg = RolloutConfig {
-                num_generations: 1,
-                max_new_tokens: longest,
-                sampling: SamplingParams::default(),
-                stop_ids: Default::default(),
-                stop_strings: Vec::new(),
-                keep_after_last: false,
-                kv_budget: None,
-            };
+            let mut cfg = bench_rollout(1, longest);
             let start = Instant::now();
             let mut waves = Vec::new();
             for chunk in requests.chunks(slots) {
@@ -403,15 +395,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     })
                 })
                 .collect::<anyhow::Result<_>>()?;
-            let cfg = RolloutConfig {
-                num_generations: group,
-                max_new_tokens: new_tokens,
-                sampling: SamplingParams::default(),
-                stop_ids: Default::default(),
-                stop_strings: Vec::new(),
-                keep_after_last: false,
-                kv_budget: None,
-            };
+            let cfg = bench_rollout(group, new_tokens);
             let start = Instant::now();
             let outs = rollout(&m.decoder, &requests, &cfg, None)?;
             let seconds = start.elapsed().as_secs_f64();
@@ -456,4 +440,17 @@ fn kv_bytes_per_position(m: &intuitor::loader::LoadedModel) -> u64 {
         * c.num_key_value_heads
         * c.head_dim
         * m.decoder.dtype().size_in_bytes()) as u64
+}
+
+/// The benchmarks' rollout: G samples of exactly `new_tokens` (no stop), T 0.9, top-k 50.
+fn bench_rollout(group: usize, new_tokens: usize) -> RolloutConfig {
+    RolloutConfig {
+        num_generations: group,
+        max_new_tokens: new_tokens,
+        sampling: SamplingParams::default(),
+        stop_ids: Default::default(),
+        stop_strings: Vec::new(),
+        keep_after_last: false,
+        kv_budget: None,
+    }
 }
