@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/replication}
 SEEDS=${SEEDS:-7}
 N_TEST=${N_TEST:-200}
-N_CODE=${N_CODE:-200}
+N_CODE=${N_CODE:-100}
 STAGE=${STAGE:-all}
 BIN=${BIN:-target/release/intuitor}
 cargo build --release --quiet

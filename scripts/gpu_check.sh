@@ -13,7 +13,8 @@
 #                PyTorch): its memory plan (`intuitor plan`, bf16 + recompute); rollout 8 prompts ×
 #                G 7 × (256 prompt + 768 new tokens) in bf16; update (forward + backward + AdamW)
 #                on 4 × 1,024 tokens in bf16 with recompute, and in f32; peak device memory of each
-#                each piece of the bf16 update timed alone (`intuitor-bench ops`); 2 training
+#                each piece of the bf16 update timed alone (`intuitor-bench ops`); a rollout of
+#                896 rows × 512 new tokens in a 12 GiB KV budget (continuous batching); 2 training
 #                steps of the scale model (step times; memory plan against the measured peak)
 #   baseline     transformers `generate` and a PyTorch forward + backward + AdamW (f32, and bf16
 #                autocast) on the same shapes on the same card; GEMM and copy ceilings
@@ -67,6 +68,7 @@ PY
     export LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     preset=qwen2.5-1.5b
     roll="--prompts 8 --group 7 --prompt-tokens 256 --new-tokens 768"
+    roll_scale="--prompts 128 --group 7 --prompt-tokens 256 --new-tokens 512 --kv-budget 12GiB"
     upd="--batch 4 --prompt 256 --completion 768"
     plan_shape="--set prompts_per_step=8 --set num_generations=7 --set max_prompt_length=256 --set max_completion_length=768 --set per_device_train_batch_size=4"
     gemm=8192
@@ -88,6 +90,7 @@ for l in sys.stdin:
     cp "$t" "$bin/device-tests"
     preset=tiny
     roll="--prompts 2 --group 2 --prompt-tokens 8 --new-tokens 8"
+    roll_scale="--prompts 4 --group 3 --prompt-tokens 8 --new-tokens 8 --kv-budget 16KiB"
     upd="--batch 2 --prompt 8 --completion 8"
     plan_shape="--set prompts_per_step=2 --set num_generations=2 --set max_prompt_length=8 --set max_completion_length=8 --set per_device_train_batch_size=2"
     gemm=256
@@ -183,6 +186,9 @@ stage logprobs_torch 40 $PY bench/gpu_baseline.py logprobs "$model" $upd
 stage rollout_ours 150 "$B" --model "$model" --device $dev --dtype bf16 rollout $roll
 stage rollout_torch 90 $PY bench/gpu_baseline.py rollout "$model" $roll --dtype bf16
 stage update_ours_f32 120 "$B" --model "$model" --device $dev update $upd --repeats 2
+# The paper's step size (128 prompts × G 7 = 896 rows, issue 17) in a KV budget: continuous
+# batching in row slots, tokens/s and the slots it had.
+stage rollout_scale 150 "$B" --model "$model" --device $dev --dtype bf16 rollout $roll_scale
 # Two real training steps of the scale model (self-certainty reward, bf16 + recompute): step
 # times from metrics.jsonl; the preflight's memory plan against the measured peak.
 scale_train() {

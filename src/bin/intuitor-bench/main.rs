@@ -54,6 +54,9 @@ enum Command {
         /// random-weight models whose tokenizer does not match; 0 = the text).
         #[arg(long, default_value_t = 0)]
         prompt_tokens: usize,
+        /// Bytes the KV cache may take (e.g. 16GiB): rows beyond it wait for a free slot.
+        #[arg(long)]
+        kv_budget: Option<String>,
     },
     /// The long tail (issue 17): `rows` prompts whose lengths are spread evenly from
     /// `shortest` to `longest` new tokens (shuffled), with KV room for `slots` rows: continuous
@@ -372,6 +375,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             new_tokens,
             prompts,
             prompt_tokens,
+            kv_budget,
         } => {
             let m = load()?;
             let random = random_sequences(
@@ -395,7 +399,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     })
                 })
                 .collect::<anyhow::Result<_>>()?;
-            let cfg = bench_rollout(group, new_tokens);
+            let cfg = RolloutConfig {
+                kv_budget: kv_budget
+                    .as_deref()
+                    .map(intuitor::train::plan::parse_size)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
+                ..bench_rollout(group, new_tokens)
+            };
+            let slots = intuitor::rollout::slot_plan_for(&m.decoder, &requests, &cfg)
+                .map_err(anyhow::Error::msg)?
+                .rows;
             let start = Instant::now();
             let outs = rollout(&m.decoder, &requests, &cfg, None)?;
             let seconds = start.elapsed().as_secs_f64();
@@ -413,6 +427,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "tokens_per_second": tokens as f64 / seconds,
                     "peak_rss_mb": peak_rss_mb(),
                     "mean_self_certainty": sc,
+                    "slots": slots,
                 })
             );
         }
