@@ -116,7 +116,36 @@ fn rollout_on_the_test_device_agrees_with_a_cpu_forward() {
         keep_after_last: true,
         kv_budget: None,
     };
-    let outs = rollout(&on_device.decoder, &requests, &cfg, None).unwrap();
+    // Unbounded, and in KV room for 2 of the 9 rows (slots reused, prompts admitted late).
+    let c = on_device.decoder.config();
+    let per_position =
+        (c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim * dtype.size_in_bytes())
+            as u64;
+    let full = intuitor::rollout::slot_plan_for(&on_device.decoder, &requests, &cfg).unwrap();
+    let two = intuitor::rollout::SlotPlan {
+        rows: 2,
+        prefixes: 2,
+        ..full
+    };
+    for budget in [None, Some(two.bytes(per_position))] {
+        let cfg = RolloutConfig {
+            kv_budget: budget,
+            ..cfg.clone()
+        };
+        check_rollout(&on_device, &cpu, &requests, &cfg, &device, dtype);
+    }
+}
+
+/// [`rollout_on_the_test_device_agrees_with_a_cpu_forward`] for one config.
+fn check_rollout(
+    on_device: &intuitor::loader::LoadedModel,
+    cpu: &intuitor::loader::LoadedModel,
+    requests: &[PromptRequest],
+    cfg: &RolloutConfig,
+    device: &Device,
+    dtype: DType,
+) {
+    let outs = rollout(&on_device.decoder, requests, cfg, None).unwrap();
     assert_eq!(outs.len(), 9);
     let seqs: Vec<Sequence> = outs
         .iter()
@@ -137,7 +166,7 @@ fn rollout_on_the_test_device_agrees_with_a_cpu_forward() {
         }
     }
     if dtype == DType::F32 {
-        let reference = rollout(&cpu.decoder, &requests, &cfg, None).unwrap();
+        let reference = rollout(&cpu.decoder, requests, cfg, None).unwrap();
         for (a, b) in outs.iter().zip(&reference) {
             assert_eq!(
                 a.ids, b.ids,

@@ -156,6 +156,39 @@ fn an_interrupted_checkpoint_write_leaves_the_previous_one_loadable() {
     .expect("the last complete checkpoint loads");
 }
 
+/// A KV budget that cannot hold the longest prompt and a full completion is refused at the
+/// start, not when that prompt comes up; one that holds a single completion trains.
+#[test]
+fn a_kv_budget_too_small_for_one_completion_is_refused_at_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config_file(tmp.path(), "");
+    let run = |budget: &str| {
+        Command::new(env!("CARGO_BIN_EXE_intuitor"))
+            .args(["train", "--config", cfg.to_str().unwrap(), "--set"])
+            .arg(format!("rollout_kv_budget={budget}"))
+            .args([
+                "--set",
+                "max_steps=1",
+                "--set",
+                "save_steps=0",
+                "--output-dir",
+            ])
+            .arg(tmp.path().join(budget))
+            .output()
+            .unwrap()
+    };
+    common::assert_clean_error(
+        &run("1024"),
+        &["rollout_kv_budget = 1024 bytes holds no completion"],
+    );
+    let out = run("\"64KiB\"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn config_errors_name_the_key() {
     let tmp = tempfile::tempdir().unwrap();
@@ -174,6 +207,7 @@ fn config_errors_name_the_key() {
         ("num_generations=1", "num_generations"),
         ("per_device_train_batch_size=5", "divisible"),
         ("beta=\"x\"", "beta"),
+        ("rollout_kv_budget=\"8 bananas\"", "rollout_kv_budget"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_intuitor"))
             .args(["train", "--set", set])

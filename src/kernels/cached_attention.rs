@@ -28,9 +28,31 @@ pub struct CachedAttention {
     pub prefix: Option<SharedPrefix>,
 }
 
+/// A bias at or below this masks its key: its weight is exactly 0 after the softmax.
+const MASKED_AT: f32 = -1e29;
+
 impl CachedAttention {
     pub fn forward(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
         q.apply_op3_no_bwd(k, v, self)
+    }
+
+    /// The keys of batch row `bi` that some query position of it attends to, in order. A key
+    /// masked for all of them would get weight exactly 0 (`exp` underflows), and adding 0 leaves
+    /// every sum as it is: skipping it gives the same bits, without its dot products (a
+    /// prompt's left padding, the unused columns of a short row's slot). All keys when none is
+    /// left (a fully masked row keeps the plain softmax's answer).
+    fn unmasked_keys(&self, bi: usize, total: usize) -> Vec<usize> {
+        let Some(bias) = &self.bias else {
+            return (0..total).collect();
+        };
+        let rows = &bias[bi * self.t * total..(bi + 1) * self.t * total];
+        let keys: Vec<usize> = (0..total)
+            .filter(|&j| (0..self.t).any(|i| rows[i * total + j] > MASKED_AT))
+            .collect();
+        match keys.is_empty() {
+            true => (0..total).collect(),
+            false => keys,
+        }
     }
 }
 
@@ -159,28 +181,30 @@ impl CustomOp3 for CachedAttention {
             .enumerate()
             .for_each(|(pair, dst)| {
                 let (bi, h) = (pair / nkv, pair % nkv);
-                // Scores of every query row of this (row, KV head) pair, `[rows, total]`: each
+                let keys = self.unmasked_keys(bi, total);
+                let n = keys.len();
+                // Scores of every query row of this (row, KV head) pair, `[rows, n]`: each
                 // key and value row is read once for all the queries that share it (GQA).
-                let mut p = vec![0f32; rows * total];
-                for j in 0..total {
+                let mut p = vec![0f32; rows * n];
+                for (jj, &j) in keys.iter().enumerate() {
                     let kj = k.row(bi, h, j, d);
                     for r in 0..rows {
-                        p[r * total + j] = dot(q.row(bi, h, r, d), kj) * self.scale;
+                        p[r * n + jj] = dot(q.row(bi, h, r, d), kj) * self.scale;
                     }
                 }
-                for (r, pr) in p.chunks_mut(total).enumerate() {
+                for (r, pr) in p.chunks_mut(n).enumerate() {
                     if let Some(bias) = &self.bias {
                         let at = (bi * t + r % t) * total;
                         pr.iter_mut()
-                            .zip(&bias[at..at + total])
-                            .for_each(|(x, m)| *x += m);
+                            .zip(&keys)
+                            .for_each(|(x, &j)| *x += bias[at + j]);
                     }
                     softmax_in_place(pr);
                 }
-                for j in 0..total {
+                for (jj, &j) in keys.iter().enumerate() {
                     let vj = v.row(bi, h, j, d);
                     for (r, o) in dst.chunks_mut(d).enumerate() {
-                        let w = p[r * total + j];
+                        let w = p[r * n + jj];
                         for (oi, vi) in o.iter_mut().zip(vj) {
                             *oi += w * vi;
                         }

@@ -217,101 +217,50 @@ impl KvCache {
     /// own columns of every row (the caller's key mask says which are each row's).
     pub fn set_write_columns(&mut self, cols: &[u32]) -> Result<()> {
         let width = cols.iter().max().map_or(0, |&c| c as usize + 1);
+        // Every layer has the same shape: one index serves them all.
+        let mut index: Option<Tensor> = None;
         for layer in self.layers.iter_mut().flatten() {
             let (b, h, _, d) = layer.k.dims4()?;
             if cols.len() != b {
                 candle_core::bail!("set_write_columns: {} columns for {b} rows", cols.len());
             }
-            let index = Tensor::new(cols, layer.k.device())?
-                .reshape((b, 1, 1, 1))?
-                .broadcast_as((b, h, 1, d))?
-                .contiguous()?;
+            let index = match &index {
+                Some(i) if i.dims4()? == (b, h, 1, d) => i.clone(),
+                _ => index
+                    .insert(
+                        Tensor::new(cols, layer.k.device())?
+                            .reshape((b, 1, 1, 1))?
+                            .broadcast_as((b, h, 1, d))?
+                            .contiguous()?,
+                    )
+                    .clone(),
+            };
             layer.write = Some((index, width));
         }
         Ok(())
     }
 
-    /// Stacks single-row caches of different lengths into the shared prefix of a batch: each
-    /// is left-padded with zeros to the longest (the caller masks those keys) and serves
-    /// `copies` rows, in prompt-major order (rows `p·copies .. (p+1)·copies` attend to prompt
-    /// `p`'s). Room for `reserve` positions of the rows' own is allocated up front.
-    pub fn stack_left_padded(caches: &[KvCache], copies: usize, reserve: usize) -> Result<Self> {
-        let longest = caches.iter().map(|c| c.seen()).max().unwrap_or(0);
-        let num_layers = caches.first().map_or(0, |c| c.layers.len());
-        let of_row: Arc<Vec<u32>> = Arc::new(
-            (0..caches.len() as u32)
-                .flat_map(|p| std::iter::repeat_n(p, copies))
-                .collect(),
-        );
-        let mut layers = Vec::with_capacity(num_layers);
-        for l in 0..num_layers {
-            let mut ks = Vec::with_capacity(caches.len());
-            let mut vs = Vec::with_capacity(caches.len());
-            for c in caches {
-                let Some(layer) = c.layers.get(l).and_then(|x| x.as_ref()) else {
-                    candle_core::bail!("stack_left_padded: layer {l} is empty in one cache");
-                };
-                if layer.prefix.is_some() {
-                    candle_core::bail!("stack_left_padded: a cache already has a shared prefix");
-                }
-                let (k, v) = layer.keys()?;
-                let pad = longest - layer.len;
-                let place = |t: &Tensor| -> Result<Tensor> {
-                    let (b, h, _, d) = t.dims4()?;
-                    let buf = Tensor::zeros((b, h, longest, d), t.dtype(), t.device())?;
-                    buf.slice_set(&t.contiguous()?, 2, pad)?;
-                    Ok(buf)
-                };
-                ks.push(place(&k)?);
-                vs.push(place(&v)?);
-            }
-            let (_, h, _, d) = ks[0].dims4()?;
-            let own = Tensor::zeros((of_row.len(), h, reserve, d), ks[0].dtype(), ks[0].device())?;
-            layers.push(Some(LayerCache {
-                k: own.clone(),
-                v: own.zeros_like()?,
-                len: 0,
-                write: None,
-                prefix: Some(SharedPrefix {
-                    k: Tensor::cat(&ks, 0)?,
-                    v: Tensor::cat(&vs, 0)?,
-                    of_row: of_row.clone(),
-                }),
-            }));
+    /// Keeps only the given batch rows, in place and one buffer at a time: each old buffer is
+    /// dropped as its replacement is made, so the cache never takes much more than itself (a
+    /// rollout's budget holds while it compacts its slots).
+    pub fn retain_rows(&mut self, rows: &[u32]) -> Result<()> {
+        let Some(Some(first)) = self.layers.first() else {
+            return Ok(());
+        };
+        let batch = first.k.dim(0)?;
+        if let Some(r) = rows.iter().find(|&&r| r as usize >= batch) {
+            candle_core::bail!("retain_rows: row {r} of a batch of {batch}");
         }
-        Ok(Self { layers })
-    }
-
-    /// Keeps only the given batch rows (for retiring finished rows).
-    pub fn index_rows(&self, rows: &[u32]) -> Result<Self> {
-        if let Some(Some(c)) = self.layers.first() {
-            let batch = c.k.dim(0)?;
-            if let Some(r) = rows.iter().find(|&&r| r as usize >= batch) {
-                candle_core::bail!("index_rows: row {r} of a batch of {batch}");
+        let idx = Tensor::new(rows, first.k.device())?;
+        for c in self.layers.iter_mut().flatten() {
+            c.k = c.k.index_select(&idx, 0)?;
+            c.v = c.v.index_select(&idx, 0)?;
+            c.write = None;
+            if let Some(p) = c.prefix.as_mut() {
+                p.of_row = Arc::new(rows.iter().map(|&r| p.of_row[r as usize]).collect());
             }
         }
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| match l {
-                Some(c) => {
-                    let idx = Tensor::new(rows, c.k.device())?;
-                    let prefix = c.prefix.as_ref().map(|p| SharedPrefix {
-                        of_row: Arc::new(rows.iter().map(|&r| p.of_row[r as usize]).collect()),
-                        ..p.clone()
-                    });
-                    Ok(Some(LayerCache {
-                        k: c.k.index_select(&idx, 0)?,
-                        v: c.v.index_select(&idx, 0)?,
-                        len: c.len,
-                        prefix,
-                        write: None,
-                    }))
-                }
-                None => Ok(None),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Self { layers })
+        Ok(())
     }
 }
 

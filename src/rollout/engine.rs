@@ -242,7 +242,7 @@ pub(super) fn run(
                 .filter(|&s| slots[s as usize].is_some())
                 .collect();
             if let Some(c) = cache.as_mut() {
-                *c = c.index_rows(&keep)?;
+                c.retain_rows(&keep)?;
             }
             of_row = keep.iter().map(|&s| of_row[s as usize]).collect();
             slots = slots.into_iter().filter(Option::is_some).collect();

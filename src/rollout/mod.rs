@@ -67,7 +67,7 @@ pub struct PromptRequest {
     /// Seed of this prompt's G streams (row g uses stream g).
     pub seed: u64,
     /// This prompt's own limit on new tokens, at most the config's `max_new_tokens` (`None`:
-    /// that one), as vLLM's per-request `max_tokens`.
+    /// that one), as vLLM's per-request `max_tokens`; at least one token is always sampled.
     pub max_new_tokens: Option<usize>,
 }
 

@@ -84,6 +84,23 @@ impl Trainer {
             );
         }
         let longest = prompts.iter().map(Vec::len).max();
+        if let Some(budget) = cfg.rollout_kv_budget.as_ref().and_then(|b| b.bytes().ok()) {
+            // Checked now, not when the longest prompt comes up mid-run.
+            let c = base.config();
+            let per_position = (c.num_hidden_layers
+                * 2
+                * c.num_key_value_heads
+                * c.head_dim
+                * dtype.size_in_bytes()) as u64;
+            let one = (longest.unwrap_or(0) + cfg.max_completion_length) as u64 * per_position;
+            if budget < one {
+                bail!(
+                    "rollout_kv_budget = {budget} bytes holds no completion: the longest prompt ({} tokens) and max_completion_length = {} need {one} bytes",
+                    longest.unwrap_or(0),
+                    cfg.max_completion_length
+                );
+            }
+        }
         let memory_plan = plan::for_model(base.config(), &base.source, &cfg, &device, longest)?;
         if let Some(available) = available {
             memory_plan

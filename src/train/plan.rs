@@ -114,11 +114,14 @@ impl MemoryPlan {
         let full_kv = (prompts * lp + rows * cfg.max_completion_length as u64) * per_position;
         let budget = cfg.rollout_kv_budget.as_ref().and_then(|b| b.bytes().ok());
         let kv = budget.map_or(full_kv, |b| b.min(full_kv));
+        // The rows decoding at once: all, or as many as the budget holds (each with a prompt).
+        let per_row = (lp + cfg.max_completion_length as u64) * per_position;
+        let slots = budget.map_or(rows, |b| (b / per_row.max(1)).clamp(1, rows));
         let mut rollout = resident.clone();
         rollout.push(item("rollout KV cache", kv));
         rollout.push(item(
             "rollout logits (f32, device + host)",
-            2 * rows * vocab * 4,
+            2 * slots * vocab * 4,
         ));
 
         // The update at the maximum lengths. Completions sharing a prompt (G > 1) are
