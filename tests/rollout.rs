@@ -157,15 +157,21 @@ fn same_seed_same_samples_and_rows_do_not_depend_on_their_batch() {
         None,
     )
     .unwrap();
+    // On the CPU a row's completion and statistics are the same bits alone or in a batch
+    // (masked keys add exact zeros; each row has its own RNG stream).
+    let as_prompt_2 = |c: &Completion| Completion {
+        prompt_index: 2,
+        ..c.clone()
+    };
     for (a, b) in alone.iter().zip(&big[14..21]) {
         assert_eq!(
-            a.ids, b.ids,
+            as_prompt_2(a),
+            *b,
             "row {} alone vs in a batch of 28",
             a.sample_index
         );
-        close(&a.logprobs, &b.logprobs, 1e-4, "logprob alone vs batch");
     }
-    assert_eq!(single[0].ids, big[14].ids);
+    assert_eq!(as_prompt_2(&single[0]), big[14]);
     let different: BTreeSet<&Vec<u32>> = big[14..21].iter().map(|c| &c.ids).collect();
     assert!(
         different.len() > 1,
