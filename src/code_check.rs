@@ -35,20 +35,7 @@ pub fn answer_of(task: &CodeTask, text: &str) -> Result<String, String> {
 /// (none when it is empty), else the last block tagged `python` (or `py`), else the last
 /// fenced block, else the whole text (a continuation of the stub).
 pub fn extract_program(text: &str, entry_point: &str) -> Result<String, String> {
-    let blocks: Vec<(bool, &str)> = text
-        .split("```")
-        .skip(1)
-        .step_by(2)
-        .map(|b| {
-            // The info string (`python`, `py`) up to the first line break.
-            let first = b.lines().next().unwrap_or("");
-            let python = matches!(first.trim(), "python" | "py" | "python3");
-            match first.trim().chars().all(|c| c.is_ascii_alphanumeric()) {
-                true => (python, b.get(first.len()..).unwrap_or("")),
-                false => (false, b),
-            }
-        })
-        .collect();
+    let blocks = fenced_blocks(text);
     let def = format!("def {entry_point}(");
     let code = blocks
         .iter()
@@ -60,6 +47,27 @@ pub fn extract_program(text: &str, entry_point: &str) -> Result<String, String> 
         true => Err("no code in the completion".into()),
         false => Ok(code.trim_matches('\n').to_string()),
     }
+}
+
+/// The fenced blocks of a completion, in order: whether the block is tagged `python` (`py`,
+/// `python3`), and its code (after the info string and its line break, when there is one).
+pub fn fenced_blocks(text: &str) -> Vec<(bool, &str)> {
+    text.split("```")
+        .skip(1)
+        .step_by(2)
+        .map(|b| {
+            // The info string (`python`, `py`) up to the first line break.
+            let first = b.lines().next().unwrap_or("");
+            let python = matches!(first.trim(), "python" | "py" | "python3");
+            match first.trim().chars().all(|c| c.is_ascii_alphanumeric()) {
+                true => {
+                    let code = b.get(first.len()..).unwrap_or("");
+                    (python, code.strip_prefix('\n').unwrap_or(code))
+                }
+                false => (false, b),
+            }
+        })
+        .collect()
 }
 
 /// The predicted output in a completion: the `answer` of the last JSON object that has one (a

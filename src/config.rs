@@ -429,11 +429,7 @@ impl TrainConfig {
         if !self.reward_funcs.iter().any(RewardKind::runs_code) {
             return Ok(None);
         }
-        let limits = crate::sandbox::Limits {
-            timeout: std::time::Duration::from_secs(self.code_timeout),
-            cpu_seconds: self.code_timeout,
-            ..Default::default()
-        };
+        let limits = crate::sandbox::Limits::with_timeout(self.code_timeout);
         Ok(Some(
             crate::sandbox::Sandbox::new(&self.code_python, limits)
                 .map_err(|e| anyhow::anyhow!("code_python = {:?}: {e}", self.code_python))?,

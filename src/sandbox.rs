@@ -66,6 +66,18 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The default limits with `seconds` of wall clock and of CPU (`--code-timeout`,
+    /// `code_timeout`).
+    pub fn with_timeout(seconds: u64) -> Self {
+        Self {
+            timeout: Duration::from_secs(seconds),
+            cpu_seconds: seconds,
+            ..Self::default()
+        }
+    }
+}
+
 /// How a program ended.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "status", content = "reason", rename_all = "snake_case")]

@@ -118,8 +118,8 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub code_timeout: u64,
     /// Bytes the KV cache of a batch's generation may take (e.g. 8GiB; default: no bound).
-    #[arg(long)]
-    pub kv_budget: Option<String>,
+    #[arg(long, value_parser = crate::train::plan::parse_size)]
+    pub kv_budget: Option<u64>,
     /// Code programs run at once (default: the number of CPUs).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub jobs: Option<u64>,
@@ -164,23 +164,13 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let sandbox = match problems.iter().any(|p| p.task.is_some()) {
         true => Some(Sandbox::new(
             &args.python,
-            Limits {
-                timeout: std::time::Duration::from_secs(args.code_timeout),
-                cpu_seconds: args.code_timeout,
-                ..Limits::default()
-            },
+            Limits::with_timeout(args.code_timeout),
         )?),
         false => None,
     };
     let m = args.model.load()?;
-    let kv_budget = args
-        .kv_budget
-        .as_deref()
-        .map(crate::train::plan::parse_size)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--kv-budget {e}"))?;
     let cfg = EvalConfig {
-        kv_budget,
+        kv_budget: args.kv_budget,
         sandbox,
         jobs: args.jobs.map_or_else(
             || std::thread::available_parallelism().map_or(1, usize::from),

@@ -70,8 +70,8 @@ pub struct GenerateArgs {
     pub stop_strings: Vec<String>,
     /// Bytes the KV cache may take (e.g. 64MiB): as many of the --n completions as fit decode
     /// at once, the rest as slots free up; the same completions whatever the budget.
-    #[arg(long)]
-    pub kv_budget: Option<String>,
+    #[arg(long, value_parser = crate::train::plan::parse_size)]
+    pub kv_budget: Option<u64>,
     /// Print JSON (prompt_ids, completion_ids, text, finish_reason, self_certainty, timings):
     /// one object for -n 1, else one object with a `completions` list.
     #[arg(long)]
@@ -122,12 +122,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         stop_ids: m.tokenizer.stop_ids(),
         stop_strings: args.stop_strings.clone(),
         keep_after_last: false,
-        kv_budget: args
-            .kv_budget
-            .as_deref()
-            .map(crate::train::plan::parse_size)
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("--kv-budget {e}"))?,
+        kv_budget: args.kv_budget,
     };
     let request = PromptRequest {
         ids: ids.clone(),

@@ -199,6 +199,12 @@ impl ModelConfig {
         })
     }
 
+    /// Bytes one position takes in a KV cache of `dtype_bytes`-byte values: K and V of every
+    /// layer, `layers · 2 · kv_heads · head_dim · dtype_bytes`.
+    pub fn kv_bytes_per_position(&self, dtype_bytes: usize) -> u64 {
+        (self.num_hidden_layers * 2 * self.num_key_value_heads * self.head_dim * dtype_bytes) as u64
+    }
+
     /// Number of query heads sharing one key/value head (grouped-query attention).
     pub fn kv_groups(&self) -> usize {
         self.num_attention_heads / self.num_key_value_heads

@@ -9,7 +9,7 @@
 //!
 //! A completion without code scores 0; a problem without tests gets `None` (no reward).
 
-use crate::code_check::{answer_of, par_map, parses, tests_passed};
+use crate::code_check::{answer_of, fenced_blocks, par_map, parses, tests_passed};
 use crate::data::code::CodeTask;
 use crate::sandbox::Sandbox;
 
@@ -55,14 +55,11 @@ pub fn format_rewards(texts: &[String], sandbox: &Sandbox) -> anyhow::Result<Vec
 
 /// The last fenced block tagged `python` or `py`, when it holds code.
 fn python_block(text: &str) -> Option<String> {
-    text.split("```")
-        .skip(1)
-        .step_by(2)
-        .filter_map(|b| {
-            let (info, code) = b.split_once('\n')?;
-            matches!(info.trim(), "python" | "py" | "python3").then_some(code)
-        })
-        .last()
+    fenced_blocks(text)
+        .into_iter()
+        .rev()
+        .find(|(python, _)| *python)
+        .map(|(_, code)| code)
         .filter(|code| !code.trim().is_empty())
         .map(str::to_string)
 }

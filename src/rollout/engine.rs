@@ -93,13 +93,6 @@ struct Group {
     waiting: usize,
 }
 
-/// One live row in its slot.
-struct Slot {
-    row: Row,
-    /// Own positions written (its next key goes to this column).
-    written: usize,
-}
-
 /// Samples every (prompt, sample) of `prompts` in the slots of `plan`; prompt-major result.
 pub(super) fn run(
     decoder: &Decoder,
@@ -124,7 +117,9 @@ pub(super) fn run(
         })
         .collect();
     let mut free_prefixes: Vec<usize> = (0..plan.prefixes).rev().collect();
-    let mut slots: Vec<Option<Slot>> = (0..plan.rows).map(|_| None).collect();
+    // A live row has written the keys of all its tokens but the last, from column 0 of its
+    // slot: its next key goes to column `out.ids.len() - 1`.
+    let mut slots: Vec<Option<Row>> = (0..plan.rows).map(|_| None).collect();
     let mut of_row = vec![0u32; plan.rows];
     let mut cache: Option<KvCache> = None;
     let mut logits = Tensor::zeros((plan.rows, vocab), decoder.dtype(), device)?;
@@ -170,15 +165,12 @@ pub(super) fn run(
             of_row[s] = group.prefix.expect("set above") as u32;
             let mut rng = ChaCha8Rng::seed_from_u64(prompts[pi].seed);
             rng.set_stream(si as u64);
-            slots[s] = Some(Slot {
-                row: Row {
-                    prompt_len: prompts[pi].ids.len(),
-                    rng,
-                    history: prompts[pi].ids.clone(),
-                    out: empty_completion(pi, si, vocab),
-                    finishing: false,
-                },
-                written: 0,
+            slots[s] = Some(Row {
+                prompt_len: prompts[pi].ids.len(),
+                rng,
+                history: prompts[pi].ids.clone(),
+                out: empty_completion(pi, si, vocab),
+                finishing: false,
             });
         }
 
@@ -194,44 +186,40 @@ pub(super) fn run(
                 logits.index_select(&Tensor::new(idx, device)?, 0)?
             }
         };
-        let (mut rows, written): (Vec<Row>, Vec<usize>) = live
+        let mut rows: Vec<Row> = live
             .iter()
-            .map(|&s| {
-                let slot = slots[s].take().expect("live");
-                (slot.row, slot.written)
-            })
-            .unzip();
+            .map(|&s| slots[s].take().expect("live"))
+            .collect();
         let (tokens, st) = sample_step(&step_logits, &mut rows, &cfg.sampling)?;
 
         // 3. Record each token; a finished row leaves its slot (after one more feed when the
         // distribution after its last token is wanted).
-        for (i, (row, written)) in rows.into_iter().zip(written).enumerate() {
-            let mut slot = Slot { row, written };
+        for (i, mut row) in rows.into_iter().enumerate() {
             let s = live[i];
-            let retire = match slot.row.finishing {
+            let retire = match row.finishing {
                 true => {
-                    slot.row.out.lse_minus_mean_after = Some(st.lse_minus_mean[i]);
+                    row.out.lse_minus_mean_after = Some(st.lse_minus_mean[i]);
                     true
                 }
                 false => {
-                    let pi = slot.row.out.prompt_index;
+                    let pi = row.out.prompt_index;
                     let max_new = prompts[pi]
                         .max_new_tokens
                         .map_or(cfg.max_new_tokens, |m| m.min(cfg.max_new_tokens));
-                    record(&mut slot.row, tokens[i], &st, i, (cfg, max_new), tokenizer)
+                    record(&mut row, tokens[i], &st, i, (cfg, max_new), tokenizer)
                         && !cfg.keep_after_last
                 }
             };
             if retire {
-                let pi = slot.row.out.prompt_index;
-                done.push(slot.row.out);
+                let pi = row.out.prompt_index;
+                done.push(row.out);
                 let group = &mut groups[pi];
                 group.live -= 1;
                 if group.live == 0 && group.waiting == 0 {
                     free_prefixes.extend(group.prefix.take());
                 }
             } else {
-                slots[s] = Some(slot);
+                slots[s] = Some(row);
             }
         }
 
@@ -259,10 +247,11 @@ pub(super) fn run(
         let mut cols = Vec::with_capacity(slots.len());
         for slot in &slots {
             match slot {
-                Some(sl) => {
-                    ids.push(*sl.row.history.last().expect("a prompt token at least"));
-                    pos.push((sl.row.prompt_len + sl.row.out.ids.len() - 1) as u32);
-                    cols.push(sl.written as u32);
+                Some(row) => {
+                    let col = row.out.ids.len() - 1;
+                    ids.push(*row.history.last().expect("a prompt token at least"));
+                    pos.push((row.prompt_len + col) as u32);
+                    cols.push(col as u32);
                 }
                 None => {
                     ids.push(0);
@@ -277,9 +266,9 @@ pub(super) fn run(
             let m = &mut mask[r * (prefix_cap + width)..(r + 1) * (prefix_cap + width)];
             let (pre, own) = m.split_at_mut(prefix_cap);
             match slot {
-                Some(sl) => {
-                    pre[prefix_cap - sl.row.prompt_len..].fill(1);
-                    own[..=sl.written].fill(1);
+                Some(row) => {
+                    pre[prefix_cap - row.prompt_len..].fill(1);
+                    own[..row.out.ids.len()].fill(1);
                 }
                 None => own[0] = 1,
             }
@@ -295,9 +284,6 @@ pub(super) fn run(
             .forward(&ids, &pos, Some(&mask), Some(c))?
             .squeeze(1)?
             .contiguous()?;
-        for sl in slots.iter_mut().flatten() {
-            sl.written += 1;
-        }
     }
     done.sort_by_key(|c| (c.prompt_index, c.sample_index));
     Ok(done)

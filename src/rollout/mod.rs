@@ -180,15 +180,11 @@ pub fn slot_plan_for(
     prompts: &[PromptRequest],
     cfg: &RolloutConfig,
 ) -> std::result::Result<SlotPlan, String> {
-    let c = decoder.config();
-    let bytes_per_position = (c.num_hidden_layers
-        * 2
-        * c.num_key_value_heads
-        * c.head_dim
-        * decoder.dtype().size_in_bytes()) as u64;
     engine::slot_plan(
         cfg.kv_budget,
-        bytes_per_position,
+        decoder
+            .config()
+            .kv_bytes_per_position(decoder.dtype().size_in_bytes()),
         prompts.len() * cfg.num_generations,
         prompts.len(),
         cfg.max_new_tokens.max(1),

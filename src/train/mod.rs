@@ -85,19 +85,14 @@ impl Trainer {
         }
         let longest = prompts.iter().map(Vec::len).max();
         if let Some(budget) = cfg.rollout_kv_budget.as_ref().and_then(|b| b.bytes().ok()) {
-            // Checked now, not when the longest prompt comes up mid-run.
-            let c = base.config();
-            let per_position = (c.num_hidden_layers
-                * 2
-                * c.num_key_value_heads
-                * c.head_dim
-                * dtype.size_in_bytes()) as u64;
-            let one = (longest.unwrap_or(0) + cfg.max_completion_length) as u64 * per_position;
-            if budget < one {
+            // Checked now, not when the longest prompt comes up mid-run: one completion of it.
+            let per_position = base.config().kv_bytes_per_position(dtype.size_in_bytes());
+            let (lc, lp) = (cfg.max_completion_length, longest.unwrap_or(0));
+            let one = crate::rollout::engine::slot_plan(Some(budget), per_position, 1, 1, lc, lp);
+            if one.is_err() {
                 bail!(
-                    "rollout_kv_budget = {budget} bytes holds no completion: the longest prompt ({} tokens) and max_completion_length = {} need {one} bytes",
-                    longest.unwrap_or(0),
-                    cfg.max_completion_length
+                    "rollout_kv_budget = {budget} bytes holds no completion: the longest prompt ({lp} tokens) and max_completion_length = {lc} need {} bytes",
+                    (lp + lc) as u64 * per_position
                 );
             }
         }

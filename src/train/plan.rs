@@ -106,7 +106,7 @@ impl MemoryPlan {
         // the host).
         let prompts = cfg.prompts_per_step as u64;
         let rows = prompts * cfg.num_generations as u64;
-        let per_position = layers * 2 * kv_width * b;
+        let per_position = m.kv_bytes_per_position(b as usize);
         let lp = inputs
             .longest_prompt
             .map_or(cfg.max_prompt_length, |n| n.min(cfg.max_prompt_length))
@@ -114,9 +114,16 @@ impl MemoryPlan {
         let full_kv = (prompts * lp + rows * cfg.max_completion_length as u64) * per_position;
         let budget = cfg.rollout_kv_budget.as_ref().and_then(|b| b.bytes().ok());
         let kv = budget.map_or(full_kv, |b| b.min(full_kv));
-        // The rows decoding at once: all, or as many as the budget holds (each with a prompt).
-        let per_row = (lp + cfg.max_completion_length as u64) * per_position;
-        let slots = budget.map_or(rows, |b| (b / per_row.max(1)).clamp(1, rows));
+        // The rows decoding at once: all, or as many as the budget holds.
+        let slots = crate::rollout::engine::slot_plan(
+            budget,
+            per_position,
+            rows as usize,
+            prompts as usize,
+            cfg.max_completion_length,
+            lp as usize,
+        )
+        .map_or(1, |s| s.rows as u64);
         let mut rollout = resident.clone();
         rollout.push(item("rollout KV cache", kv));
         rollout.push(item(

@@ -55,8 +55,8 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         prompt_tokens: usize,
         /// Bytes the KV cache may take (e.g. 16GiB): rows beyond it wait for a free slot.
-        #[arg(long)]
-        kv_budget: Option<String>,
+        #[arg(long, value_parser = intuitor::train::plan::parse_size)]
+        kv_budget: Option<u64>,
     },
     /// The long tail (issue 17): `rows` prompts whose lengths are spread evenly from
     /// `shortest` to `longest` new tokens (shuffled), with KV room for `slots` rows: continuous
@@ -338,7 +338,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 prefixes: slots,
                 ..plan
             };
-            cfg.kv_budget = Some(budget.bytes(kv_bytes_per_position(&m)));
+            let per_position = m
+                .decoder
+                .config()
+                .kv_bytes_per_position(m.decoder.dtype().size_in_bytes());
+            cfg.kv_budget = Some(budget.bytes(per_position));
             let start = Instant::now();
             let continuous = rollout(&m.decoder, &requests, &cfg, None)?;
             let continuous_s = start.elapsed().as_secs_f64();
@@ -400,11 +404,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 })
                 .collect::<anyhow::Result<_>>()?;
             let cfg = RolloutConfig {
-                kv_budget: kv_budget
-                    .as_deref()
-                    .map(intuitor::train::plan::parse_size)
-                    .transpose()
-                    .map_err(anyhow::Error::msg)?,
+                kv_budget,
                 ..bench_rollout(group, new_tokens)
             };
             let slots = intuitor::rollout::slot_plan_for(&m.decoder, &requests, &cfg)
@@ -445,16 +445,6 @@ fn long_tail_lengths(rows: usize, shortest: usize, longest: usize) -> Vec<usize>
         .collect();
     lengths.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(7));
     lengths
-}
-
-/// Bytes of one KV position of `m`'s decoder (layers · K and V · kv_heads · head_dim · dtype).
-fn kv_bytes_per_position(m: &intuitor::loader::LoadedModel) -> u64 {
-    let c = m.decoder.config();
-    (c.num_hidden_layers
-        * 2
-        * c.num_key_value_heads
-        * c.head_dim
-        * m.decoder.dtype().size_in_bytes()) as u64
 }
 
 /// The benchmarks' rollout: G samples of exactly `new_tokens` (no stop), T 0.9, top-k 50.
