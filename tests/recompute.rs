@@ -18,9 +18,14 @@ fn batch(prompts: &[Vec<u32>], completions: &[Vec<u32>]) -> (Vec<UpdateSequence>
             prompt_ids: prompts[i].clone(),
             completion_ids: completions[i].clone(),
             advantage: [1.0, -0.5, 0.25, -0.75][i % 4],
-            // Old log-probs away from the current ones, so the clipped branch is exercised.
-            old_logps: Some((0..lens[i]).map(|k| -3.0 - 0.1 * k as f32).collect()),
-            ref_logps: Some((0..lens[i]).map(|k| -2.5 - 0.05 * k as f32).collect()),
+            // Old log-probs away from the current ones, so the clipped branch is exercised
+            // (periodic, so the ratios of long completions stay finite).
+            old_logps: Some((0..lens[i]).map(|k| -3.0 - 0.1 * (k % 10) as f32).collect()),
+            ref_logps: Some(
+                (0..lens[i])
+                    .map(|k| -2.5 - 0.05 * (k % 10) as f32)
+                    .collect(),
+            ),
             weight: w[i],
         })
         .collect();
@@ -96,4 +101,26 @@ fn recompute_gives_the_plain_gradients_for_completions_sharing_a_prompt() {
     compare(&seqs, &cfg, DType::F32, 1e-6);
     // And in bf16, where the layers run through candle's composite ops.
     compare(&seqs, &cfg, DType::BF16, 2e-2);
+}
+
+#[test]
+fn recompute_gives_the_plain_gradients_through_blocked_attention() {
+    // Sequences past two query blocks attend block by block (`kernels::blocked`), with the
+    // scores recomputed in the backward; recompute re-runs that too and must still match.
+    let n = 2 * intuitor::kernels::QUERY_BLOCK + 8;
+    assert!(intuitor::kernels::blocked(n));
+    let tokens =
+        |len: usize, from: u32| -> Vec<u32> { (0..len as u32).map(|i| from + i % 50).collect() };
+    // A left-padded batch whose longest row is blocked, the other row short.
+    let prompts = [tokens(n, 5), tokens(3, 60)];
+    let completions = [vec![20u32, 21, 22], tokens(6, 70)];
+    let (seqs, cfg) = batch(&prompts, &completions);
+    compare(&seqs, &cfg, DType::F32, 1e-6);
+    // Completions sharing a short prompt, one of them long: it attends to the prompt's keys
+    // and its own through the blocked path.
+    let p = tokens(5, 5);
+    let prompts = [p.clone(), p.clone()];
+    let completions = [tokens(n, 60), vec![23u32, 24]];
+    let (seqs, cfg) = batch(&prompts, &completions);
+    compare(&seqs, &cfg, DType::F32, 1e-6);
 }

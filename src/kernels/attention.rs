@@ -8,6 +8,7 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
+use super::blocked_attention::{blocked, blocked_attention};
 use super::cached_attention::CachedAttention;
 use super::{cpu_f32, cpu_f32_on, output, slice, ROWS_PER_TASK};
 
@@ -58,7 +59,7 @@ impl AttentionBias {
         device: &Device,
         dtype: DType,
     ) -> Result<Self> {
-        if cpu_f32_on(device, dtype) {
+        if cpu_f32_on(device, dtype) && !blocked(t) {
             return Ok(AttentionBias::Host(host));
         }
         // bf16/f16 scores are widened to f32 before the mask and softmax (-1e30 is -inf in f16).
@@ -78,7 +79,8 @@ impl AttentionBias {
 /// * `k`, `v`: `[b, kv_heads, own, d]`, after the `prefix` keys of each row when given.
 /// * Returns `[b, kv_heads, groups·t, d]`.
 ///
-/// CPU f32: `CachedAttention` for a few inference rows, else gemm scores through
+/// Above two query blocks (any device): [`blocked_attention`], whose backward recomputes the
+/// scores. Else, CPU f32: `CachedAttention` for a few inference rows, else gemm scores through
 /// [`attention_softmax`] (with its backward); elsewhere candle's differentiable ops.
 pub fn attention(
     q: &Tensor,
@@ -107,7 +109,18 @@ pub fn attention(
         (k, v) = (k.contiguous()?, v.contiguous()?);
     }
     let total = k.dim(2)? + prefix.as_ref().map_or(Ok(0), |p| p.k.dim(2))?;
-    if kernel {
+    if blocked(t) {
+        let bias = match bias {
+            Some(AttentionBias::Tensor(bias)) => Some(bias.clone()),
+            Some(AttentionBias::Host(h)) => Some(Tensor::from_slice(
+                h.as_slice(),
+                (b, 1, t, total),
+                q.device(),
+            )?),
+            None => None,
+        };
+        blocked_attention(q, &k, &v, bias.as_ref(), groups, scale)
+    } else if kernel {
         let op = CachedAttention {
             scale: scale as f32,
             t,

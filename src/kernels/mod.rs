@@ -18,6 +18,7 @@
 
 pub(crate) mod adamw;
 mod attention;
+mod blocked_attention;
 mod cached_attention;
 mod few_rows;
 mod head;
@@ -31,6 +32,7 @@ mod top_k;
 
 pub use adamw::{adamw_update, Coefficients};
 pub use attention::{attention, attention_softmax, AttentionBias, SharedPrefix};
+pub use blocked_attention::{blocked, blocked_attention, blocked_attention_with, QUERY_BLOCK};
 pub use head::{target_logprob_entropy, target_logprobs, HeadChunk};
 pub use inplace::{add_assign, add_rows, fresh, scale};
 pub use linear::{add_weight_grad, linear};

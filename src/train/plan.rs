@@ -12,6 +12,7 @@
 use candle_core::DType;
 
 use crate::config::TrainConfig;
+use crate::kernels;
 use crate::logprob::CHUNK_ROWS;
 use crate::model::ModelConfig;
 
@@ -342,12 +343,19 @@ pub fn parameters(m: &ModelConfig) -> u64 {
 /// attending to `keys` keys, in dtype size `b`: the per-token tensors (norm outputs, q/k/v
 /// before and after RoPE, attention output and projection, residual sums, gate/up/activation/
 /// down: 12·hidden + 2·kv + 3·intermediate values) and the attention scores and probabilities
-/// `[rows, heads, t, keys]` in f32 (the softmax widens low precision). The per-token factor
-/// puts the planned peaks within 5–7% above the measured ones (README, `intuitor plan`).
+/// `[rows, heads, t, keys]` in f32 (the softmax widens low precision); above two query blocks
+/// (`kernels::blocked`) only one block's scores and their backward temporaries instead (about
+/// five `[rows, heads, QUERY_BLOCK, keys]` f32 tensors, as `bench/attention_memory.sh`
+/// measures). The per-token factor puts the planned peaks within 5–7% above the measured ones
+/// (README, `intuitor plan`).
 fn layer_activations(m: &ModelConfig, rows: u64, t: u64, keys: u64, b: u64) -> u64 {
     let kv = (m.num_key_value_heads * m.head_dim) as u64;
     let per_token = 12 * m.hidden_size as u64 + 2 * kv + 3 * m.intermediate_size as u64;
-    let scores = rows * m.num_attention_heads as u64 * t * keys * 4 * 2;
+    let heads = rows * m.num_attention_heads as u64;
+    let scores = match kernels::blocked(t as usize) {
+        true => heads * kernels::QUERY_BLOCK as u64 * keys * 4 * 5,
+        false => heads * t * keys * 4 * 2,
+    };
     rows * t * per_token * b + scores
 }
 

@@ -94,6 +94,23 @@ enum Command {
         #[command(flatten)]
         shape: BatchShape,
     },
+    /// One causal attention's forward + backward with the query-blocked kernel (issue 16):
+    /// seconds and peak RSS. Qwen2.5-1.5B's heads by default (2 KV heads × 6, head_dim 128).
+    Attention {
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        #[arg(long, default_value_t = 2)]
+        kv_heads: usize,
+        #[arg(long, default_value_t = 6)]
+        groups: usize,
+        #[arg(long, default_value_t = 2048)]
+        tokens: usize,
+        #[arg(long, default_value_t = 128)]
+        head_dim: usize,
+        /// Query positions per block (the tokens: one block, every score at once).
+        #[arg(long, default_value_t = intuitor::kernels::QUERY_BLOCK)]
+        block: usize,
+    },
     /// Each piece of a training update timed alone (`ops.rs`): milliseconds per piece
     Ops {
         #[arg(long, default_value_t = 4)]
@@ -277,6 +294,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let m = load_as(candle_core::DType::F32)?;
             let policy = intuitor::policy::Policy::mixed(&m.decoder, dtype)?;
             println!("{}", ops::run(&policy, &device, batch, tokens)?);
+        }
+        Command::Attention {
+            batch,
+            kv_heads,
+            groups,
+            tokens,
+            head_dim,
+            block,
+        } => {
+            let shape = (batch, kv_heads, groups, tokens, head_dim);
+            let report = ops::attention_memory(&device, dtype, shape, block)?;
+            println!("{report}");
         }
         Command::Logprobs { shape } => {
             let m = load()?;

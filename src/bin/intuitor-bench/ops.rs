@@ -37,6 +37,16 @@ fn var(shape: &[usize], dtype: DType, device: &Device) -> anyhow::Result<Var> {
     Ok(Var::from_tensor(&t)?)
 }
 
+/// The additive causal mask `[b, t, t]` (−1e30 above the diagonal).
+fn causal_bias(b: usize, t: usize) -> Vec<f32> {
+    (0..b * t * t)
+        .map(|i| match i % t > (i / t) % t {
+            true => -1e30,
+            false => 0.0,
+        })
+        .collect()
+}
+
 /// Back-propagates Σ `y` (the gradients are dropped).
 fn backward(y: &Tensor) -> anyhow::Result<()> {
     kernels::sum_all(y)?.backward()?;
@@ -97,13 +107,7 @@ pub fn run(policy: &Policy, device: &Device, b: usize, t: usize) -> anyhow::Resu
         var(&[b, kv, t, hd], dtype, device)?,
         var(&[b, kv, t, hd], dtype, device)?,
     );
-    let causal: Vec<f32> = (0..b * t * t)
-        .map(|i| match i % t > (i / t) % t {
-            true => -1e9,
-            false => 0.0,
-        })
-        .collect();
-    let bias = AttentionBias::new(Arc::new(causal), (b, t, t), device, dtype)?;
+    let bias = AttentionBias::new(Arc::new(causal_bias(b, t)), (b, t, t), device, dtype)?;
     let attend = |track: bool| -> anyhow::Result<Tensor> {
         let (q, k, v) = match track {
             true => (
@@ -218,5 +222,46 @@ pub fn run(policy: &Policy, device: &Device, b: usize, t: usize) -> anyhow::Resu
         "shape": {"batch": b, "tokens": t, "dtype": format!("{dtype:?}")},
         "layers": cfg.num_hidden_layers,
         "milliseconds": out,
+    }))
+}
+
+/// `intuitor-bench attention`: one causal attention's forward and backward over `t` positions
+/// (`[b, kv_heads, groups·t, head_dim]` queries) with the query-blocked kernel in blocks of
+/// `block` positions, once, reporting seconds and the process's peak RSS: run once with the
+/// default block and once with `block = t` (every score at once, as plain attention keeps
+/// them) in separate processes to see the memory the blocks save (`bench/attention_memory.sh`).
+pub fn attention_memory(
+    device: &Device,
+    dtype: DType,
+    (b, kv, groups, t, hd): (usize, usize, usize, usize, usize),
+    block: usize,
+) -> anyhow::Result<Value> {
+    let q = var(&[b, kv, groups * t, hd], dtype, device)?;
+    let (k, v) = (
+        var(&[b, kv, t, hd], dtype, device)?,
+        var(&[b, kv, t, hd], dtype, device)?,
+    );
+    let bias = Tensor::from_vec(causal_bias(b, t), (b, 1, t, t), device)?;
+    let scale = 1.0 / (hd as f64).sqrt();
+    let before = super::peak_rss_mb();
+    let start = Instant::now();
+    let y = kernels::blocked_attention_with(
+        q.as_tensor(),
+        k.as_tensor(),
+        v.as_tensor(),
+        Some(&bias),
+        groups,
+        scale,
+        block,
+    )?;
+    backward(&y)?;
+    device.synchronize()?;
+    Ok(json!({
+        "shape": {"batch": b, "kv_heads": kv, "groups": groups, "tokens": t, "head_dim": hd,
+                  "dtype": format!("{dtype:?}")},
+        "block": block,
+        "seconds": start.elapsed().as_secs_f64(),
+        "inputs_peak_rss_mb": before,
+        "peak_rss_mb": super::peak_rss_mb(),
     }))
 }
