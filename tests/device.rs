@@ -115,6 +115,7 @@ fn rollout_on_the_test_device_agrees_with_a_cpu_forward() {
         stop_strings: Vec::new(),
         keep_after_last: true,
         kv_budget: None,
+        prefill_batch: None,
     };
     // Unbounded, and in KV room for 2 of the 9 rows (slots reused, prompts admitted late).
     let c = on_device.decoder.config();

@@ -234,6 +234,7 @@ fn smollm2_greedy_completions_equal_transformers_token_for_token() {
             stop_strings: Vec::new(),
             keep_after_last: false,
             kv_budget: None,
+            prefill_batch: None,
         };
         let request = intuitor::rollout::PromptRequest {
             ids,

@@ -26,6 +26,7 @@ fn config(g: usize, max_new: usize, stop: BTreeSet<u32>) -> RolloutConfig {
         stop_strings: Vec::new(),
         keep_after_last: true,
         kv_budget: None,
+        prefill_batch: None,
     }
 }
 
@@ -300,4 +301,54 @@ fn a_kv_budget_gives_bit_identical_completions() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("holds no sequence"), "{err}");
+}
+
+/// Prompts prefilled together in left-padded batches (`prefill_batch`, the default off the
+/// CPU) give every row the statistics of a full no-cache forward over its own tokens, with the
+/// KV budget bounded or not, and sample the same tokens as one-at-a-time prefill.
+#[test]
+fn batched_prefill_equals_a_full_forward_and_samples_the_same_tokens() {
+    let m = load_tiny("tiny-qwen2");
+    let reqs = prompts(&m, &FOUR_PROMPTS);
+    let lengths: BTreeSet<usize> = reqs.iter().map(|r| r.ids.len()).collect();
+    assert!(
+        lengths.len() >= 3,
+        "prompts of different lengths: {lengths:?}"
+    );
+    let stop: BTreeSet<u32> = (40..60).collect();
+    let one = RolloutConfig {
+        prefill_batch: Some(1),
+        ..config(3, 10, stop)
+    };
+    let alone = rollout(&m.decoder, &reqs, &one, None).unwrap();
+    let unbounded = intuitor::rollout::slot_plan_for(&m.decoder, &reqs, &one).unwrap();
+    let c = m.decoder.config();
+    let per_position = (c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim * 4) as u64;
+    let five = intuitor::rollout::SlotPlan {
+        rows: 5,
+        prefixes: 3,
+        ..unbounded
+    };
+    for (batch, budget) in [(4, None), (3, None), (2, Some(five.bytes(per_position)))] {
+        let cfg = RolloutConfig {
+            prefill_batch: Some(batch),
+            kv_budget: budget,
+            ..one.clone()
+        };
+        let out = rollout(&m.decoder, &reqs, &cfg, None).unwrap();
+        assert_eq!(out.len(), alone.len());
+        for (a, b) in out.iter().zip(&alone) {
+            let what = format!(
+                "batch {batch}: prompt {} sample {}",
+                b.prompt_index, b.sample_index
+            );
+            assert_eq!(
+                (&a.ids, a.finish_reason),
+                (&b.ids, b.finish_reason),
+                "{what}"
+            );
+            close(&a.logprobs, &b.logprobs, 1e-5, &what);
+        }
+        check_against_forward(&m, &reqs, &out, &cfg);
+    }
 }

@@ -123,6 +123,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         stop_strings: args.stop_strings.clone(),
         keep_after_last: false,
         kv_budget: args.kv_budget,
+        prefill_batch: None,
     };
     let request = PromptRequest {
         ids: ids.clone(),

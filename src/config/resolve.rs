@@ -43,6 +43,7 @@ impl TrainConfig {
                 keep_after_last: self.sc_alignment == Alignment::Openr1,
                 // Validated with the config.
                 kv_budget: self.rollout_kv_budget.as_ref().and_then(|b| b.bytes().ok()),
+                prefill_batch: None,
             },
             loss: LossConfig {
                 loss_type: self.loss_type,

@@ -366,6 +366,7 @@ pub fn evaluate(
         stop_strings: cfg.stop_strings.clone(),
         keep_after_last: cfg.alignment == Alignment::Openr1,
         kv_budget: cfg.kv_budget,
+        prefill_batch: None,
     };
     let sampled = RolloutConfig {
         num_generations: cfg.samples,

@@ -173,9 +173,10 @@ impl KvCache {
         Ok(Self { layers })
     }
 
-    /// Writes a single-row cache without a prefix (a prefilled prompt) into prefix `p`,
-    /// right-aligned: the positions before it are stale (the caller masks them).
-    pub fn set_prefix(&mut self, p: usize, prompt: &KvCache) -> Result<()> {
+    /// Writes the last `len` positions of row `row` of a cache without a prefix (prefilled
+    /// prompts, left-padded) into prefix `p`, right-aligned: the positions before them are
+    /// stale (the caller masks them).
+    pub fn set_prefix(&mut self, p: usize, prompt: &KvCache, row: usize, len: usize) -> Result<()> {
         for (layer, src) in self.layers.iter_mut().zip(&prompt.layers) {
             let (Some(layer), Some(src)) = (layer.as_mut(), src.as_ref()) else {
                 candle_core::bail!("set_prefix: an empty layer");
@@ -185,17 +186,17 @@ impl KvCache {
             };
             let cap = prefix.k.dim(2)?;
             let (k, v) = src.keys()?;
-            let n = k.dim(2)?;
-            if n > cap || k.dim(0)? != 1 {
+            let (rows, n) = (k.dim(0)?, k.dim(2)?);
+            if len > cap || len > n || row >= rows {
                 candle_core::bail!(
-                    "set_prefix: a [{}, {n}] prompt in a prefix of {cap}",
-                    k.dim(0)?
+                    "set_prefix: {len} positions of row {row} of a [{rows}, {n}] prompt cache in a prefix of {cap}"
                 );
             }
             for (dst, part) in [(&prefix.k, &k), (&prefix.v, &v)] {
                 let (_, h, _, d) = dst.dims4()?;
+                let part = part.narrow(0, row, 1)?.narrow(2, n - len, len)?;
                 let block = Tensor::zeros((1, h, cap, d), dst.dtype(), dst.device())?;
-                block.slice_set(&part.contiguous()?, 2, cap - n)?;
+                block.slice_set(&part.contiguous()?, 2, cap - len)?;
                 dst.slice_set(&block, 0, p)?;
             }
         }

@@ -4,7 +4,8 @@
 //! order). A finished row frees its slot in place; nothing is copied until the work runs out
 //! and the live rows fit in half the slots (then they are compacted, at most halving each
 //! time). A prompt is prefilled when its first row is admitted, into one of the shared prefixes
-//! its G rows attend to; the prefix is freed with its group's last row.
+//! its G rows attend to (the prompts starting together are prefilled in left-padded batches of
+//! [`PREFILL_BATCH`] off the CPU); the prefix is freed with its group's last row.
 //!
 //! Every row's keys sit in its own slot from column 0 in generation order, after its prompt's
 //! in the prefix: masked positions contribute exact zeros to the CPU attention kernel, and each
@@ -19,8 +20,15 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{empty_completion, hits_stop_string, sample_step, Completion, FinishReason};
 use super::{PromptRequest, RolloutConfig, Row};
+use crate::model::decoder::positions_from_mask;
 use crate::model::{Decoder, KvCache};
 use crate::tokenizer::TextTokenizer;
+
+/// Prompts prefilled in one forward off the CPU (the default of
+/// [`RolloutConfig::prefill_batch`]). On the CPU they are prefilled one at a time: a
+/// left-padded batch computes a prompt's keys in a different order of float sums, which would
+/// make a completion depend on which prompts were admitted with it.
+pub const PREFILL_BATCH: usize = 8;
 
 /// How a rollout's KV cache is laid out: `rows` row slots of `own_cap` positions and
 /// `prefixes` shared prompt prefixes of `prefix_cap` positions.
@@ -124,9 +132,44 @@ pub(super) fn run(
     let mut cache: Option<KvCache> = None;
     let mut logits = Tensor::zeros((plan.rows, vocab), decoder.dtype(), device)?;
     let mut done: Vec<Completion> = Vec::with_capacity(queue.len());
+    let prefill_batch = cfg.prefill_batch.unwrap_or(match device.is_cpu() {
+        true => 1,
+        false => PREFILL_BATCH,
+    });
 
     loop {
-        // 1. Admit waiting rows into free slots; a group's prompt is prefilled with its first.
+        // 1. Admit waiting rows into free slots, in queue order; the prompts of the groups
+        // they start are prefilled first, `prefill_batch` at a time.
+        let free = slots.iter().filter(|s| s.is_none()).count();
+        let mut starting = Vec::new();
+        for &(pi, _) in queue.iter().take(free) {
+            if groups[pi].prefix.is_none() && !starting.contains(&pi) {
+                if starting.len() == free_prefixes.len() {
+                    break;
+                }
+                starting.push(pi);
+            }
+        }
+        for chunk in starting.chunks(prefill_batch) {
+            let ids: Vec<&[u32]> = chunk.iter().map(|&pi| prompts[pi].ids.as_slice()).collect();
+            let (prompt_cache, first) = prefill(decoder, &ids, num_layers)?;
+            let c = match cache.as_mut() {
+                Some(c) => c,
+                None => cache.insert(KvCache::slots(
+                    &prompt_cache,
+                    plan.rows,
+                    plan.own_cap,
+                    plan.prefixes,
+                    plan.prefix_cap,
+                )?),
+            };
+            for (row, &pi) in chunk.iter().enumerate() {
+                let p = free_prefixes.pop().expect("counted above");
+                c.set_prefix(p, &prompt_cache, row, ids[row].len())?;
+                groups[pi].prefix = Some(p);
+                groups[pi].first_logits = Some(first.narrow(0, row, 1)?);
+            }
+        }
         for s in 0..slots.len() {
             if slots[s].is_some() {
                 continue;
@@ -136,23 +179,7 @@ pub(super) fn run(
             };
             let group = &mut groups[pi];
             if group.prefix.is_none() {
-                let Some(p) = free_prefixes.pop() else {
-                    break;
-                };
-                let (prompt_cache, first) = prefill(decoder, &prompts[pi].ids, num_layers)?;
-                let c = match cache.as_mut() {
-                    Some(c) => c,
-                    None => cache.insert(KvCache::slots(
-                        &prompt_cache,
-                        plan.rows,
-                        plan.own_cap,
-                        plan.prefixes,
-                        plan.prefix_cap,
-                    )?),
-                };
-                c.set_prefix(p, &prompt_cache)?;
-                group.prefix = Some(p);
-                group.first_logits = Some(first);
+                break;
             }
             queue.pop_front();
             group.waiting -= 1;
@@ -327,15 +354,36 @@ fn record(
     }
 }
 
-/// One prompt's prefill: its single-row cache and the logits `[1, vocab]` after its last token.
-fn prefill(decoder: &Decoder, ids: &[u32], num_layers: usize) -> Result<(KvCache, Tensor)> {
+/// Prefills prompts together, left-padded to the longest: their cache (row `i` holds prompt
+/// `i` in its last `ids[i].len()` positions) and the logits `[prompts, vocab]` after each one's
+/// last token.
+fn prefill(decoder: &Decoder, ids: &[&[u32]], num_layers: usize) -> Result<(KvCache, Tensor)> {
     let device = decoder.device();
-    let n = ids.len();
+    let longest = ids.iter().map(|p| p.len()).max().unwrap_or(0);
     let mut cache = KvCache::new(num_layers);
-    let input = Tensor::new(ids, device)?.unsqueeze(0)?;
-    let pos = Tensor::arange(0u32, n as u32, device)?.unsqueeze(0)?;
-    let hidden = decoder.hidden_states(&input, &pos, None, Some(&mut cache))?;
-    let logits = decoder.logits(&hidden.narrow(1, n - 1, 1)?)?.squeeze(1)?;
+    let mut flat = Vec::with_capacity(ids.len() * longest);
+    let mut mask = Vec::with_capacity(ids.len() * longest);
+    for p in ids {
+        flat.extend(std::iter::repeat_n(0, longest - p.len()).chain(p.iter().copied()));
+        mask.push(
+            (0..longest)
+                .map(|j| u32::from(j >= longest - p.len()))
+                .collect::<Vec<_>>(),
+        );
+    }
+    let pos = positions_from_mask(&mask).concat();
+    let shape = (ids.len(), longest);
+    let input = Tensor::from_vec(flat, shape, device)?;
+    let pos = Tensor::from_vec(pos, shape, device)?;
+    let padded = ids.iter().any(|p| p.len() < longest);
+    let mask = match padded {
+        true => Some(Tensor::from_vec(mask.concat(), shape, device)?),
+        false => None,
+    };
+    let hidden = decoder.hidden_states(&input, &pos, mask.as_ref(), Some(&mut cache))?;
+    let logits = decoder
+        .logits(&hidden.narrow(1, longest - 1, 1)?)?
+        .squeeze(1)?;
     Ok((cache, logits))
 }
 

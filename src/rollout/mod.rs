@@ -58,6 +58,10 @@ pub struct RolloutConfig {
     /// Bytes the KV cache may take (`rollout_kv_budget`): that many rows decode at once and
     /// the others wait for a free slot. `None`: every row at once.
     pub kv_budget: Option<u64>,
+    /// Prompts prefilled together in one left-padded forward when their groups start.
+    /// `None`: one at a time on the CPU (completions then do not depend on the budget, bit for
+    /// bit), [`engine::PREFILL_BATCH`] on other devices.
+    pub prefill_batch: Option<usize>,
 }
 
 /// One prompt to sample from.

@@ -55,6 +55,7 @@ impl Trainer {
             stop_strings: Vec::new(),
             keep_after_last: false,
             kv_budget: None,
+            prefill_batch: None,
         };
         let decoder = self.policy.detached()?;
         let mut out = Holdout {

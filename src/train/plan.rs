@@ -131,6 +131,17 @@ impl MemoryPlan {
             "rollout logits (f32, device + host)",
             2 * slots * vocab * 4,
         ));
+        // Prompts prefilled together (one at a time on the CPU): their keys and values and
+        // one layer's no-grad activations, while the slots exist.
+        let together = match inputs.cpu {
+            true => 1,
+            false => crate::rollout::engine::PREFILL_BATCH as u64,
+        }
+        .min(prompts.max(1));
+        rollout.push(item(
+            "prefill (prompts at once: KV + one layer)",
+            together * lp * per_position + layer_activations(m, together, lp, lp, b) / 4,
+        ));
 
         // The update at the maximum lengths. Completions sharing a prompt (G > 1) are
         // back-propagated one at a time after the prompt's forward (`Backprop::group`): the
@@ -465,6 +476,12 @@ mod tests {
         let act = 2 * 2 * 2 * 8 * 16 * 4 + 2 * layer_act(8, 8).max(layer_act(6, 14));
         assert_eq!(get(update, "activations"), act);
         assert_eq!(plan.peak().0, "update (forward + backward)");
+        // The prefill: one prompt at a time on the CPU, both prompts at once elsewhere, each
+        // with its 8 positions of keys and a quarter of a layer's activations.
+        let prefill = |n: u64| n * 8 * per_position + n * layer_act(8, 8) / 4;
+        assert_eq!(get(rollout, "prefill"), prefill(1));
+        let gpu = MemoryPlan::new(&m, &cfg, PlanInputs { cpu: false, ..inputs });
+        assert_eq!(get(&gpu.phases[0], "prefill"), prefill(2));
     }
 
     #[test]

@@ -486,5 +486,6 @@ fn bench_rollout(group: usize, new_tokens: usize) -> RolloutConfig {
         stop_strings: Vec::new(),
         keep_after_last: false,
         kv_budget: None,
+        prefill_batch: None,
     }
 }
