@@ -6,7 +6,7 @@
 #              self-certainty reward that does the reference's extra forward (4 prompts × G=7,
 #              ≤128 new tokens, β 0.005, bnpo, lr 3e-6, micro-batch 4)
 # plus peak RSS of every side, the GEMM GFLOP/s of the machine and its load before and after.
-# Prints a table and writes bench/results/<date>.json (grpo_step_speedup, rollout_speedup,
+# Prints a table and writes bench/results/<date>.json, or $OUT (grpo_step_speedup, rollout_speedup,
 # update_speedup = baseline time ÷ ours; peak_rss_ratio = ours ÷ TRL in the GRPO step).
 # The Python side runs from target/pyref (created by scripts/make_fixtures.sh); never needed by tests.
 set -euo pipefail
@@ -57,7 +57,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "load after:  $load_after"
 
 mkdir -p bench/results
-out=bench/results/$(date -u +%Y-%m-%d).json
+out=${OUT:-bench/results/$(date -u +%Y-%m-%d).json}
 python3 - "$out" "$load_before" "$load_after" "$THREADS" \
   "$rollout_ours" "$rollout_base" "$update_ours" "$update_base" "$grpo_ours" "$grpo_base" <<'PY'
 import json, platform, sys

@@ -39,18 +39,22 @@ fn causal_padded_bias(b: usize, t: usize, keys: usize, pad: usize) -> Vec<f32> {
     bias
 }
 
-/// Plain attention: the whole score matrix, softmax in f32, probabilities in `v`'s dtype.
+/// The dtype of scores and masks for activations of `dtype`: f32, or f64 for f64.
+fn acc(dtype: DType) -> DType {
+    match dtype {
+        DType::F64 => DType::F64,
+        _ => DType::F32,
+    }
+}
+
+/// Plain attention: the whole score matrix, softmax in f32 (f64 for f64), probabilities in
+/// `v`'s dtype.
 fn plain(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, groups: usize, scale: f64) -> Tensor {
     let (b, h, rows, _) = q.dims4().unwrap();
     let keys = k.dim(2).unwrap();
     let t = rows / groups;
-    let s = (q
-        .matmul(&k.t().unwrap())
-        .unwrap()
-        .to_dtype(DType::F32)
-        .unwrap()
-        * scale)
-        .unwrap();
+    let s = q.matmul(&k.t().unwrap()).unwrap();
+    let s = (s.to_dtype(acc(q.dtype())).unwrap() * scale).unwrap();
     let s = s
         .reshape((b, h, groups, t, keys))
         .unwrap()
@@ -81,6 +85,7 @@ fn check(dtype: DType, t: usize, block: usize, tol: f32) {
     let v = rand(&[b, nkv, keys, d], 3, dtype);
     let bias = causal_padded_bias(b, t, keys, prefix + 2);
     let bias = Tensor::from_vec(bias, (b, 1, t, keys), &Device::Cpu).unwrap();
+    let bias = bias.to_dtype(acc(dtype)).unwrap();
     let scale = 1.0 / (d as f64).sqrt();
     let (q_, k_, v_) = (q.as_tensor(), k.as_tensor(), v.as_tensor());
     let reference = plain(q_, k_, v_, &bias, groups, scale);
@@ -111,6 +116,11 @@ fn blocked_attention_equals_plain_attention_in_f32() {
     // One block holding everything, and blocks of one position.
     check(DType::F32, 10, 16, 2e-6);
     check(DType::F32, 7, 1, 2e-6);
+}
+
+#[test]
+fn blocked_attention_equals_plain_attention_in_f64() {
+    check(DType::F64, 10, 3, 1e-12);
 }
 
 #[test]

@@ -324,17 +324,23 @@ fn batched_prefill_equals_a_full_forward_and_samples_the_same_tokens() {
     let unbounded = intuitor::rollout::slot_plan_for(&m.decoder, &reqs, &one).unwrap();
     let c = m.decoder.config();
     let per_position = (c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim * 4) as u64;
-    let five = intuitor::rollout::SlotPlan {
-        rows: 5,
-        prefixes: 3,
+    // Room for 7 of the 12 rows: the first round starts three groups (their rows fill the 7
+    // slots), prefilled as a batch of 2 and one alone; the last group starts alone later.
+    let seven = intuitor::rollout::SlotPlan {
+        rows: 7,
+        prefixes: 4,
         ..unbounded
     };
-    for (batch, budget) in [(4, None), (3, None), (2, Some(five.bytes(per_position)))] {
+    for (batch, budget) in [(4, None), (3, None), (2, Some(seven.bytes(per_position)))] {
         let cfg = RolloutConfig {
             prefill_batch: Some(batch),
             kv_budget: budget,
             ..one.clone()
         };
+        if budget.is_some() {
+            let plan = intuitor::rollout::slot_plan_for(&m.decoder, &reqs, &cfg).unwrap();
+            assert_eq!(plan, seven);
+        }
         let out = rollout(&m.decoder, &reqs, &cfg, None).unwrap();
         assert_eq!(out.len(), alone.len());
         for (a, b) in out.iter().zip(&alone) {

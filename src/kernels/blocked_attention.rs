@@ -13,11 +13,9 @@
 use std::sync::Mutex;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{
-    CpuStorage, CudaStorage, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor, D,
-};
+use candle_core::{CpuStorage, CudaStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor, D};
 
-use super::widen;
+use super::{accumulation_dtype, widen};
 
 /// Query positions per block.
 pub const QUERY_BLOCK: usize = 512;
@@ -184,6 +182,8 @@ impl BlockedAttention {
             None => candle_core::bail!("blocked attention: the forward ran twice"),
         };
         let (storage, layout) = out.storage_and_layout();
+        // `try_clone` copies the whole buffer: `out` is fresh (a `cat`), so that is its data.
+        debug_assert!(layout.is_contiguous() && layout.start_offset() == 0);
         match pick(&storage) {
             Some(s) => Ok((s.try_clone(layout)?, out.shape().clone())),
             None => candle_core::bail!("blocked attention: the output is on another device"),
@@ -227,7 +227,8 @@ impl CustomOp3 for BlockedAttention {
     }
 
     /// Per block: `P = exp(S − max) / sum`, `dP = dO·vᵀ`, `dS = scale · P ⊙ (dP − rowsum(dP ⊙ P))`,
-    /// `dq = dS·k`, `dk += dSᵀ·q`, `dv += Pᵀ·dO` (sums in f32).
+    /// `dq = dS·k`, `dk += dSᵀ·q`, `dv += Pᵀ·dO` (sums in f32, f64 for f64), each only for
+    /// an input that is part of the graph.
     fn bwd(
         &self,
         q: &Tensor,
@@ -237,30 +238,39 @@ impl CustomOp3 for BlockedAttention {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let b = &self.blocks;
+        let need = (q.track_op(), k.track_op(), v.track_op());
         let (q, k, v, grad) = (q.detach(), k.detach(), v.detach(), grad.detach());
-        let acc = DType::F32;
+        let acc = accumulation_dtype(k.dtype());
         let mut dk = Tensor::zeros(k.shape(), acc, k.device())?;
         let mut dv = Tensor::zeros(v.shape(), acc, v.device())?;
         let mut dq = Vec::new();
         for (i0, n) in b.spans() {
-            let qb = b.rows(&q, i0, n)?;
             let gb = b.rows(&grad, i0, n)?.to_dtype(v.dtype())?;
             let p = b
                 .scores(&q, &k, i0, n)?
                 .broadcast_sub(&b.rows(&self.max, i0, n)?)?
                 .exp()?
                 .broadcast_div(&b.rows(&self.sum, i0, n)?)?;
+            if need.2 {
+                dv = (dv + widen(&p.to_dtype(v.dtype())?.t()?.matmul(&gb)?)?)?;
+            }
+            if !(need.0 || need.1) {
+                continue;
+            }
             let dp = widen(&gb.matmul(&v.t()?)?)?;
             let dot = (&dp * &p)?.sum_keepdim(D::Minus1)?;
             let ds = ((dp.broadcast_sub(&dot)? * &p)? * b.scale)?.to_dtype(q.dtype())?;
-            dq.push(ds.matmul(&k)?);
-            dk = (dk + widen(&ds.t()?.matmul(&qb)?)?)?;
-            dv = (dv + widen(&p.to_dtype(v.dtype())?.t()?.matmul(&gb)?)?)?;
+            if need.0 {
+                dq.push(ds.matmul(&k)?);
+            }
+            if need.1 {
+                dk = (dk + widen(&ds.t()?.matmul(&b.rows(&q, i0, n)?)?)?)?;
+            }
         }
         Ok((
-            Some(b.join(&dq)?),
-            Some(dk.to_dtype(k.dtype())?),
-            Some(dv.to_dtype(v.dtype())?),
+            need.0.then(|| b.join(&dq)).transpose()?,
+            need.1.then(|| dk.to_dtype(k.dtype())).transpose()?,
+            need.2.then(|| dv.to_dtype(v.dtype())).transpose()?,
         ))
     }
 }

@@ -132,10 +132,13 @@ pub(super) fn run(
     let mut cache: Option<KvCache> = None;
     let mut logits = Tensor::zeros((plan.rows, vocab), decoder.dtype(), device)?;
     let mut done: Vec<Completion> = Vec::with_capacity(queue.len());
-    let prefill_batch = cfg.prefill_batch.unwrap_or(match device.is_cpu() {
-        true => 1,
-        false => PREFILL_BATCH,
-    });
+    let prefill_batch = cfg
+        .prefill_batch
+        .unwrap_or(match device.is_cpu() {
+            true => 1,
+            false => PREFILL_BATCH,
+        })
+        .max(1);
 
     loop {
         // 1. Admit waiting rows into free slots, in queue order; the prompts of the groups

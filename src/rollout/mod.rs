@@ -60,7 +60,7 @@ pub struct RolloutConfig {
     pub kv_budget: Option<u64>,
     /// Prompts prefilled together in one left-padded forward when their groups start.
     /// `None`: one at a time on the CPU (completions then do not depend on the budget, bit for
-    /// bit), [`engine::PREFILL_BATCH`] on other devices.
+    /// bit), [`engine::PREFILL_BATCH`] on other devices. 0 is taken as 1.
     pub prefill_batch: Option<usize>,
 }
 

@@ -140,7 +140,9 @@ impl MemoryPlan {
         .min(prompts.max(1));
         rollout.push(item(
             "prefill (prompts at once: KV + one layer)",
-            together * lp * per_position + layer_activations(m, together, lp, lp, b) / 4,
+            together * lp * per_position
+                + layer_activations(m, together, lp, lp, b) / 4
+                + attention_blocks(m, together, lp, lp),
         ));
 
         // The update at the maximum lengths. Completions sharing a prompt (G > 1) are
@@ -160,17 +162,28 @@ impl MemoryPlan {
             true => 2 * 2 * layers * lp * kv_width * b,
             false => 0,
         };
-        let (layer, tokens) = passes
+        // Per pass: (one layer's kept activations + the attention blocks of its backward,
+        // those activations, tokens); the largest pass counts.
+        let (_, layer, tokens) = passes
             .iter()
-            .map(|&(rows, t, keys)| (layer_activations(m, rows, t, keys, b), rows * t))
+            .map(|&(rows, t, keys)| {
+                let layer = layer_activations(m, rows, t, keys, b);
+                (layer + attention_blocks(m, rows, t, keys), layer, rows * t)
+            })
             .max()
-            .unwrap_or((0, 0));
+            .unwrap_or((0, 0, 0));
+        let blocks = passes
+            .iter()
+            .map(|&(rows, t, keys)| attention_blocks(m, rows, t, keys))
+            .max()
+            .unwrap_or(0);
         // With recompute a group keeps the prompt's layer inputs while a completion's exist.
         let kept_inputs = match cfg.num_generations > 1 {
             true => lp + lc,
             false => tokens,
         };
         let activations = prompt_states
+            + blocks
             + match inputs.recompute {
                 true => layers * kept_inputs * h * b + layer,
                 false => layers * layer,
@@ -194,7 +207,8 @@ impl MemoryPlan {
         // The reference's no-grad forward: one layer's activations and a logits chunk.
         let mut reference = resident.clone();
         let mb = cfg.per_device_train_batch_size.max(1) as u64;
-        let no_grad = layer_activations(m, mb, lp + lc, lp + lc, b) / 4;
+        let no_grad = layer_activations(m, mb, lp + lc, lp + lc, b) / 4
+            + attention_blocks(m, mb, lp + lc, lp + lc);
         reference.push(item("activations (one layer, no grad)", no_grad));
         reference.push(item("logits chunk (f32)", chunk / 3 * 2));
 
@@ -353,21 +367,29 @@ pub fn parameters(m: &ModelConfig) -> u64 {
 /// One decoder layer's activations kept for its backward, for `rows` × `t` positions
 /// attending to `keys` keys, in dtype size `b`: the per-token tensors (norm outputs, q/k/v
 /// before and after RoPE, attention output and projection, residual sums, gate/up/activation/
-/// down: 12·hidden + 2·kv + 3·intermediate values) and the attention scores and probabilities
-/// `[rows, heads, t, keys]` in f32 (the softmax widens low precision); above two query blocks
-/// (`kernels::blocked`) only one block's scores and their backward temporaries instead (about
-/// five `[rows, heads, QUERY_BLOCK, keys]` f32 tensors, as `bench/attention_memory.sh`
-/// measures). The per-token factor puts the planned peaks within 5–7% above the measured ones
-/// (README, `intuitor plan`).
+/// down: 12·hidden + 2·kv + 3·intermediate values) and, below two query blocks, the attention
+/// scores and probabilities `[rows, heads, t, keys]` in f32 (the softmax widens low
+/// precision); blocked attention keeps no scores (see [`attention_blocks`]). The per-token
+/// factor puts the planned peaks within 5–7% above the measured ones (README, `intuitor plan`).
 fn layer_activations(m: &ModelConfig, rows: u64, t: u64, keys: u64, b: u64) -> u64 {
     let kv = (m.num_key_value_heads * m.head_dim) as u64;
     let per_token = 12 * m.hidden_size as u64 + 2 * kv + 3 * m.intermediate_size as u64;
-    let heads = rows * m.num_attention_heads as u64;
     let scores = match kernels::blocked(t as usize) {
-        true => heads * kernels::QUERY_BLOCK as u64 * keys * 4 * 5,
-        false => heads * t * keys * 4 * 2,
+        true => 0,
+        false => rows * m.num_attention_heads as u64 * t * keys * 4 * 2,
     };
     rows * t * per_token * b + scores
+}
+
+/// Above two query blocks (`kernels::blocked`), the scores of the one block being computed or
+/// recomputed and their backward temporaries, alive for one layer at a time: about five
+/// `[rows, heads, QUERY_BLOCK, keys]` f32 tensors (as `bench/attention_memory.sh` measures);
+/// 0 below.
+fn attention_blocks(m: &ModelConfig, rows: u64, t: u64, keys: u64) -> u64 {
+    match kernels::blocked(t as usize) {
+        true => rows * m.num_attention_heads as u64 * kernels::QUERY_BLOCK as u64 * keys * 4 * 5,
+        false => 0,
+    }
 }
 
 /// `bytes` as GiB with one decimal (MiB below 1 GiB).
@@ -420,6 +442,29 @@ mod tests {
         ModelConfig::from_hf_json(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
+    /// 2 prompts of up to 10 tokens × `g` completions of up to `completion`, micro-batch 2.
+    fn two_prompts(g: usize, completion: usize) -> TrainConfig {
+        TrainConfig {
+            num_generations: g,
+            prompts_per_step: 2,
+            per_device_train_batch_size: 2,
+            max_prompt_length: 10,
+            max_completion_length: completion,
+            ..TrainConfig::default()
+        }
+    }
+
+    /// f32 on the CPU without recompute, the longest prompt `longest` tokens.
+    fn f32_cpu(longest: usize) -> PlanInputs {
+        PlanInputs {
+            dtype: DType::F32,
+            packed_reference: None,
+            cpu: true,
+            recompute: false,
+            longest_prompt: Some(longest),
+        }
+    }
+
     /// The tiny Qwen2 (hidden 32, 2 layers, 4/2 heads of 8, MLP 64, vocab 384, untied, q/k/v
     /// biases) counted by hand.
     #[test]
@@ -429,21 +474,8 @@ mod tests {
         let layer = (1024 + 32) + 2 * (512 + 16) + 1024 + 3 * 2048 + 64;
         let p = 384 * 32 + 2 * layer + 32 + 384 * 32;
         assert_eq!(parameters(&m), p);
-        let cfg = TrainConfig {
-            num_generations: 3,
-            prompts_per_step: 2,
-            per_device_train_batch_size: 2,
-            max_prompt_length: 10,
-            max_completion_length: 6,
-            ..TrainConfig::default()
-        };
-        let inputs = PlanInputs {
-            dtype: DType::F32,
-            packed_reference: None,
-            cpu: true,
-            recompute: false,
-            longest_prompt: Some(8),
-        };
+        let cfg = two_prompts(3, 6);
+        let inputs = f32_cpu(8);
         let plan = MemoryPlan::new(&m, &cfg, inputs);
         let rollout = &plan.phases[0];
         let get = |phase: &Phase, what: &str| {
@@ -480,8 +512,35 @@ mod tests {
         // with its 8 positions of keys and a quarter of a layer's activations.
         let prefill = |n: u64| n * 8 * per_position + n * layer_act(8, 8) / 4;
         assert_eq!(get(rollout, "prefill"), prefill(1));
-        let gpu = MemoryPlan::new(&m, &cfg, PlanInputs { cpu: false, ..inputs });
+        let gpu = MemoryPlan::new(
+            &m,
+            &cfg,
+            PlanInputs {
+                cpu: false,
+                ..inputs
+            },
+        );
         assert_eq!(get(&gpu.phases[0], "prefill"), prefill(2));
+    }
+
+    /// Past two query blocks no layer keeps attention scores; the backward's block
+    /// temporaries are counted once, not per layer.
+    #[test]
+    fn blocked_attention_keeps_no_scores_per_layer() {
+        let m = tiny();
+        let plan = MemoryPlan::new(&m, &two_prompts(1, 1100), f32_cpu(10));
+        let activations = plan.phases[2]
+            .items
+            .iter()
+            .find(|i| i.what.starts_with("activations"))
+            .unwrap()
+            .bytes;
+        // 2 rows × 1,110 positions × 608 values × 4 B per layer, 2 layers; one block of 512
+        // queries × 4 heads × 1,110 keys × 4 B × 5 tensors per row.
+        let (rows, t) = (2, 1110);
+        assert!(kernels::blocked(t as usize));
+        let blocks = rows * 4 * kernels::QUERY_BLOCK as u64 * t * 4 * 5;
+        assert_eq!(activations, 2 * rows * t * 608 * 4 + blocks);
     }
 
     #[test]
