@@ -15,7 +15,8 @@
 #                on 4 × 1,024 tokens in bf16 with recompute, and in f32; peak device memory of each
 #                each piece of the bf16 update timed alone (`intuitor-bench ops`); a rollout of
 #                896 rows × 512 new tokens in a 12 GiB KV budget (continuous batching); 2 training
-#                steps of the scale model (step times; memory plan against the measured peak)
+#                steps of the scale model (step times; memory plan against the measured peak);
+#                one attention forward + backward at 3,584 tokens, query-blocked and as one block
 #   baseline     transformers `generate` and a PyTorch forward + backward + AdamW (f32, and bf16
 #                autocast) on the same shapes on the same card; GEMM and copy ceilings
 #
@@ -74,6 +75,7 @@ PY
     gemm=8192
     ops_shape="--batch 4 --tokens 1024"
     scale_shape="--set prompts_per_step=4 --set num_generations=7 --set per_device_train_batch_size=4 --set max_completion_length=512"
+    attn="--batch 4 --tokens 3584"; attn_block=512; attn_whole=3584
 else
     dev=cpu
     PY=$repo/target/pyref/bin/python
@@ -96,6 +98,7 @@ for l in sys.stdin:
     gemm=256
     ops_shape="--batch 2 --tokens 16"
     scale_shape="--set prompts_per_step=2 --set num_generations=3 --set per_device_train_batch_size=2 --set max_completion_length=8"
+    attn="--batch 1 --tokens 64 --head-dim 8"; attn_block=16; attn_whole=64
 fi
 echo "gpu_check: mode $mode, device $dev, binaries in $bin" | tee -a "$log"
 
@@ -209,6 +212,11 @@ PY
 }
 stage train_scale 150 bash -c "$(declare -f scale_train); I=$I model=$model dev=$dev work=$work PY=$PY \
     scale_shape='$scale_shape'; scale_train"
+
+# One attention's forward + backward at the paper's length (512 + 3,072 tokens, Qwen2.5-1.5B's
+# heads, micro-batch 4, bf16), query-blocked (issue 16) and as one block: time and peak memory.
+stage attention_blocked 40 "$B" --device $dev --dtype bf16 attention $attn --block $attn_block
+stage attention_whole 40 "$B" --device $dev --dtype bf16 attention $attn --block $attn_whole
 
 # --- the result
 $PY - "$work" "$mode" "$OUT/gpu_check.json" <<'PY'
