@@ -149,8 +149,9 @@ pub struct TrainConfig {
     /// Bytes the rollout's KV cache may take: a size such as `"8GiB"` or a byte count. As many
     /// completions as fit decode at once, the others start as slots free up (continuous
     /// batching); the completions are the same whatever the budget. Default none: ours (every
-    /// completion of the step at once; the memory plan counts it and names this key when it
-    /// does not fit).
+    /// completion of the step at once when the memory plan says that fits the device's free
+    /// memory; otherwise the plan sizes the budget so the rollout fits, leaving 5% free, and
+    /// says so).
     pub rollout_kv_budget: Option<ByteSize>,
 
     // --- rewards (spec §2, §3, §6) ---

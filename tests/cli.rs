@@ -277,10 +277,11 @@ fn generate_n_samples_a_group_with_self_certainty() {
 }
 
 /// `intuitor plan` on Qwen2.5-1.5B's config.json alone (no weights) with the paper's recipe:
-/// bf16 + recompute fits an H200's 141 GB, f32 without recompute does not and says what to
-/// change.
+/// bf16 + recompute fits an H200's 141 GB with every completion at once; f32 without
+/// recompute fits only with a KV budget, which the plan sizes when none is set and refuses
+/// when the one set is too large; an update that cannot fit is refused naming recompute.
 #[test]
-fn the_memory_plan_of_the_paper_recipe_fits_141_gb_only_in_bf16_with_recompute() {
+fn the_memory_plan_of_the_paper_recipe_fits_141_gb_and_sizes_the_kv_budget() {
     let model = format!("model=\"{}\"", fixture("qwen2.5-1.5b-config").display());
     let recipe = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -292,20 +293,20 @@ fn the_memory_plan_of_the_paper_recipe_fits_141_gb_only_in_bf16_with_recompute()
         args.extend(["--device-memory", "141GB"]);
         intuitor(&args)
     };
-    let fits = plan(&[]);
-    let text = String::from_utf8_lossy(&fits.stdout);
-    assert!(
-        fits.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&fits.stderr)
-    );
-    let peak: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("peak: "))
-        .and_then(|l| l.split(' ').next())
-        .and_then(|x| x.parse().ok())
-        .expect("a peak line");
-    assert!(peak > 20.0 && peak < 131.3, "peak {peak} GiB");
+    let peak_of = |out: &std::process::Output| -> (f64, String) {
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}{err}");
+        let peak: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("peak: "))
+            .and_then(|l| l.split(' ').next())
+            .and_then(|x| x.parse().ok())
+            .expect("a peak line");
+        assert!(peak > 20.0 && peak < 131.3, "peak {peak} GiB");
+        (peak, format!("{text}{err}"))
+    };
+    let (_, text) = peak_of(&plan(&[]));
     for phase in [
         "rollout KV cache",
         "gradient sums",
@@ -314,11 +315,33 @@ fn the_memory_plan_of_the_paper_recipe_fits_141_gb_only_in_bf16_with_recompute()
     ] {
         assert!(text.contains(phase), "the plan lists {phase}: {text}");
     }
-    let over = plan(&[
+    assert!(!text.contains("sets it to"), "no budget needed: {text}");
+    let f32_plain = [
         "--set",
         "dtype=\"f32\"",
         "--set",
         "gradient_checkpointing=false",
-    ]);
-    assert_clean_error(&over, &["memory plan's peak", "dtype = \"bf16\""]);
+    ];
+    let (_, text) = peak_of(&plan(&f32_plain));
+    assert!(
+        text.contains("the memory plan sets it to"),
+        "a budget is sized: {text}"
+    );
+    let all_at_once = [&f32_plain[..], &["--set", "rollout_kv_budget=\"200GiB\""]].concat();
+    assert_clean_error(
+        &plan(&all_at_once),
+        &[
+            "memory plan's peak",
+            "dtype = \"bf16\"",
+            "rollout_kv_budget",
+        ],
+    );
+    let big_update = [&f32_plain[..], &["--set", "max_completion_length=24000"]].concat();
+    assert_clean_error(
+        &plan(&big_update),
+        &[
+            "update (forward + backward)",
+            "gradient_checkpointing = true",
+        ],
+    );
 }

@@ -73,15 +73,13 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
 }
 
 pub fn plan(args: &PlanArgs) -> anyhow::Result<()> {
-    let cfg = match &args.config {
+    let mut cfg = match &args.config {
         Some(path) => TrainConfig::load(Some(path), &args.overrides)?,
         None => {
             TrainConfig::from_text("configs/demo.toml (built in)", DEMO_CONFIG, &args.overrides)?
         }
     };
     let device = crate::runtime::device(&cfg.device)?;
-    let plan = crate::train::plan::for_config(&cfg, &device, None)?;
-    print!("{}", plan.table());
     let available = match &args.device_memory {
         Some(s) => Some(
             crate::train::plan::parse_size(s)
@@ -89,6 +87,10 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<()> {
         ),
         None => crate::runtime::available_memory(&device),
     };
+    let plan = crate::train::plan::fit_kv_budget(&mut cfg, available, |cfg| {
+        crate::train::plan::for_config(cfg, &device, None)
+    })?;
+    print!("{}", plan.table());
     match available {
         Some(bytes) => {
             plan.check_fits(bytes).map_err(anyhow::Error::msg)?;

@@ -58,7 +58,7 @@ pub struct Trainer {
 
 impl Trainer {
     /// Sets up a run (or resumes the latest checkpoint of `resume`).
-    pub fn new(cfg: TrainConfig, resume: Option<&Path>) -> anyhow::Result<Self> {
+    pub fn new(mut cfg: TrainConfig, resume: Option<&Path>) -> anyhow::Result<Self> {
         let device = crate::runtime::device(&cfg.device)?;
         let dtype = crate::runtime::train_dtype(&cfg.dtype, &device)?;
         let sandbox = cfg.sandbox()?;
@@ -96,7 +96,9 @@ impl Trainer {
                 );
             }
         }
-        let memory_plan = plan::for_model(base.config(), &base.source, &cfg, &device, longest)?;
+        let memory_plan = plan::fit_kv_budget(&mut cfg, available, |cfg| {
+            plan::for_model(base.config(), &base.source, cfg, &device, longest)
+        })?;
         if let Some(available) = available {
             memory_plan
                 .check_fits(available)

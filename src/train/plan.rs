@@ -47,6 +47,9 @@ pub struct MemoryPlan {
     pub dtype: DType,
     /// Whether the update recomputes activations (`gradient_checkpointing` resolved).
     pub recompute: bool,
+    /// KV bytes of one completion of the longest prompt (its prompt and
+    /// `max_completion_length` positions): the smallest budget a rollout can run in.
+    pub one_completion_kv: u64,
 }
 
 /// What the plan needs beyond the two configs.
@@ -126,7 +129,7 @@ impl MemoryPlan {
         )
         .map_or(1, |s| s.rows as u64);
         let mut rollout = resident.clone();
-        rollout.push(item("rollout KV cache", kv));
+        rollout.push(item(KV_ITEM, kv));
         rollout.push(item(
             "rollout logits (f32, device + host)",
             2 * slots * vocab * 4,
@@ -239,6 +242,7 @@ impl MemoryPlan {
             ],
             dtype: inputs.dtype,
             recompute: inputs.recompute,
+            one_completion_kv: (lp + cfg.max_completion_length as u64) * per_position,
         }
     }
 
@@ -267,6 +271,20 @@ impl MemoryPlan {
             self.dtype
         ));
         out
+    }
+
+    /// When the rollout phase does not fit `available` bytes: the KV budget that makes it fit,
+    /// leaving [`AUTO_BUDGET_HEADROOM`] of `available` free, if that budget holds one
+    /// completion (`None` otherwise, or when the rollout fits).
+    pub fn kv_budget_to_fit(&self, available: u64) -> Option<u64> {
+        let rollout = self.phases.iter().find(|p| p.name == "rollout")?;
+        if rollout.total() <= available {
+            return None;
+        }
+        let kv = rollout.items.iter().find(|i| i.what == KV_ITEM)?.bytes;
+        let room = (available as f64 * (1.0 - AUTO_BUDGET_HEADROOM)) as u64;
+        room.checked_sub(rollout.total() - kv)
+            .filter(|&b| b >= self.one_completion_kv)
     }
 
     /// `Err` naming what to change when the peak exceeds `available` bytes.
@@ -306,6 +324,44 @@ impl MemoryPlan {
             advice.join(", or ")
         ))
     }
+}
+
+/// The rollout phase's KV cache item.
+const KV_ITEM: &str = "rollout KV cache";
+
+/// The share of the available memory a budget sized by the plan leaves free (allocator slack,
+/// the CUDA context, estimates' error).
+pub const AUTO_BUDGET_HEADROOM: f64 = 0.05;
+
+/// The memory plan of `cfg` (`plan_of`), with `rollout_kv_budget` sized by it when the key is
+/// unset and every completion's keys and values at once do not fit `available` (issue 17):
+/// the budget goes into `cfg` and the plan is redone with it (with a note on stderr when it then
+/// fits). A budget that would not hold one completion is not set; the caller's
+/// [`MemoryPlan::check_fits`] then says what to change.
+pub fn fit_kv_budget(
+    cfg: &mut TrainConfig,
+    available: Option<u64>,
+    plan_of: impl Fn(&TrainConfig) -> anyhow::Result<MemoryPlan>,
+) -> anyhow::Result<MemoryPlan> {
+    let plan = plan_of(cfg)?;
+    let (None, Some(available)) = (&cfg.rollout_kv_budget, available) else {
+        return Ok(plan);
+    };
+    let Some(budget) = plan.kv_budget_to_fit(available) else {
+        return Ok(plan);
+    };
+    cfg.rollout_kv_budget = Some(crate::config::ByteSize::Bytes(budget));
+    let plan = plan_of(cfg)?;
+    if plan.check_fits(available).is_ok() {
+        eprintln!(
+            "rollout_kv_budget is not set and every completion's KV cache at once does not fit \
+             {} available: the memory plan sets it to {} (completions wait for a free slot; \
+             the same completions)",
+            gib(available),
+            gib(budget)
+        );
+    }
+    Ok(plan)
 }
 
 /// The plan of `cfg` on `device`, from the model's config alone (an HF directory's
@@ -541,6 +597,44 @@ mod tests {
         assert!(kernels::blocked(t as usize));
         let blocks = rows * 4 * kernels::QUERY_BLOCK as u64 * t * 4 * 5;
         assert_eq!(activations, 2 * rows * t * 608 * 4 + blocks);
+    }
+
+    /// An unset `rollout_kv_budget` is sized so that the rollout phase fits, leaving the
+    /// headroom; with room for less than one completion it stays unset.
+    #[test]
+    fn an_unset_kv_budget_is_sized_to_fit_the_rollout() {
+        let m = tiny();
+        let plan_of = |c: &TrainConfig| Ok(MemoryPlan::new(&m, c, f32_cpu(10)));
+        let mut cfg = two_prompts(64, 1000);
+        let full = plan_of(&cfg).unwrap();
+        let rollout = full.phases[0].total();
+        let kv = full.phases[0]
+            .items
+            .iter()
+            .find(|i| i.what == KV_ITEM)
+            .unwrap()
+            .bytes;
+        assert_eq!(full.kv_budget_to_fit(rollout), None, "it fits");
+        let available = rollout - kv / 2;
+        let plan = fit_kv_budget(&mut cfg, Some(available), plan_of).unwrap();
+        let budget = cfg.rollout_kv_budget.as_ref().unwrap().bytes().unwrap();
+        let room = (available as f64 * (1.0 - AUTO_BUDGET_HEADROOM)) as u64;
+        assert_eq!(budget, room - (rollout - kv));
+        assert!(plan.phases[0].total() <= available);
+        let mut cfg = two_prompts(64, 1000);
+        let plan = fit_kv_budget(&mut cfg, Some(rollout - kv + 1000), plan_of).unwrap();
+        assert_eq!(cfg.rollout_kv_budget, None);
+        assert_eq!(plan.phases[0].total(), rollout);
+        // A budget set by the user is never changed.
+        let mut cfg = TrainConfig {
+            rollout_kv_budget: Some(crate::config::ByteSize::Bytes(u64::MAX)),
+            ..two_prompts(64, 1000)
+        };
+        fit_kv_budget(&mut cfg, Some(available), plan_of).unwrap();
+        assert_eq!(
+            cfg.rollout_kv_budget,
+            Some(crate::config::ByteSize::Bytes(u64::MAX))
+        );
     }
 
     #[test]
