@@ -150,8 +150,9 @@ pub struct TrainConfig {
     /// completions as fit decode at once, the others start as slots free up (continuous
     /// batching); the completions are the same whatever the budget. Default none: ours (every
     /// completion of the step at once when the memory plan says that fits the device's free
-    /// memory; otherwise the plan sizes the budget so the rollout fits, leaving 5% free, and
-    /// says so).
+    /// memory; otherwise, when that memory is known and one completion fits, the plan sizes the
+    /// budget so the rollout fits, leaving 5% free; the run's config.toml keeps it, so
+    /// `--resume` uses it too).
     pub rollout_kv_budget: Option<ByteSize>,
 
     // --- rewards (spec §2, §3, §6) ---

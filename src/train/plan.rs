@@ -147,6 +147,15 @@ impl MemoryPlan {
                 + layer_activations(m, together, lp, lp, b) / 4
                 + attention_blocks(m, together, lp, lp),
         ));
+        // Off the CPU a decode step's attention copies each row's prompt keys and values next
+        // to its own (`SharedPrefix::joined`), one layer at a time.
+        let lc = cfg.max_completion_length as u64;
+        if !inputs.cpu {
+            rollout.push(item(
+                "decode attention: prompt keys joined per row (one layer)",
+                2 * 2 * slots * (2 * lp + lc) * kv_width * b,
+            ));
+        }
 
         // The update at the maximum lengths. Completions sharing a prompt (G > 1) are
         // back-propagated one at a time after the prompt's forward (`Backprop::group`): the
@@ -281,10 +290,26 @@ impl MemoryPlan {
         if rollout.total() <= available {
             return None;
         }
-        let kv = rollout.items.iter().find(|i| i.what == KV_ITEM)?.bytes;
         let room = (available as f64 * (1.0 - AUTO_BUDGET_HEADROOM)) as u64;
-        room.checked_sub(rollout.total() - kv)
+        room.checked_sub(self.rollout_besides_kv()?)
             .filter(|&b| b >= self.one_completion_kv)
+    }
+
+    /// Whether some KV budget, down to one completion's, lets the rollout phase fit.
+    fn kv_budget_could_fit(&self, available: u64) -> bool {
+        self.rollout_besides_kv()
+            .is_some_and(|rest| rest + self.one_completion_kv <= available)
+    }
+
+    /// The rollout phase's bytes other than its KV cache.
+    fn rollout_besides_kv(&self) -> Option<u64> {
+        let rollout = self.phases.iter().find(|p| p.name == "rollout")?;
+        let kv = rollout
+            .items
+            .iter()
+            .find(|i| i.what.starts_with(KV_ITEM))?
+            .bytes;
+        Some(rollout.total() - kv)
     }
 
     /// `Err` naming what to change when the peak exceeds `available` bytes.
@@ -298,11 +323,17 @@ impl MemoryPlan {
             advice.push("dtype = \"bf16\"");
         }
         match name {
-            "rollout" => advice.extend([
-                "a smaller rollout_kv_budget (completions then wait for a free slot)",
-                "fewer prompts_per_step or num_generations",
-                "a smaller max_completion_length",
-            ]),
+            "rollout" => {
+                if self.kv_budget_could_fit(available) {
+                    advice.push(
+                        "a smaller rollout_kv_budget (completions then wait for a free slot)",
+                    );
+                }
+                advice.extend([
+                    "fewer prompts_per_step or num_generations",
+                    "a smaller max_completion_length",
+                ]);
+            }
             "update (forward + backward)" => {
                 if !self.recompute {
                     advice.insert(0, "gradient_checkpointing = true");
@@ -351,12 +382,18 @@ pub fn fit_kv_budget(
         return Ok(plan);
     };
     cfg.rollout_kv_budget = Some(crate::config::ByteSize::Bytes(budget));
-    let plan = plan_of(cfg)?;
+    let mut plan = plan_of(cfg)?;
+    for item in plan.phases.iter_mut().flat_map(|p| p.items.iter_mut()) {
+        if item.what == KV_ITEM {
+            item.what = format!("{KV_ITEM} (budget sized by the plan)");
+        }
+    }
     if plan.check_fits(available).is_ok() {
         eprintln!(
             "rollout_kv_budget is not set and every completion's KV cache at once does not fit \
              {} available: the memory plan sets it to {} (completions wait for a free slot; \
-             the same completions)",
+             the same completions; a run keeps it in its config.toml, also on --resume; \
+             --set rollout_kv_budget=SIZE overrides it)",
             gib(available),
             gib(budget)
         );

@@ -128,15 +128,28 @@ fn an_unset_kv_budget_is_sized_to_fit_the_rollout() {
         .bytes;
     assert_eq!(full.kv_budget_to_fit(rollout), None, "it fits");
     let available = rollout - kv / 2;
+    assert!(full.kv_budget_could_fit(available));
     let plan = fit_kv_budget(&mut cfg, Some(available), plan_of).unwrap();
     let budget = cfg.rollout_kv_budget.as_ref().unwrap().bytes().unwrap();
     let room = (available as f64 * (1.0 - AUTO_BUDGET_HEADROOM)) as u64;
     assert_eq!(budget, room - (rollout - kv));
-    assert!(plan.phases[0].total() <= available);
+    assert!(plan.phases[0].total() <= room);
+    assert!(plan.phases[0]
+        .items
+        .iter()
+        .any(|i| i.what.contains("sized by the plan")));
+    // Room, after the headroom, for half a completion's keys beside the rest of the rollout:
+    // no budget is set. Without the headroom no budget could fit, and the advice
+    // (`check_fits`) does not offer one.
+    let rest = rollout - kv;
+    let half = rest + full.one_completion_kv / 2;
+    let available = (half as f64 / (1.0 - AUTO_BUDGET_HEADROOM)).ceil() as u64;
     let mut cfg = two_prompts(64, 1000);
-    let plan = fit_kv_budget(&mut cfg, Some(rollout - kv + 1000), plan_of).unwrap();
+    let plan = fit_kv_budget(&mut cfg, Some(available), plan_of).unwrap();
     assert_eq!(cfg.rollout_kv_budget, None);
     assert_eq!(plan.phases[0].total(), rollout);
+    assert!(plan.kv_budget_could_fit(available));
+    assert!(!plan.kv_budget_could_fit(half));
     // A budget set by the user is never changed.
     let mut cfg = TrainConfig {
         rollout_kv_budget: Some(crate::config::ByteSize::Bytes(u64::MAX)),
