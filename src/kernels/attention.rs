@@ -34,11 +34,17 @@ impl SharedPrefix {
     /// prefix copied per row) from the rows' own `k`, `v`, for the attention paths that take
     /// plain tensors.
     pub fn joined(&self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (pk, pv) = self.per_row()?;
+        Ok((Tensor::cat(&[&pk, k], 2)?, Tensor::cat(&[&pv, v], 2)?))
+    }
+
+    /// Each row's prefix keys and values, `[batch, kv_heads, p, head_dim]` each (copies).
+    pub fn per_row(&self) -> Result<(Tensor, Tensor)> {
         let rows = Tensor::new(self.of_row.as_slice(), self.k.device())?;
-        let join = |pre: &Tensor, own: &Tensor| -> Result<Tensor> {
-            Tensor::cat(&[&pre.index_select(&rows, 0)?, own], 2)
-        };
-        Ok((join(&self.k, k)?, join(&self.v, v)?))
+        Ok((
+            self.k.index_select(&rows, 0)?,
+            self.v.index_select(&rows, 0)?,
+        ))
     }
 }
 
@@ -100,15 +106,15 @@ pub fn attention(
     };
     let fused = cpu_f32(q);
     let kernel = fused && !q.track_op() && !k.track_op() && t <= DECODE_ROWS;
-    if !kernel {
-        // The other paths take every row's keys in one tensor; cached keys are a view into
-        // a larger buffer, which gemm cannot stride over.
+    let total = k.dim(2)? + prefix.as_ref().map_or(Ok(0), |p| p.k.dim(2))?;
+    if (fused && !kernel) || blocked(t) {
+        // These paths take every row's keys in one tensor; cached keys are a view into a
+        // larger buffer, which the CPU kernels cannot stride over.
         if let Some(p) = prefix.take() {
             (k, v) = p.joined(&k, &v)?;
         }
         (k, v) = (k.contiguous()?, v.contiguous()?);
     }
-    let total = k.dim(2)? + prefix.as_ref().map_or(Ok(0), |p| p.k.dim(2))?;
     if blocked(t) {
         let bias = match bias {
             Some(AttentionBias::Tensor(bias)) => Some(bias.clone()),
@@ -132,8 +138,19 @@ pub fn attention(
         let probs = attention_softmax(&q.matmul(&k.t()?)?, scale, t, host)?;
         probs.matmul(&v)
     } else {
+        // The cache's keys are used in place (a strided view of its buffer, which the batched
+        // matmul takes), and a shared prompt's are not joined to every row's own: its scores
+        // and its share of the output are their own matmuls, so a decode step copies only the
+        // rows' prompt keys (`SharedPrefix::per_row`), not every cached key.
+        let per_row = prefix.as_ref().map(SharedPrefix::per_row).transpose()?;
+        let (k, v) = (strided_rows(k)?, strided_rows(v)?);
+        let own = (q.matmul(&k.t()?)? * scale)?;
+        let scaled = match &per_row {
+            Some((pk, _)) => Tensor::cat(&[&(q.matmul(&pk.t()?)? * scale)?, &own], 3)?,
+            None => own,
+        };
         // Softmax in f32 for bf16/f16 (HF: `softmax(…, dtype=torch.float32).to(q.dtype)`).
-        let scores = super::widen(&(q.matmul(&k.t()?)? * scale)?)?.reshape((b, heads, t, total))?;
+        let scores = super::widen(&scaled)?.reshape((b, heads, t, total))?;
         let scores = match bias {
             Some(AttentionBias::Tensor(bias)) => scores.broadcast_add(bias)?,
             _ => scores,
@@ -143,10 +160,28 @@ pub fn attention(
         } else {
             candle_nn::ops::softmax_last_dim(&scores)?
         };
-        probs
+        let probs = probs
             .to_dtype(v.dtype())?
-            .reshape((b, nkv, groups * t, total))?
-            .matmul(&v)
+            .reshape((b, nkv, groups * t, total))?;
+        match per_row {
+            None => probs.matmul(&v),
+            Some((_, pv)) => {
+                let n = pv.dim(2)?;
+                let part = |from: usize, len: usize| probs.narrow(3, from, len)?.contiguous();
+                part(0, n)?.matmul(&pv)? + part(n, total - n)?.matmul(&v)?
+            }
+        }
+    }
+}
+
+/// `x` `[b, h, n, d]` as the batched matmul takes it without a copy: each position's `d`
+/// values contiguous, positions `d` apart, heads and batch rows at regular strides (a view of
+/// a larger cache buffer qualifies); any other layout is copied.
+fn strided_rows(x: Tensor) -> Result<Tensor> {
+    let (_, h, _, d) = x.dims4()?;
+    match *x.stride() {
+        [s0, s1, s2, 1] if s2 == d && s0 == s1 * h => Ok(x),
+        _ => x.contiguous(),
     }
 }
 

@@ -147,13 +147,12 @@ impl MemoryPlan {
                 + layer_activations(m, together, lp, lp, b) / 4
                 + attention_blocks(m, together, lp, lp),
         ));
-        // Off the CPU a decode step's attention copies each row's prompt keys and values next
-        // to its own (`SharedPrefix::joined`), one layer at a time.
-        let lc = cfg.max_completion_length as u64;
+        // Off the CPU a decode step's attention copies each row's prompt keys and values
+        // (`SharedPrefix::per_row`), one layer at a time.
         if !inputs.cpu {
             rollout.push(item(
-                "decode attention: prompt keys joined per row (one layer)",
-                2 * 2 * slots * (2 * lp + lc) * kv_width * b,
+                "decode attention: each row's prompt keys (one layer)",
+                2 * slots * lp * kv_width * b,
             ));
         }
 
