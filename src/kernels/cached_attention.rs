@@ -176,12 +176,13 @@ impl CustomOp3 for CachedAttention {
         };
         let total = k.prefix_len + own;
         let t = self.t;
+        let unmasked: Vec<Vec<usize>> = (0..b).map(|bi| self.unmasked_keys(bi, total)).collect();
         let mut out = vec![0f32; b * nkv * rows * d];
         out.par_chunks_mut(rows * d)
             .enumerate()
             .for_each(|(pair, dst)| {
                 let (bi, h) = (pair / nkv, pair % nkv);
-                let keys = self.unmasked_keys(bi, total);
+                let keys = &unmasked[bi];
                 let n = keys.len();
                 // Scores of every query row of this (row, KV head) pair, `[rows, n]`: each
                 // key and value row is read once for all the queries that share it (GQA).
@@ -196,7 +197,7 @@ impl CustomOp3 for CachedAttention {
                     if let Some(bias) = &self.bias {
                         let at = (bi * t + r % t) * total;
                         pr.iter_mut()
-                            .zip(&keys)
+                            .zip(keys)
                             .for_each(|(x, &j)| *x += bias[at + j]);
                     }
                     softmax_in_place(pr);

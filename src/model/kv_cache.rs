@@ -219,24 +219,19 @@ impl KvCache {
     pub fn set_write_columns(&mut self, cols: &[u32]) -> Result<()> {
         let width = cols.iter().max().map_or(0, |&c| c as usize + 1);
         // Every layer has the same shape: one index serves them all.
-        let mut index: Option<Tensor> = None;
+        let Some(first) = self.layers.iter().flatten().next() else {
+            return Ok(());
+        };
+        let (b, h, _, d) = first.k.dims4()?;
+        if cols.len() != b {
+            candle_core::bail!("set_write_columns: {} columns for {b} rows", cols.len());
+        }
+        let index = Tensor::new(cols, first.k.device())?
+            .reshape((b, 1, 1, 1))?
+            .broadcast_as((b, h, 1, d))?
+            .contiguous()?;
         for layer in self.layers.iter_mut().flatten() {
-            let (b, h, _, d) = layer.k.dims4()?;
-            if cols.len() != b {
-                candle_core::bail!("set_write_columns: {} columns for {b} rows", cols.len());
-            }
-            let index = match &index {
-                Some(i) if i.dims4()? == (b, h, 1, d) => i.clone(),
-                _ => index
-                    .insert(
-                        Tensor::new(cols, layer.k.device())?
-                            .reshape((b, 1, 1, 1))?
-                            .broadcast_as((b, h, 1, d))?
-                            .contiguous()?,
-                    )
-                    .clone(),
-            };
-            layer.write = Some((index, width));
+            layer.write = Some((index.clone(), width));
         }
         Ok(())
     }

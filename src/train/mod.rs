@@ -84,21 +84,20 @@ impl Trainer {
             );
         }
         let longest = prompts.iter().map(Vec::len).max();
-        if let Some(budget) = cfg.rollout_kv_budget.as_ref().and_then(|b| b.bytes().ok()) {
-            // Checked now, not when the longest prompt comes up mid-run: one completion of it.
-            let per_position = base.config().kv_bytes_per_position(dtype.size_in_bytes());
-            let (lc, lp) = (cfg.max_completion_length, longest.unwrap_or(0));
-            let one = crate::rollout::engine::slot_plan(Some(budget), per_position, 1, 1, lc, lp);
-            if one.is_err() {
-                bail!(
-                    "rollout_kv_budget = {budget} bytes holds no completion: the longest prompt ({lp} tokens) and max_completion_length = {lc} need {} bytes",
-                    (lp + lc) as u64 * per_position
-                );
-            }
-        }
         let memory_plan = plan::fit_kv_budget(&mut cfg, available, |cfg| {
             plan::for_model(base.config(), &base.source, cfg, &device, longest)
         })?;
+        if let Some(budget) = cfg.rollout_kv_budget.as_ref().and_then(|b| b.bytes().ok()) {
+            // Checked now, not when the longest prompt comes up mid-run: one completion of it.
+            if budget < memory_plan.one_completion_kv {
+                bail!(
+                    "rollout_kv_budget = {budget} bytes holds no completion: the longest prompt ({} tokens) and max_completion_length = {} need {} bytes",
+                    longest.unwrap_or(0),
+                    cfg.max_completion_length,
+                    memory_plan.one_completion_kv
+                );
+            }
+        }
         if let Some(available) = available {
             memory_plan
                 .check_fits(available)

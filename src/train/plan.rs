@@ -174,20 +174,16 @@ impl MemoryPlan {
             false => 0,
         };
         // Per pass: (one layer's kept activations + the attention blocks of its backward,
-        // those activations, tokens); the largest pass counts.
-        let (_, layer, tokens) = passes
+        // those activations, those blocks, tokens); the largest pass counts.
+        let (_, layer, blocks, tokens) = passes
             .iter()
             .map(|&(rows, t, keys)| {
                 let layer = layer_activations(m, rows, t, keys, b);
-                (layer + attention_blocks(m, rows, t, keys), layer, rows * t)
+                let blocks = attention_blocks(m, rows, t, keys);
+                (layer + blocks, layer, blocks, rows * t)
             })
             .max()
-            .unwrap_or((0, 0, 0));
-        let blocks = passes
-            .iter()
-            .map(|&(rows, t, keys)| attention_blocks(m, rows, t, keys))
-            .max()
-            .unwrap_or(0);
+            .unwrap_or((0, 0, 0, 0));
         // With recompute a group keeps the prompt's layer inputs while a completion's exist.
         let kept_inputs = match cfg.num_generations > 1 {
             true => lp + lc,
