@@ -186,9 +186,10 @@ pub fn sample<R: Rng>(
     Ok(draw(&kept_distribution(z, p)?, rng))
 }
 
-/// How many of a row's largest logits [`sample_from_candidates`] needs for these settings, or
-/// `None` when it needs the whole row (no top-k, or a repetition penalty, which can reorder any
-/// logit). Greedy needs one; a margin of ties past the k-th is asked for as well.
+/// How many of a row's largest logits these settings sample from ([`sample_from_candidates`];
+/// without top-k, [`sample_from_head`]: [`HEAD_CANDIDATES`]), or `None` when it needs the whole
+/// row (a repetition penalty, which can reorder any logit). Greedy needs one; a margin of ties
+/// past the k-th is asked for as well.
 pub fn candidates_needed(p: &SamplingParams) -> Option<usize> {
     const TIE_MARGIN: usize = 64;
     if p.repetition_penalty != 1.0 {
@@ -196,7 +197,8 @@ pub fn candidates_needed(p: &SamplingParams) -> Option<usize> {
     }
     match p.is_greedy() {
         true => Some(1 + TIE_MARGIN),
-        false => (p.top_k > 0).then_some(p.top_k + TIE_MARGIN),
+        false if p.top_k > 0 => Some(p.top_k + TIE_MARGIN),
+        false => Some(HEAD_CANDIDATES),
     }
 }
 
@@ -212,13 +214,7 @@ pub fn sample_from_candidates<R: Rng>(
     p: &SamplingParams,
     rng: &mut R,
 ) -> Option<(u32, f32)> {
-    let mut c: Vec<(u32, f32)> = candidates
-        .iter()
-        .copied()
-        .filter(|(_, z)| z.is_finite())
-        .collect();
-    // Descending by logit, ties in vocabulary order.
-    c.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let c = sorted_finite(candidates);
     let k = match p.is_greedy() {
         true => 1,
         false if p.top_k > 0 => p.top_k.min(c.len()),
@@ -237,6 +233,97 @@ pub fn sample_from_candidates<R: Rng>(
     c.into_iter().find(|e| e.0 == token)
 }
 
+/// The finite candidates, descending by logit, ties in vocabulary order (the order [`sample`]
+/// walks a kept distribution in).
+fn sorted_finite(candidates: &[(u32, f32)]) -> Vec<(u32, f32)> {
+    let mut c: Vec<(u32, f32)> = candidates
+        .iter()
+        .copied()
+        .filter(|(_, z)| z.is_finite())
+        .collect();
+    c.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    c
+}
+
+/// Candidates [`sample_from_head`] takes: enough that at most a few percent of a language
+/// model's next-token mass usually lies past them, within [`crate::kernels::max_candidates`] of
+/// the common vocabularies.
+pub const HEAD_CANDIDATES: usize = 128;
+
+/// [`sample`] without top-k (temperature, then top-p and min-p over the whole vocabulary) from
+/// a row's largest logits alone and `lse_t`, the logsumexp of the whole row at the temperature:
+/// each token's probability is `exp(z / T − lse_t)`. Returns the token and its logit when the
+/// candidates decide the draw (top-p or min-p keeps only tokens among them, or the uniform falls
+/// on them); `None`, with `rng` untouched, when the draw needs the rest of the row (then
+/// [`sample`] on the full row draws with the same uniform). Draws what [`sample`] draws, to the
+/// rounding of the probabilities. Not for greedy, top-k or a repetition penalty.
+pub fn sample_from_head<R: Rng + Clone>(
+    candidates: &[(u32, f32)],
+    lse_t: f32,
+    p: &SamplingParams,
+    rng: &mut R,
+) -> Option<(u32, f32)> {
+    let mut c = sorted_finite(candidates);
+    // The row may hold more tokens of the candidates' smallest value than they include (in no
+    // particular order): only the larger values are the start of the full row's order.
+    if let Some(&(_, last)) = c.last() {
+        c.retain(|e| e.1 > last);
+    }
+    let t = p.temperature as f64;
+    let q: Vec<f64> = c
+        .iter()
+        .map(|&(_, z)| (z as f64 / t - lse_t as f64).exp())
+        .collect();
+    // top-p keeps the shortest head whose mass reaches top_p (HF removes a token when the mass
+    // of it and all less likely ones is ≤ 1 − top_p); unknown when the candidates fall short.
+    let mut kept = match p.top_p < 1.0 {
+        true => {
+            let mut head = 0.0;
+            Some(
+                q.iter().position(|&x| {
+                    head += x;
+                    head >= p.top_p as f64
+                })? + 1,
+            )
+        }
+        false => None,
+    };
+    if p.min_p > 0.0 {
+        let threshold = p.min_p as f64 * *q.first()?;
+        let reach = q.iter().take_while(|&&x| x >= threshold).count();
+        kept = match kept {
+            Some(n) => Some(n.min(reach)),
+            None if reach < q.len() => Some(reach),
+            None => return None,
+        };
+    }
+    match kept {
+        Some(n) => {
+            let sum: f64 = q[..n].iter().sum();
+            let u: f64 = rng.random();
+            let mut cum = 0.0;
+            let i = (0..n)
+                .find(|&i| {
+                    cum += q[i] / sum;
+                    u < cum
+                })
+                .unwrap_or(n - 1);
+            Some(c[i])
+        }
+        // The whole vocabulary is kept: the candidates decide when the uniform falls on them.
+        None => {
+            let u: f64 = rng.clone().random();
+            let mut cum = 0.0;
+            let i = q.iter().position(|&x| {
+                cum += x;
+                u < cum
+            })?;
+            let _: f64 = rng.random();
+            Some(c[i])
+        }
+    }
+}
+
 /// Draws from a kept distribution (descending probabilities summing to 1) with one uniform.
 fn draw<R: Rng>(kept: &[(u32, f32)], rng: &mut R) -> u32 {
     let u: f64 = rng.random();
@@ -251,196 +338,5 @@ fn draw<R: Rng>(kept: &[(u32, f32)], rng: &mut R) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
-
-    fn kept(logits: &[f32], p: SamplingParams) -> Vec<usize> {
-        let mut ids: Vec<usize> = kept_distribution(logits, &p)
-            .unwrap()
-            .iter()
-            .map(|&(i, _)| i as usize)
-            .collect();
-        ids.sort();
-        ids
-    }
-
-    fn params() -> SamplingParams {
-        SamplingParams {
-            temperature: 1.0,
-            top_k: 0,
-            top_p: 1.0,
-            min_p: 0.0,
-            repetition_penalty: 1.0,
-        }
-    }
-
-    // Probabilities 0.1, 0.2, 0.3, 0.4 (logits are their logs).
-    fn probs_1234() -> Vec<f32> {
-        [0.1f32, 0.2, 0.3, 0.4].iter().map(|p| p.ln()).collect()
-    }
-
-    #[test]
-    fn top_k_keeps_exactly_the_k_largest_and_ties_at_the_boundary() {
-        let z = [1.0, 5.0, 3.0, 3.0, 0.0];
-        assert_eq!(
-            kept(
-                &z,
-                SamplingParams {
-                    top_k: 2,
-                    ..params()
-                }
-            ),
-            vec![1, 2, 3]
-        );
-        assert_eq!(
-            kept(
-                &z,
-                SamplingParams {
-                    top_k: 1,
-                    ..params()
-                }
-            ),
-            vec![1]
-        );
-    }
-
-    #[test]
-    fn top_p_keeps_the_smallest_prefix_reaching_p() {
-        let z = probs_1234();
-        // 0.4 < 0.5 so 0.4 + 0.3 is needed.
-        assert_eq!(
-            kept(
-                &z,
-                SamplingParams {
-                    top_p: 0.5,
-                    ..params()
-                }
-            ),
-            vec![2, 3]
-        );
-        // 0.4 + 0.3 + 0.2 = 0.9 ≥ 0.85; 0.1 ≤ 0.15 is removed.
-        assert_eq!(
-            kept(
-                &z,
-                SamplingParams {
-                    top_p: 0.85,
-                    ..params()
-                }
-            ),
-            vec![1, 2, 3]
-        );
-        assert_eq!(
-            kept(
-                &z,
-                SamplingParams {
-                    top_p: 0.01,
-                    ..params()
-                }
-            ),
-            vec![3]
-        );
-    }
-
-    #[test]
-    fn min_p_removes_tokens_below_the_scaled_maximum() {
-        let z = probs_1234();
-        // threshold 0.45 · 0.4 = 0.18: 0.1 goes, 0.2 stays.
-        assert_eq!(
-            kept(
-                &z,
-                SamplingParams {
-                    min_p: 0.45,
-                    ..params()
-                }
-            ),
-            vec![1, 2, 3]
-        );
-        assert_eq!(
-            kept(
-                &z,
-                SamplingParams {
-                    min_p: 0.9,
-                    ..params()
-                }
-            ),
-            vec![3]
-        );
-    }
-
-    #[test]
-    fn kept_probabilities_are_renormalised_and_tempered() {
-        let z = probs_1234();
-        let d = kept_distribution(
-            &z,
-            &SamplingParams {
-                top_k: 2,
-                ..params()
-            },
-        )
-        .unwrap();
-        assert_eq!(d.iter().map(|e| e.0).collect::<Vec<_>>(), vec![3, 2]);
-        assert!((d[0].1 - 4.0 / 7.0).abs() < 1e-6 && (d[1].1 - 3.0 / 7.0).abs() < 1e-6);
-        // T = 0.5 squares the odds: 0.4² : 0.3² = 16 : 9.
-        let d = kept_distribution(
-            &z,
-            &SamplingParams {
-                top_k: 2,
-                temperature: 0.5,
-                ..params()
-            },
-        )
-        .unwrap();
-        assert!((d[0].1 - 16.0 / 25.0).abs() < 1e-5, "{d:?}");
-    }
-
-    #[test]
-    fn greedy_takes_the_first_maximum() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        assert_eq!(
-            sample(&[0.0, 2.0, 2.0], &[], &SamplingParams::greedy(), &mut rng).unwrap(),
-            1
-        );
-    }
-
-    #[test]
-    fn repetition_penalty_follows_hf_sign_rule() {
-        let mut z = vec![2.0, -2.0, 1.0];
-        apply_repetition_penalty(&mut z, &[0, 1], 2.0);
-        assert_eq!(z, vec![1.0, -4.0, 1.0]);
-    }
-
-    #[test]
-    fn sampling_frequencies_follow_the_distribution() {
-        let z = probs_1234();
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let mut counts = [0usize; 4];
-        for _ in 0..20_000 {
-            counts[sample(&z, &[], &params(), &mut rng).unwrap() as usize] += 1;
-        }
-        for (i, &c) in counts.iter().enumerate() {
-            let f = c as f64 / 20_000.0;
-            assert!((f - 0.1 * (i + 1) as f64).abs() < 0.015, "token {i}: {f}");
-        }
-    }
-
-    #[test]
-    fn a_row_without_a_finite_logit_is_an_error_and_non_finite_logits_are_never_kept() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            let err = sample(&[bad; 5], &[], &params(), &mut rng).unwrap_err();
-            assert!(err.to_string().contains("no finite logit"), "{err}");
-        }
-        assert!(!all_finite(&[0.0, f32::NAN]) && all_finite(&[0.0, -1e30]));
-        // One finite logit among NaN and ±inf: it is the only token kept.
-        let z = [f32::NAN, 1.0, f32::INFINITY, f32::NEG_INFINITY];
-        assert_eq!(kept(&z, params()), vec![1]);
-        // A NaN does not take a top-k place.
-        let z = [f32::NAN, 1.0, 3.0, 2.0];
-        let top2 = SamplingParams {
-            top_k: 2,
-            ..params()
-        };
-        assert_eq!(kept(&z, top2), vec![2, 3]);
-    }
-}
+#[path = "sampling_tests.rs"]
+mod tests;

@@ -10,43 +10,13 @@ use rayon::prelude::*;
 
 use super::blocked_attention::{blocked, blocked_attention};
 use super::cached_attention::CachedAttention;
+use super::shared_prefix::SharedPrefix;
 use super::{cpu_f32, cpu_f32_on, output, slice, ROWS_PER_TASK};
 
 /// Up to this many new positions per row, inference attention on the CPU runs
 /// [`CachedAttention`] (one thread per row and KV head); a prefill's hundreds of rows go
 /// faster through gemm.
 const DECODE_ROWS: usize = 4;
-
-/// Keys and values that several rows attend to before their own: a prompt's, once for the G
-/// completions sampled from it (instead of G copies: less memory, and the rows of a group read
-/// the same bytes, which stay in cache).
-#[derive(Debug, Clone)]
-pub struct SharedPrefix {
-    /// `[prompts, kv_heads, p, head_dim]`, left-padded to the longest prompt.
-    pub k: Tensor,
-    pub v: Tensor,
-    /// The prefix (prompt) of each row.
-    pub of_row: Arc<Vec<u32>>,
-}
-
-impl SharedPrefix {
-    /// Every row's keys and values in one `[batch, kv_heads, total, head_dim]` pair (the
-    /// prefix copied per row) from the rows' own `k`, `v`, for the attention paths that take
-    /// plain tensors.
-    pub fn joined(&self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (pk, pv) = self.per_row()?;
-        Ok((Tensor::cat(&[&pk, k], 2)?, Tensor::cat(&[&pv, v], 2)?))
-    }
-
-    /// Each row's prefix keys and values, `[batch, kv_heads, p, head_dim]` each (copies).
-    pub fn per_row(&self) -> Result<(Tensor, Tensor)> {
-        let rows = Tensor::new(self.of_row.as_slice(), self.k.device())?;
-        Ok((
-            self.k.index_select(&rows, 0)?,
-            self.v.index_select(&rows, 0)?,
-        ))
-    }
-}
 
 /// The additive attention bias (causal plus masked padding keys), in the form the device's
 /// attention takes: on the host for the CPU f32 kernels, a `[batch, 1, seq, keys]` tensor of
@@ -56,7 +26,51 @@ pub enum AttentionBias {
     Tensor(Tensor),
 }
 
+/// Additive attention bias for masked keys. Finite (not -inf) so that a query row whose keys are
+/// all masked (a left-padding position) gives a harmless uniform row instead of NaN.
+pub const MASKED: f64 = -1e30;
+
 impl AttentionBias {
+    /// The bias of a forward of `t` new positions per row after `past` keys: causal, plus the
+    /// keys that `key_mask` (`[b, past + t]`, any dtype, 0 = padding) masks; `None` when
+    /// nothing is masked (one new position per row and no mask). For the CPU f32 kernels it is
+    /// built on the host; elsewhere on `device` from the mask where it lies, so that a decode
+    /// step moves no `[rows, keys]` array between host and device (issue 17). Errors when the
+    /// mask's shape is not `[b, past + t]`.
+    pub fn for_keys(
+        key_mask: Option<&Tensor>,
+        (b, t, past): (usize, usize, usize),
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Option<Self>> {
+        let total = past + t;
+        if let Some(m) = key_mask {
+            let dims = m.dims2()?;
+            if dims != (b, total) {
+                candle_core::bail!("key_mask has shape {dims:?}, expected ({b}, {total})");
+            }
+        }
+        if key_mask.is_none() && t == 1 {
+            return Ok(None);
+        }
+        if cpu_f32_on(device, dtype) && !blocked(t) {
+            return Ok(host_bias(key_mask, (b, t, past))?.map(|h| AttentionBias::Host(Arc::new(h))));
+        }
+        // 1 where masked: a padding key, or a key after the query (`j > past + i`).
+        let keys = Tensor::arange(0u32, total as u32, device)?.reshape((1, total))?;
+        let queries = Tensor::arange(past as u32, total as u32, device)?.reshape((t, 1))?;
+        let mut masked = keys.broadcast_gt(&queries)?.reshape((1, 1, t, total))?;
+        if let Some(m) = key_mask {
+            let pad = m.to_device(device)?.eq(0.0)?.reshape((b, 1, 1, total))?;
+            masked = masked.broadcast_maximum(&pad)?;
+        }
+        let bias = masked
+            .broadcast_as((b, 1, t, total))?
+            .to_dtype(super::accumulation_dtype(dtype))?
+            .affine(MASKED, 0.0)?;
+        Ok(Some(AttentionBias::Tensor(bias)))
+    }
+
     /// `host` is `[batch, seq, keys]`, row-major; masked entries hold a large finite negative
     /// value (the caller's; it must stay finite in `dtype`).
     pub fn new(
@@ -74,6 +88,37 @@ impl AttentionBias {
             bias.to_dtype(super::accumulation_dtype(dtype))?,
         ))
     }
+}
+
+/// [`AttentionBias::for_keys`] on the host, `[b, t, past + t]` row-major; `None` when nothing
+/// is masked.
+fn host_bias(
+    key_mask: Option<&Tensor>,
+    (b, t, past): (usize, usize, usize),
+) -> Result<Option<Vec<f32>>> {
+    let total = past + t;
+    let keys: Option<Vec<Vec<u32>>> = key_mask
+        .map(|m| m.to_dtype(DType::U32)?.to_vec2())
+        .transpose()?;
+    let any_pad = keys
+        .as_ref()
+        .is_some_and(|k| k.iter().flatten().any(|&v| v == 0));
+    if t == 1 && !any_pad {
+        return Ok(None);
+    }
+    let mut bias = vec![0f32; b * t * total];
+    for r in 0..b {
+        for i in 0..t {
+            for j in 0..total {
+                let causal = j > past + i;
+                let pad = keys.as_ref().is_some_and(|k| k[r][j] == 0);
+                if causal || pad {
+                    bias[(r * t + i) * total + j] = MASKED as f32;
+                }
+            }
+        }
+    }
+    Ok(Some(bias))
 }
 
 /// `softmax(q·kᵀ/√d + bias)·v` for grouped-query attention without copying K/V: the query
@@ -140,13 +185,12 @@ pub fn attention(
     } else {
         // The cache's keys are used in place (a strided view of its buffer, which the batched
         // matmul takes), and a shared prompt's are not joined to every row's own: its scores
-        // and its share of the output are their own matmuls, so a decode step copies only the
-        // rows' prompt keys (`SharedPrefix::per_row`), not every cached key.
-        let per_row = prefix.as_ref().map(SharedPrefix::per_row).transpose()?;
+        // and its share of the output are their own matmuls (`SharedPrefix::scores`).
+        let shared = prefix.as_ref().map(|p| p.scores(q, scale)).transpose()?;
         let (k, v) = (strided_rows(k)?, strided_rows(v)?);
         let own = (q.matmul(&k.t()?)? * scale)?;
-        let scaled = match &per_row {
-            Some((pk, _)) => Tensor::cat(&[&(q.matmul(&pk.t()?)? * scale)?, &own], 3)?,
+        let scaled = match &shared {
+            Some((pre, _)) => Tensor::cat(&[pre, &own], 3)?,
             None => own,
         };
         // Softmax in f32 for bf16/f16 (HF: `softmax(…, dtype=torch.float32).to(q.dtype)`).
@@ -163,12 +207,12 @@ pub fn attention(
         let probs = probs
             .to_dtype(v.dtype())?
             .reshape((b, nkv, groups * t, total))?;
-        match per_row {
+        match shared {
             None => probs.matmul(&v),
-            Some((_, pv)) => {
-                let n = pv.dim(2)?;
-                let part = |from: usize, len: usize| probs.narrow(3, from, len)?.contiguous();
-                part(0, n)?.matmul(&pv)? + part(n, total - n)?.matmul(&v)?
+            Some((pre, values)) => {
+                let n = pre.dim(3)?;
+                let own = probs.narrow(3, n, total - n)?.contiguous()?.matmul(&v)?;
+                values.weigh(&probs.narrow(3, 0, n)?)? + own
             }
         }
     }
@@ -296,5 +340,50 @@ impl CustomOp2 for SoftmaxGrad {
                 }
             });
         output(ds, l1.shape().clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device, Result, Tensor};
+
+    use super::{AttentionBias, MASKED};
+
+    fn bias_values(bias: Option<AttentionBias>) -> Result<Vec<f32>> {
+        Ok(match bias {
+            Some(AttentionBias::Host(h)) => h.to_vec(),
+            Some(AttentionBias::Tensor(t)) => t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+            None => Vec::new(),
+        })
+    }
+
+    #[test]
+    fn the_bias_is_the_same_built_on_the_host_or_from_the_mask_where_it_lies() -> Result<()> {
+        let cpu = &Device::Cpu;
+        // 2 rows, 3 new positions after 2 cached keys; row 0 is left-padded, row 1 has a hole.
+        let mask = Tensor::new(&[[0u8, 1, 1, 1, 1], [1, 1, 0, 1, 1]], cpu)?;
+        let dims = (2, 3, 2);
+        let host = AttentionBias::for_keys(Some(&mask), dims, cpu, DType::F32)?;
+        assert!(matches!(host, Some(AttentionBias::Host(_))));
+        let host = bias_values(host)?;
+        let m = MASKED as f32;
+        // Row 0, query 0 (position 2): the padding key and the two later keys are masked.
+        assert_eq!(&host[..5], &[m, 0.0, 0.0, m, m]);
+        // Row 1, query 2 (position 4): only the hole.
+        assert_eq!(&host[25..], &[0.0, 0.0, m, 0.0, 0.0]);
+        for dtype in [DType::F64, DType::BF16] {
+            let device = AttentionBias::for_keys(Some(&mask), dims, cpu, dtype)?;
+            let Some(AttentionBias::Tensor(t)) = &device else {
+                panic!("{dtype:?}: expected a tensor bias");
+            };
+            assert_eq!(t.dims(), &[2, 1, 3, 5]);
+            assert_eq!(bias_values(device)?, host, "{dtype:?}");
+        }
+        // No mask: causal only, or nothing at all for a single new position.
+        let causal = bias_values(AttentionBias::for_keys(None, (1, 2, 1), cpu, DType::F64)?)?;
+        assert_eq!(causal, [0.0, 0.0, m, 0.0, 0.0, 0.0]);
+        assert!(AttentionBias::for_keys(None, (4, 1, 9), cpu, DType::F64)?.is_none());
+        assert!(AttentionBias::for_keys(Some(&mask), (2, 1, 3), cpu, DType::F32).is_err());
+        Ok(())
     }
 }

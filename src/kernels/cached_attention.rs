@@ -13,7 +13,8 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-use super::attention::{softmax_in_place, SharedPrefix};
+use super::attention::softmax_in_place;
+use super::shared_prefix::SharedPrefix;
 
 /// `softmax(q·kᵀ·scale + bias)·v` for grouped queries.
 ///
@@ -163,13 +164,13 @@ impl CustomOp3 for CachedAttention {
         let (k, v) = match (&guards, &self.prefix) {
             (Some(((ks, kl), (vs, vl))), Some(p)) => {
                 let prompts = p.k.dim(0)?;
-                if p.of_row.len() != b || p.of_row.iter().any(|&g| g as usize >= prompts) {
+                if p.of_row().len() != b || p.of_row().iter().any(|&g| g as usize >= prompts) {
                     candle_core::bail!("cached-attention: the prefix map does not fit the batch");
                 }
                 let plen = p.k.dim(2)?;
                 (
-                    Keys::shared(View::of(ks, kl)?, &p.of_row, plen, k),
-                    Keys::shared(View::of(vs, vl)?, &p.of_row, plen, v),
+                    Keys::shared(View::of(ks, kl)?, p.of_row(), plen, k),
+                    Keys::shared(View::of(vs, vl)?, p.of_row(), plen, v),
                 )
             }
             _ => (Keys::own(k), Keys::own(v)),

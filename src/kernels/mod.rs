@@ -28,10 +28,11 @@ mod mlp;
 mod norm;
 mod reduce;
 pub mod rope;
+mod shared_prefix;
 mod top_k;
 
 pub use adamw::{adamw_update, Coefficients};
-pub use attention::{attention, attention_softmax, AttentionBias, SharedPrefix};
+pub use attention::{attention, attention_softmax, AttentionBias, MASKED};
 pub use blocked_attention::{blocked, blocked_attention, blocked_attention_with, QUERY_BLOCK};
 pub use head::{target_logprob_entropy, target_logprobs, HeadChunk};
 pub use inplace::{add_assign, add_rows, fresh, scale};
@@ -40,6 +41,7 @@ pub use mlp::swiglu;
 pub use norm::rms_norm;
 pub use reduce::{sum_all, sum_of_squares};
 pub use rope::{split_heads, Rotary};
+pub use shared_prefix::{PrefixRows, PrefixValues, SharedPrefix};
 pub use top_k::{max_candidates, top_candidates};
 
 use candle_core::{CpuStorage, DType, Device, Layout, Result, Shape, Tensor};

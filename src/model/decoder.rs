@@ -18,10 +18,6 @@ use super::layers::{Linear, RmsNorm, Weight};
 use super::packed::PackedWeight;
 use crate::kernels::{self, split_heads, AttentionBias, Rotary};
 
-/// Additive attention bias for masked keys. Finite (not -inf) so that a query row whose keys are
-/// all masked (a left-padding position) gives a harmless uniform row instead of NaN.
-const MASKED: f64 = -1e30;
-
 #[derive(Clone)]
 struct Layer {
     input_layernorm: RmsNorm,
@@ -314,15 +310,7 @@ impl Decoder {
     ) -> Result<LayerInputs> {
         let (b, t) = input_ids.dims2()?;
         let rotary = Rotary::new(&self.inv_freq, positions, &self.device, self.dtype)?;
-        let bias = match self.attention_bias(b, t, past, key_mask)? {
-            Some(h) => Some(AttentionBias::new(
-                h,
-                (b, t, past + t),
-                &self.device,
-                self.dtype,
-            )?),
-            None => None,
-        };
+        let bias = AttentionBias::for_keys(key_mask, (b, t, past), &self.device, self.dtype)?;
         Ok(LayerInputs {
             ids: input_ids.flatten_all()?,
             b,
@@ -404,47 +392,6 @@ impl Decoder {
     ) -> Result<Tensor> {
         let hidden = self.hidden_states(input_ids, positions, key_mask, cache)?;
         self.logits(&hidden)
-    }
-
-    /// Additive attention bias `[batch, seq, past + seq]` on the host: causal, plus masked
-    /// padding keys. `None` when nothing is masked (a single new token and no padding).
-    fn attention_bias(
-        &self,
-        b: usize,
-        t: usize,
-        past: usize,
-        key_mask: Option<&Tensor>,
-    ) -> Result<Option<Arc<Vec<f32>>>> {
-        let total = past + t;
-        let keys: Option<Vec<Vec<u32>>> = match key_mask {
-            Some(m) => {
-                let dims = m.dims2()?;
-                if dims != (b, total) {
-                    candle_core::bail!("key_mask has shape {dims:?}, expected ({b}, {total})");
-                }
-                Some(m.to_dtype(DType::U32)?.to_vec2()?)
-            }
-            None => None,
-        };
-        let any_pad = keys
-            .as_ref()
-            .is_some_and(|k| k.iter().flatten().any(|&v| v == 0));
-        if t == 1 && !any_pad {
-            return Ok(None);
-        }
-        let mut bias = vec![0f32; b * t * total];
-        for r in 0..b {
-            for i in 0..t {
-                for j in 0..total {
-                    let causal = j > past + i;
-                    let pad = keys.as_ref().is_some_and(|k| k[r][j] == 0);
-                    if causal || pad {
-                        bias[(r * t + i) * total + j] = MASKED as f32;
-                    }
-                }
-            }
-        }
-        Ok(Some(Arc::new(bias)))
     }
 
     fn attention(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use candle_core::{Result, Tensor};
 
-use crate::kernels::SharedPrefix;
+use crate::kernels::{PrefixRows, SharedPrefix};
 
 /// One layer's cached keys and values: buffers `[batch, kv_heads, capacity, head_dim]` of
 /// which the first `len` positions are filled, after the rows' shared prefix if any.
@@ -161,11 +161,11 @@ impl KvCache {
                     k: zeros(rows, own_cap)?,
                     v: zeros(rows, own_cap)?,
                     len: 0,
-                    prefix: Some(SharedPrefix {
-                        k: zeros(prefixes, prefix_cap)?,
-                        v: zeros(prefixes, prefix_cap)?,
-                        of_row: Arc::new(vec![0; rows]),
-                    }),
+                    prefix: Some(SharedPrefix::new(
+                        zeros(prefixes, prefix_cap)?,
+                        zeros(prefixes, prefix_cap)?,
+                        Arc::new(PrefixRows::new(vec![0; rows], prefixes, l.k.device())?),
+                    )?),
                     write: None,
                 }))
             })
@@ -203,14 +203,27 @@ impl KvCache {
         Ok(())
     }
 
-    /// Which prefix each row attends to.
-    pub fn set_prefix_of_row(&mut self, of_row: Vec<u32>) {
-        let of_row = Arc::new(of_row);
+    /// Which prefix each row attends to. Errors when a row names a prefix the cache has not.
+    pub fn set_prefix_of_row(&mut self, of_row: Vec<u32>) -> Result<()> {
+        self.map_prefix_rows(|_| of_row)
+    }
+
+    /// Replaces every layer's row → prefix map by `f(old map)`, built once for all layers.
+    fn map_prefix_rows(&mut self, f: impl FnOnce(&[u32]) -> Vec<u32>) -> Result<()> {
+        let Some(first) = self.layers.iter().flatten().find_map(|l| l.prefix.as_ref()) else {
+            return Ok(());
+        };
+        let rows = Arc::new(PrefixRows::new(
+            f(first.of_row()),
+            first.k.dim(0)?,
+            first.k.device(),
+        )?);
         for layer in self.layers.iter_mut().flatten() {
-            if let Some(p) = layer.prefix.as_mut() {
-                p.of_row = of_row.clone();
+            if let Some(p) = layer.prefix.take() {
+                layer.prefix = Some(SharedPrefix::new(p.k, p.v, rows.clone())?);
             }
         }
+        Ok(())
     }
 
     /// Where the next forward (one new position per row) writes each row's key and value:
@@ -252,11 +265,8 @@ impl KvCache {
             c.k = c.k.index_select(&idx, 0)?;
             c.v = c.v.index_select(&idx, 0)?;
             c.write = None;
-            if let Some(p) = c.prefix.as_mut() {
-                p.of_row = Arc::new(rows.iter().map(|&r| p.of_row[r as usize]).collect());
-            }
         }
-        Ok(())
+        self.map_prefix_rows(|of_row| rows.iter().map(|&r| of_row[r as usize]).collect())
     }
 }
 

@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 
-use candle_core::{Result, Tensor};
+use candle_core::{Device, Result, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -291,25 +291,25 @@ pub(super) fn run(
             }
         }
         let width = cols.iter().max().map_or(1, |&c| c as usize + 1);
-        let mut mask = vec![0u32; slots.len() * (prefix_cap + width)];
-        for (r, slot) in slots.iter().enumerate() {
-            let m = &mut mask[r * (prefix_cap + width)..(r + 1) * (prefix_cap + width)];
-            let (pre, own) = m.split_at_mut(prefix_cap);
-            match slot {
-                Some(row) => {
-                    pre[prefix_cap - row.prompt_len..].fill(1);
-                    own[..row.out.ids.len()].fill(1);
-                }
-                None => own[0] = 1,
-            }
-        }
+        // Each row sees its prompt, right-aligned in its prefix, and its own keys so far; a
+        // free slot only its placeholder.
+        let spans: Vec<(u32, u32)> = slots
+            .iter()
+            .map(|slot| match slot {
+                Some(row) => (
+                    (prefix_cap - row.prompt_len) as u32,
+                    (prefix_cap + row.out.ids.len()) as u32,
+                ),
+                None => (prefix_cap as u32, prefix_cap as u32 + 1),
+            })
+            .collect();
         let n = slots.len();
         let c = cache.as_mut().expect("a row was admitted");
-        c.set_prefix_of_row(of_row.clone());
+        c.set_prefix_of_row(of_row.clone())?;
         c.set_write_columns(&cols)?;
         let ids = Tensor::new(ids, device)?.reshape((n, 1))?;
         let pos = Tensor::new(pos, device)?.reshape((n, 1))?;
-        let mask = Tensor::from_vec(mask, (n, prefix_cap + width), device)?;
+        let mask = span_mask(&spans, prefix_cap + width, device)?;
         logits = decoder
             .forward(&ids, &pos, Some(&mask), Some(c))?
             .squeeze(1)?
@@ -355,6 +355,17 @@ fn record(
         }
         None => false,
     }
+}
+
+/// The key mask `[rows, keys]` (u8) in which row `r` sees keys `spans[r].0 .. spans[r].1`,
+/// built on `device`: a decode step uploads two numbers per row, not the mask.
+fn span_mask(spans: &[(u32, u32)], keys: usize, device: &Device) -> Result<Tensor> {
+    let n = spans.len();
+    let (from, to): (Vec<u32>, Vec<u32>) = spans.iter().copied().unzip();
+    let cols = Tensor::arange(0u32, keys as u32, device)?.reshape((1, keys))?;
+    let from = Tensor::from_vec(from, (n, 1), device)?;
+    let to = Tensor::from_vec(to, (n, 1), device)?;
+    cols.broadcast_ge(&from)?.mul(&cols.broadcast_lt(&to)?)
 }
 
 /// Prefills prompts together, left-padded to the longest: their cache (row `i` holds prompt

@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::kernels;
 use crate::model::Decoder;
 use crate::sampling::{
-    all_finite, candidates_needed, sample, sample_from_candidates, SamplingParams,
+    all_finite, candidates_needed, sample, sample_from_candidates, sample_from_head, SamplingParams,
 };
 use crate::self_certainty::{sequence_mean, Alignment};
 use crate::tokenizer::TextTokenizer;
@@ -200,7 +200,7 @@ pub fn slot_plan_for(
 /// each row's distribution. Off the CPU, when the settings allow ([`candidates_needed`]), only
 /// the statistics and each row's largest logits cross to the host ([`sample_on_device`]);
 /// otherwise the whole `[rows, vocab]` logits do ([`sample_on_host`]). Both draw the same
-/// tokens from the same logits.
+/// tokens from the same logits (without top-k, to the rounding of the probabilities).
 fn sample_step(
     logits: &Tensor,
     rows: &mut [Row],
@@ -256,8 +256,10 @@ fn sample_on_host(
 }
 
 /// [`sample_step`] from `m` candidates per row ([`kernels::top_candidates`]) and the statistics
-/// computed where the logits are; a row whose top-k boundary ties past its candidates has its
-/// own logits copied. `None` when some row's logits are not finite (the host path names it).
+/// computed where the logits are ([`sample_from_candidates`]; without top-k,
+/// [`sample_from_head`]); the rows the candidates do not decide (a top-k boundary tie past
+/// them, a draw that falls past the head) have their logits copied, together. `None` when some
+/// row's logits are not finite (the host path names it).
 fn sample_on_device(
     logits: &Tensor,
     rows: &mut [Row],
@@ -272,24 +274,35 @@ fn sample_on_device(
     }
     let vocab = logits.dim(1)?;
     let candidates = kernels::top_candidates(logits, m)?;
+    let head = !p.is_greedy() && p.top_k == 0;
     let picks: Vec<Option<(u32, f32)>> = rows
         .par_iter_mut()
         .zip(candidates.par_iter())
-        .map(|(row, c)| match row.finishing {
-            true => Some((0, 0.0)),
-            false => sample_from_candidates(c, m >= vocab, p, &mut row.rng),
+        .zip(rs.lse_t().par_iter())
+        .map(|((row, c), &lse_t)| match (row.finishing, head) {
+            (true, _) => Some((0, 0.0)),
+            (false, true) => sample_from_head(c, lse_t, p, &mut row.rng),
+            (false, false) => sample_from_candidates(c, m >= vocab, p, &mut row.rng),
         })
         .collect();
+    // The rows the candidates do not decide are drawn from their full logits, copied together.
+    let undecided: Vec<u32> = (0..rows.len() as u32)
+        .filter(|&i| picks[i as usize].is_none())
+        .collect();
+    let mut full = match undecided.is_empty() {
+        true => Vec::new(),
+        false => logits
+            .index_select(&Tensor::new(undecided.as_slice(), logits.device())?, 0)?
+            .to_vec2::<f32>()?,
+    }
+    .into_iter();
     let mut tokens = Vec::with_capacity(rows.len());
     let mut picked = Vec::with_capacity(rows.len());
     for (i, pick) in picks.into_iter().enumerate() {
         let (token, z) = match pick {
             Some(pick) => pick,
             None => {
-                let z: Vec<f32> = logits
-                    .get(i)?
-                    .to_dtype(candle_core::DType::F32)?
-                    .to_vec1()?;
+                let z = full.next().expect("one full row per undecided row");
                 let token = sample(&z, &rows[i].history, p, &mut rows[i].rng)?;
                 (token, z[token as usize])
             }
@@ -333,7 +346,7 @@ fn hits_stop_string(tok: Option<&TextTokenizer>, stops: &[String], ids: &[u32]) 
 #[cfg(test)]
 mod tests {
     use candle_core::{DType, Device, Tensor};
-    use rand::SeedableRng;
+    use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
     use super::{empty_completion, sample_on_device, sample_on_host, Row};
@@ -357,7 +370,7 @@ mod tests {
 
     /// The candidate path draws the host path's tokens, with the same use of every row's RNG,
     /// over several steps: plain, bf16-rounded logits (ties at the top-k boundary, which fall
-    /// back to the row's full logits), and every warper.
+    /// back to the row's full logits), and every warper; without top-k, to rounding.
     #[test]
     fn sampling_from_candidates_draws_what_the_full_rows_draw() -> candle_core::Result<()> {
         let (n, vocab) = (12, 3001);
@@ -375,12 +388,46 @@ mod tests {
                 top_k: 1,
                 ..Default::default()
             },
+            // No top-k: the head of each row decides most draws, the rest fall back.
+            SamplingParams {
+                temperature: 1.0,
+                top_k: 0,
+                ..Default::default()
+            },
+            SamplingParams {
+                top_k: 0,
+                top_p: 0.9,
+                ..Default::default()
+            },
+            SamplingParams {
+                top_k: 0,
+                min_p: 0.2,
+                ..Default::default()
+            },
+            SamplingParams {
+                top_k: 0,
+                top_p: 0.95,
+                min_p: 0.01,
+                ..Default::default()
+            },
         ];
+        // Seeded logits, N(0, 2²) by Box–Muller: the test sees the same draws every run.
+        let mut gen = ChaCha8Rng::seed_from_u64(11);
+        let mut normal = || -> f32 {
+            let (u1, u2): (f32, f32) = (gen.random(), gen.random());
+            2.0 * (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+        };
         for (s, p) in settings.iter().enumerate() {
             let m = candidates_needed(p).unwrap();
             let (mut a, mut b) = (rows(n), rows(n));
+            // Without top-k the host path's probabilities are f32 sums over the whole row and
+            // the head's come from the row's logsumexp: a uniform within their rounding of a
+            // boundary between two tokens may pick either.
+            let exact = p.is_greedy() || p.top_k > 0;
+            let mut differ = 0;
             for step in 0..4u64 {
-                let mut logits = Tensor::randn(0f32, 2.0, (n, vocab), &Device::Cpu)?;
+                let values: Vec<f32> = (0..n * vocab).map(|_| normal()).collect();
+                let mut logits = Tensor::from_vec(values, (n, vocab), &Device::Cpu)?;
                 if step == 1 {
                     // Whole numbers: a top-50 boundary tie longer than the 64 spare
                     // candidates, so rows fall back to their full logits.
@@ -395,7 +442,10 @@ mod tests {
                 }
                 let (ta, sa) = sample_on_host(&logits, &mut a, p)?;
                 let (tb, sb) = sample_on_device(&logits, &mut b, p, m)?.unwrap();
-                assert_eq!(ta, tb, "settings {s}, step {step}");
+                if exact {
+                    assert_eq!(ta, tb, "settings {s}, step {step}");
+                }
+                differ += ta.iter().zip(&tb).filter(|(x, y)| x != y).count();
                 for (x, y) in [
                     (&sa.logprob, &sb.logprob),
                     (&sa.logprob_t1, &sb.logprob_t1),
@@ -404,7 +454,8 @@ mod tests {
                     (&sa.lse_minus_mean, &sb.lse_minus_mean),
                 ] {
                     // Row 3 is finishing: its token's values are never read.
-                    for (i, (u, v)) in x.iter().zip(y).enumerate().filter(|e| e.0 != 3) {
+                    let same = |i: usize| i != 3 && ta[i] == tb[i];
+                    for (i, (u, v)) in x.iter().zip(y).enumerate().filter(|e| same(e.0)) {
                         assert!(
                             (u - v).abs() < 1e-4,
                             "settings {s}, step {step}, row {i}: {u} vs {v}"
@@ -412,10 +463,13 @@ mod tests {
                     }
                 }
             }
+            assert!(
+                differ <= 1,
+                "settings {s}: {differ} of {} draws differ",
+                4 * n
+            );
             let next = |r: &mut Vec<Row>| -> Vec<u32> {
-                r.iter_mut()
-                    .map(|r| rand::Rng::random::<u32>(&mut r.rng))
-                    .collect()
+                r.iter_mut().map(|r| r.rng.random::<u32>()).collect()
             };
             assert_eq!(
                 next(&mut a),

@@ -57,6 +57,12 @@ impl RowStats {
         self.lse_minus_mean.iter().all(|x| x.is_finite())
     }
 
+    /// logsumexp(z / T) of each row: each token's probability at the temperature is
+    /// `exp(z / T − lse_t)`.
+    pub fn lse_t(&self) -> &[f32] {
+        &self.lse_t
+    }
+
     /// The statistics of each row's token, given its logit `picked[row]`.
     pub fn with_picked(self, picked: &[f32]) -> TokenStats {
         let t = self.temperature;
