@@ -147,12 +147,15 @@ impl MemoryPlan {
                 + layer_activations(m, together, lp, lp, b) / 4
                 + attention_blocks(m, together, lp, lp),
         ));
-        // Off the CPU a decode step's attention copies each row's prompt keys and values
-        // (`SharedPrefix::per_row`), one layer at a time.
+        // Off the CPU a decode step's attention scores every row's keys at once, one layer at
+        // a time: the scaled scores and the weights in the compute dtype, the widened,
+        // masked and normalised ones in f32 (`kernels::attention`). A shared prompt's keys are
+        // read in place (`SharedPrefix::scores`).
         if !inputs.cpu {
+            let heads = m.num_attention_heads as u64;
             rollout.push(item(
-                "decode attention: each row's prompt keys (one layer)",
-                2 * slots * lp * kv_width * b,
+                "decode attention scores (one layer)",
+                slots * heads * (lp + cfg.max_completion_length as u64) * (2 * b + 3 * 4),
             ));
         }
 
