@@ -186,19 +186,15 @@ pub fn sample<R: Rng>(
     Ok(draw(&kept_distribution(z, p)?, rng))
 }
 
-/// How many of a row's largest logits these settings sample from ([`sample_from_candidates`];
-/// without top-k, [`sample_from_head`]: [`HEAD_CANDIDATES`]), or `None` when it needs the whole
-/// row (a repetition penalty, which can reorder any logit). Greedy needs one; a margin of ties
-/// past the k-th is asked for as well.
-pub fn candidates_needed(p: &SamplingParams) -> Option<usize> {
+/// How many of a row's largest logits (after the repetition penalty) these settings sample
+/// from: [`sample_from_candidates`] needs the top-k and a margin of ties past the k-th (greedy:
+/// one), [`sample_from_head`] (no top-k) [`HEAD_CANDIDATES`].
+pub fn candidates_needed(p: &SamplingParams) -> usize {
     const TIE_MARGIN: usize = 64;
-    if p.repetition_penalty != 1.0 {
-        return None;
-    }
     match p.is_greedy() {
-        true => Some(1 + TIE_MARGIN),
-        false if p.top_k > 0 => Some(p.top_k + TIE_MARGIN),
-        false => Some(HEAD_CANDIDATES),
+        true => 1 + TIE_MARGIN,
+        false if p.top_k > 0 => p.top_k + TIE_MARGIN,
+        false => HEAD_CANDIDATES,
     }
 }
 
@@ -207,7 +203,8 @@ pub fn candidates_needed(p: &SamplingParams) -> Option<usize> {
 /// whole row. Draws exactly what [`sample`] draws from the full row (the same token, the same
 /// use of `rng`) and returns the token with its logit; `None`, with `rng` untouched, when a tie
 /// at the k-th value (the maximum, for greedy) may continue past the candidates, so that the
-/// full row is needed. Not for a repetition penalty ([`candidates_needed`]).
+/// full row is needed. The candidates are of the logits after any repetition penalty: `p`'s
+/// penalty is not applied here.
 pub fn sample_from_candidates<R: Rng>(
     candidates: &[(u32, f32)],
     complete: bool,
@@ -256,7 +253,8 @@ pub const HEAD_CANDIDATES: usize = 128;
 /// candidates decide the draw (top-p or min-p keeps only tokens among them, or the uniform falls
 /// on them); `None`, with `rng` untouched, when the draw needs the rest of the row (then
 /// [`sample`] on the full row draws with the same uniform). Draws what [`sample`] draws, to the
-/// rounding of the probabilities. Not for greedy, top-k or a repetition penalty.
+/// rounding of the probabilities. Not for greedy or top-k; as in [`sample_from_candidates`],
+/// the candidates and `lse_t` are of the logits after any repetition penalty.
 pub fn sample_from_head<R: Rng + Clone>(
     candidates: &[(u32, f32)],
     lse_t: f32,

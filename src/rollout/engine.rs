@@ -18,7 +18,8 @@ use candle_core::{Device, Result, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{empty_completion, hits_stop_string, sample_step, Completion, FinishReason};
+use super::sample::sample_step;
+use super::{empty_completion, hits_stop_string, Completion, FinishReason};
 use super::{PromptRequest, RolloutConfig, Row};
 use crate::model::decoder::positions_from_mask;
 use crate::model::{Decoder, KvCache};

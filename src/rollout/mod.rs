@@ -11,23 +11,19 @@
 //! is freed.
 
 pub mod engine;
+mod sample;
 pub mod stats;
 
 use std::collections::BTreeSet;
 
-use candle_core::{Result, Tensor};
+use candle_core::Result;
 use rand_chacha::ChaCha8Rng;
 
-use crate::kernels;
 use crate::model::Decoder;
-use crate::sampling::{
-    all_finite, candidates_needed, sample, sample_from_candidates, sample_from_head, SamplingParams,
-};
+use crate::sampling::SamplingParams;
 use crate::self_certainty::{sequence_mean, Alignment};
 use crate::tokenizer::TextTokenizer;
 pub use engine::SlotPlan;
-use rayon::prelude::*;
-use stats::{row_stats, token_stats_host, TokenStats};
 
 /// Why a completion ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -196,123 +192,6 @@ pub fn slot_plan_for(
     )
 }
 
-/// One decode step's sampling: a token per row (0 for a finishing row) and the statistics of
-/// each row's distribution. Off the CPU, when the settings allow ([`candidates_needed`]), only
-/// the statistics and each row's largest logits cross to the host ([`sample_on_device`]);
-/// otherwise the whole `[rows, vocab]` logits do ([`sample_on_host`]). Both draw the same
-/// tokens from the same logits (without top-k, to the rounding of the probabilities).
-fn sample_step(
-    logits: &Tensor,
-    rows: &mut [Row],
-    p: &SamplingParams,
-) -> Result<(Vec<u32>, TokenStats)> {
-    let vocab = logits.dim(1)?;
-    if !logits.device().is_cpu() {
-        if let Some(m) = candidates_needed(p).filter(|&m| m <= kernels::max_candidates(vocab)) {
-            if let Some(step) = sample_on_device(logits, rows, p, m)? {
-                return Ok(step);
-            }
-        }
-    }
-    sample_on_host(logits, rows, p)
-}
-
-/// [`sample_step`] from the full logits copied to the host. Errors when a row's logits are not
-/// finite, naming the row.
-fn sample_on_host(
-    logits: &Tensor,
-    rows: &mut [Row],
-    p: &SamplingParams,
-) -> Result<(Vec<u32>, TokenStats)> {
-    let host: Vec<Vec<f32>> = logits.to_dtype(candle_core::DType::F32)?.to_vec2()?;
-    let sampled: Vec<Result<u32>> = rows
-        .par_iter_mut()
-        .zip(host.par_iter())
-        .map(|(row, z)| match row.finishing {
-            true => Ok(0),
-            false => sample(z, &row.history, p, &mut row.rng),
-        })
-        .collect();
-    let tokens: Vec<u32> = sampled.iter().map(|t| *t.as_ref().unwrap_or(&0)).collect();
-    let st = token_stats_host(&host, &tokens, p.temperature);
-    // A non-finite logit makes its row's logsumexp − mean non-finite (or leaves nothing to
-    // sample), so the rows are searched only then: no extra pass over the logits per step.
-    let suspect =
-        sampled.iter().any(Result::is_err) || st.lse_minus_mean.iter().any(|x| !x.is_finite());
-    if let Some(i) = suspect
-        .then(|| host.iter().position(|z| !all_finite(z)))
-        .flatten()
-    {
-        let o = &rows[i].out;
-        candle_core::bail!(
-            "the model's logits are not finite (NaN/Inf) at new token {} of prompt {}, sample {}: the weights have diverged",
-            o.ids.len() + 1,
-            o.prompt_index,
-            o.sample_index
-        );
-    }
-    let tokens: Vec<u32> = sampled.into_iter().collect::<Result<_>>()?;
-    Ok((tokens, st))
-}
-
-/// [`sample_step`] from `m` candidates per row ([`kernels::top_candidates`]) and the statistics
-/// computed where the logits are ([`sample_from_candidates`]; without top-k,
-/// [`sample_from_head`]); the rows the candidates do not decide (a top-k boundary tie past
-/// them, a draw that falls past the head) have their logits copied, together. `None` when some
-/// row's logits are not finite (the host path names it).
-fn sample_on_device(
-    logits: &Tensor,
-    rows: &mut [Row],
-    p: &SamplingParams,
-    m: usize,
-) -> Result<Option<(Vec<u32>, TokenStats)>> {
-    // One f32 copy of the logits serves both (each converts only what is not f32 already).
-    let logits = &logits.to_dtype(candle_core::DType::F32)?;
-    let rs = row_stats(logits, p.temperature)?;
-    if !rs.all_finite() {
-        return Ok(None);
-    }
-    let vocab = logits.dim(1)?;
-    let candidates = kernels::top_candidates(logits, m)?;
-    let head = !p.is_greedy() && p.top_k == 0;
-    let picks: Vec<Option<(u32, f32)>> = rows
-        .par_iter_mut()
-        .zip(candidates.par_iter())
-        .zip(rs.lse_t().par_iter())
-        .map(|((row, c), &lse_t)| match (row.finishing, head) {
-            (true, _) => Some((0, 0.0)),
-            (false, true) => sample_from_head(c, lse_t, p, &mut row.rng),
-            (false, false) => sample_from_candidates(c, m >= vocab, p, &mut row.rng),
-        })
-        .collect();
-    // The rows the candidates do not decide are drawn from their full logits, copied together.
-    let undecided: Vec<u32> = (0..rows.len() as u32)
-        .filter(|&i| picks[i as usize].is_none())
-        .collect();
-    let mut full = match undecided.is_empty() {
-        true => Vec::new(),
-        false => logits
-            .index_select(&Tensor::new(undecided.as_slice(), logits.device())?, 0)?
-            .to_vec2::<f32>()?,
-    }
-    .into_iter();
-    let mut tokens = Vec::with_capacity(rows.len());
-    let mut picked = Vec::with_capacity(rows.len());
-    for (i, pick) in picks.into_iter().enumerate() {
-        let (token, z) = match pick {
-            Some(pick) => pick,
-            None => {
-                let z = full.next().expect("one full row per undecided row");
-                let token = sample(&z, &rows[i].history, p, &mut rows[i].rng)?;
-                (token, z[token as usize])
-            }
-        };
-        tokens.push(token);
-        picked.push(z);
-    }
-    Ok(Some((tokens, rs.with_picked(&picked))))
-}
-
 fn empty_completion(prompt_index: usize, sample_index: usize, vocab_width: usize) -> Completion {
     Completion {
         prompt_index,
@@ -341,155 +220,4 @@ fn hits_stop_string(tok: Option<&TextTokenizer>, stops: &[String], ids: &[u32]) 
     tok.decode(window, false)
         .map(|text| stops.iter().any(|s| text.contains(s.as_str())))
         .unwrap_or(false)
-}
-
-#[cfg(test)]
-mod tests {
-    use candle_core::{DType, Device, Tensor};
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
-
-    use super::{empty_completion, sample_on_device, sample_on_host, Row};
-    use crate::sampling::{candidates_needed, SamplingParams};
-
-    fn rows(n: usize) -> Vec<Row> {
-        (0..n)
-            .map(|i| {
-                let mut rng = ChaCha8Rng::seed_from_u64(7);
-                rng.set_stream(i as u64);
-                Row {
-                    prompt_len: 1,
-                    rng,
-                    history: vec![1],
-                    out: empty_completion(0, i, 0),
-                    finishing: i == 3,
-                }
-            })
-            .collect()
-    }
-
-    /// The candidate path draws the host path's tokens, with the same use of every row's RNG,
-    /// over several steps: plain, bf16-rounded logits (ties at the top-k boundary, which fall
-    /// back to the row's full logits), and every warper; without top-k, to rounding.
-    #[test]
-    fn sampling_from_candidates_draws_what_the_full_rows_draw() -> candle_core::Result<()> {
-        let (n, vocab) = (12, 3001);
-        let settings = [
-            SamplingParams::default(),
-            SamplingParams::greedy(),
-            SamplingParams {
-                top_k: 5,
-                top_p: 0.8,
-                min_p: 0.05,
-                ..Default::default()
-            },
-            SamplingParams {
-                temperature: 1.3,
-                top_k: 1,
-                ..Default::default()
-            },
-            // No top-k: the head of each row decides most draws, the rest fall back.
-            SamplingParams {
-                temperature: 1.0,
-                top_k: 0,
-                ..Default::default()
-            },
-            SamplingParams {
-                top_k: 0,
-                top_p: 0.9,
-                ..Default::default()
-            },
-            SamplingParams {
-                top_k: 0,
-                min_p: 0.2,
-                ..Default::default()
-            },
-            SamplingParams {
-                top_k: 0,
-                top_p: 0.95,
-                min_p: 0.01,
-                ..Default::default()
-            },
-        ];
-        // Seeded logits, N(0, 2²) by Box–Muller: the test sees the same draws every run.
-        let mut gen = ChaCha8Rng::seed_from_u64(11);
-        let mut normal = || -> f32 {
-            let (u1, u2): (f32, f32) = (gen.random(), gen.random());
-            2.0 * (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-        };
-        for (s, p) in settings.iter().enumerate() {
-            let m = candidates_needed(p).unwrap();
-            let (mut a, mut b) = (rows(n), rows(n));
-            // Without top-k the host path's probabilities are f32 sums over the whole row and
-            // the head's come from the row's logsumexp: a uniform within their rounding of a
-            // boundary between two tokens may pick either.
-            let exact = p.is_greedy() || p.top_k > 0;
-            let mut differ = 0;
-            for step in 0..4u64 {
-                let values: Vec<f32> = (0..n * vocab).map(|_| normal()).collect();
-                let mut logits = Tensor::from_vec(values, (n, vocab), &Device::Cpu)?;
-                if step == 1 {
-                    // Whole numbers: a top-50 boundary tie longer than the 64 spare
-                    // candidates, so rows fall back to their full logits.
-                    logits = logits.round()?;
-                }
-                if step == 3 {
-                    // Quarters: ties among the largest logits within the candidates.
-                    logits = (logits * 4.0)?.round()?.affine(0.25, 0.0)?;
-                }
-                if step == 3 {
-                    logits = logits.to_dtype(DType::BF16)?;
-                }
-                let (ta, sa) = sample_on_host(&logits, &mut a, p)?;
-                let (tb, sb) = sample_on_device(&logits, &mut b, p, m)?.unwrap();
-                if exact {
-                    assert_eq!(ta, tb, "settings {s}, step {step}");
-                }
-                differ += ta.iter().zip(&tb).filter(|(x, y)| x != y).count();
-                for (x, y) in [
-                    (&sa.logprob, &sb.logprob),
-                    (&sa.logprob_t1, &sb.logprob_t1),
-                    (&sa.entropy, &sb.entropy),
-                    (&sa.entropy_t1, &sb.entropy_t1),
-                    (&sa.lse_minus_mean, &sb.lse_minus_mean),
-                ] {
-                    // Row 3 is finishing: its token's values are never read.
-                    let same = |i: usize| i != 3 && ta[i] == tb[i];
-                    for (i, (u, v)) in x.iter().zip(y).enumerate().filter(|e| same(e.0)) {
-                        assert!(
-                            (u - v).abs() < 1e-4,
-                            "settings {s}, step {step}, row {i}: {u} vs {v}"
-                        );
-                    }
-                }
-            }
-            assert!(
-                differ <= 1,
-                "settings {s}: {differ} of {} draws differ",
-                4 * n
-            );
-            let next = |r: &mut Vec<Row>| -> Vec<u32> {
-                r.iter_mut().map(|r| r.rng.random::<u32>()).collect()
-            };
-            assert_eq!(
-                next(&mut a),
-                next(&mut b),
-                "RNG streams diverged, settings {s}"
-            );
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn a_non_finite_row_is_left_to_the_host_path_which_names_it() -> candle_core::Result<()> {
-        let mut logits = vec![0.5f32; 4 * 100];
-        logits[2 * 100 + 9] = f32::NAN;
-        let logits = Tensor::from_vec(logits, (4, 100), &Device::Cpu)?;
-        let p = SamplingParams::default();
-        let mut r = rows(4);
-        assert!(sample_on_device(&logits, &mut r, &p, 114)?.is_none());
-        let err = sample_on_host(&logits, &mut r, &p).unwrap_err().to_string();
-        assert!(err.contains("prompt 0, sample 2"), "{err}");
-        Ok(())
-    }
 }

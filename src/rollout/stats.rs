@@ -84,20 +84,29 @@ impl RowStats {
     }
 }
 
+/// logsumexp over the last axis of `x` `[rows, V]` (f32), where it is: `[rows]`.
+fn lse(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?;
+    x.broadcast_sub(&max)?
+        .exp()?
+        .sum_keepdim(D::Minus1)?
+        .log()?
+        .add(&max)?
+        .squeeze(D::Minus1)
+}
+
+/// logsumexp(z / T) of each row of logits `[rows, V]` (f32), computed where they are; T = 1
+/// when `temperature` is 0 (greedy).
+pub fn logsumexp_at(logits: &Tensor, temperature: f32) -> Result<Vec<f32>> {
+    let t = if temperature > 0.0 { temperature } else { 1.0 };
+    lse(&(logits.to_dtype(DType::F32)? / t as f64)?)?.to_vec1()
+}
+
 /// [`RowStats`] of logits `[rows, V]`, computed where they are (f32); one copy of `5 × rows`
 /// values to the host.
 pub fn row_stats(logits: &Tensor, temperature: f32) -> Result<RowStats> {
     let t = if temperature > 0.0 { temperature } else { 1.0 };
     let z = logits.to_dtype(DType::F32)?;
-    let lse = |x: &Tensor| -> Result<Tensor> {
-        let max = x.max_keepdim(D::Minus1)?;
-        x.broadcast_sub(&max)?
-            .exp()?
-            .sum_keepdim(D::Minus1)?
-            .log()?
-            .add(&max)?
-            .squeeze(D::Minus1)
-    };
     let lse1 = lse(&z)?;
     let zt = (&z / t as f64)?;
     let lset = lse(&zt)?;
