@@ -35,6 +35,42 @@ impl Default for SamplingParams {
 }
 
 impl SamplingParams {
+    /// Checks the settings: temperature finite and ≥ 0, top-p and min-p in [0, 1], repetition
+    /// penalty finite and > 0. Errors with the first one out of range: its name (the config
+    /// key) and what it must be.
+    pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
+        let bad = |name: &'static str, want: &str, got: f32| {
+            Err((name, format!("must be {want}, got {got}")))
+        };
+        if !self.temperature.is_finite() || self.temperature < 0.0 {
+            return bad(
+                "temperature",
+                "finite and ≥ 0 (0 = greedy)",
+                self.temperature,
+            );
+        }
+        if !(0.0..=1.0).contains(&self.top_p) {
+            return bad("top_p", "in [0, 1]", self.top_p);
+        }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            return bad("min_p", "in [0, 1]", self.min_p);
+        }
+        if !self.repetition_penalty.is_finite() || self.repetition_penalty <= 0.0 {
+            return bad(
+                "repetition_penalty",
+                "finite and > 0 (1 = off)",
+                self.repetition_penalty,
+            );
+        }
+        Ok(())
+    }
+
+    /// [`Self::check`] for command-line flags: the error names the flag (`--top-p`).
+    pub fn check_flags(&self) -> std::result::Result<(), String> {
+        self.check()
+            .map_err(|(name, msg)| format!("--{} {msg}", name.replace('_', "-")))
+    }
+
     pub fn greedy() -> Self {
         Self {
             temperature: 0.0,
@@ -126,6 +162,11 @@ fn warp(mut kept: Vec<(u32, f32)>, p: &SamplingParams) -> Vec<(u32, f32)> {
     } else {
         1.0
     };
+    // The most likely token, before z / T can overflow (the first one on ties).
+    let top = kept
+        .iter()
+        .fold(kept[0], |best, &e| if e.1 > best.1 { e } else { best })
+        .0;
     for e in kept.iter_mut() {
         e.1 /= t;
     }
@@ -133,6 +174,10 @@ fn warp(mut kept: Vec<(u32, f32)>, p: &SamplingParams) -> Vec<(u32, f32)> {
     kept.sort_by(|a, b| b.1.total_cmp(&a.1));
     let max = kept[0].1;
     let sum: f32 = kept.iter().map(|&(_, z)| (z - max).exp()).sum();
+    if !sum.is_finite() {
+        // A temperature so small that z / T overflows: the limit is the most likely token.
+        return vec![(top, 1.0)];
+    }
     for e in kept.iter_mut() {
         e.1 = (e.1 - max).exp() / sum;
     }
@@ -151,10 +196,15 @@ fn warp(mut kept: Vec<(u32, f32)>, p: &SamplingParams) -> Vec<(u32, f32)> {
         }
         kept.truncate(keep);
     }
-    // min-p (HF MinPLogitsWarper): remove tokens with p < min_p · p_max.
+    // min-p (HF MinPLogitsWarper): remove tokens with p < min_p · p_max; the most likely token
+    // always stays (HF's `min_tokens_to_keep` = 1), also when min_p > 1.
     if p.min_p > 0.0 {
         let threshold = p.min_p * kept[0].1;
+        let top = kept[0];
         kept.retain(|&(_, q)| q >= threshold);
+        if kept.is_empty() {
+            kept.push(top);
+        }
     }
     let sum: f32 = kept.iter().map(|&(_, q)| q).sum();
     for e in kept.iter_mut() {
@@ -267,11 +317,22 @@ pub fn sample_from_head<R: Rng + Clone>(
     if let Some(&(_, last)) = c.last() {
         c.retain(|e| e.1 > last);
     }
-    let t = p.temperature as f64;
+    // z / T as the device computed it for `lse_t` (f32, times 1 / T), or the two disagree by
+    // more than rounding at small temperatures.
+    let inv_t = match p.temperature > 0.0 {
+        true => (1.0 / p.temperature as f64) as f32,
+        false => 1.0,
+    };
     let q: Vec<f64> = c
         .iter()
-        .map(|&(_, z)| (z as f64 / t - lse_t as f64).exp())
+        .map(|&(_, z)| ((z * inv_t) as f64 - lse_t as f64).exp())
         .collect();
+    // Probabilities that are not finite or sum past 1 (an overflowing temperature): the full
+    // row decides.
+    let mass: f64 = q.iter().sum();
+    if !mass.is_finite() || mass > 1.0 + 1e-3 || q.is_empty() {
+        return None;
+    }
     // top-p keeps the shortest head whose mass reaches top_p (HF removes a token when the mass
     // of it and all less likely ones is ≤ 1 − top_p); unknown when the candidates fall short.
     let mut kept = match p.top_p < 1.0 {
@@ -288,7 +349,7 @@ pub fn sample_from_head<R: Rng + Clone>(
     };
     if p.min_p > 0.0 {
         let threshold = p.min_p as f64 * *q.first()?;
-        let reach = q.iter().take_while(|&&x| x >= threshold).count();
+        let reach = q.iter().take_while(|&&x| x >= threshold).count().max(1);
         kept = match kept {
             Some(n) => Some(n.min(reach)),
             None if reach < q.len() => Some(reach),

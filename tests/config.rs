@@ -212,6 +212,14 @@ fn config_errors_exit_2_naming_the_file_and_the_key() {
             &["cfg.toml: key save_dtype: expected \"auto\", \"f32\", \"bf16\" or \"f16\", got \"fp8\""],
         ),
         (
+            "min_p = 1.5\n",
+            &["cfg.toml: key min_p: must be in [0, 1], got 1.5"],
+        ),
+        (
+            "repetition_penalty = 0\n",
+            &["cfg.toml: key repetition_penalty: must be finite and > 0 (1 = off), got 0"],
+        ),
+        (
             "answer_precision = 40\n",
             &["cfg.toml: key answer_precision: must be at most 12 decimals, got 40"],
         ),

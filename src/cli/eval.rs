@@ -193,6 +193,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         batch_prompts: args.batch,
         stop_strings: args.stop_strings.clone(),
     };
+    cfg.sampling.check_flags().map_err(anyhow::Error::msg)?;
     let bar = ProgressBar::new(problems.len() as u64).with_style(
         ProgressStyle::with_template("eval {bar:30} {pos}/{len} problems, {elapsed} (eta {eta})")
             .expect("valid template"),

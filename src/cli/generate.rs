@@ -125,6 +125,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         kv_budget: args.kv_budget,
         prefill_batch: None,
     };
+    cfg.sampling.check_flags().map_err(anyhow::Error::msg)?;
     let request = PromptRequest {
         ids: ids.clone(),
         seed: args.seed,

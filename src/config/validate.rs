@@ -3,6 +3,7 @@
 
 use super::{ByteSize, Invalid, TrainConfig};
 use crate::reward::RewardKind;
+use crate::sampling::SamplingParams;
 
 impl TrainConfig {
     /// Cross-field checks with TRL-style messages; each names the keys involved.
@@ -110,17 +111,17 @@ impl TrainConfig {
         if self.max_prompt_length == 0 {
             return Err(Invalid::new(&["max_prompt_length"], "must be positive"));
         }
-        if self.temperature.is_nan() || self.temperature < 0.0 {
-            return Err(Invalid::new(
-                &["temperature"],
-                format!("must be ≥ 0 (0 = greedy), got {}", self.temperature),
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.top_p) {
-            return Err(Invalid::new(
-                &["top_p"],
-                format!("must be in [0, 1], got {}", self.top_p),
-            ));
+        let sampling = SamplingParams {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repetition_penalty: self.repetition_penalty,
+        };
+        if let Err((key, msg)) = sampling.check() {
+            static KEYS: [&str; 4] = ["temperature", "top_p", "min_p", "repetition_penalty"];
+            let i = KEYS.iter().position(|k| *k == key).unwrap_or(0);
+            return Err(Invalid::new(&KEYS[i..=i], msg));
         }
         if self.num_iterations == 0 {
             return Err(Invalid::new(&["num_iterations"], "must be at least 1"));

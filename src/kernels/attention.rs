@@ -19,8 +19,8 @@ use super::{cpu_f32, cpu_f32_on, output, slice, ROWS_PER_TASK};
 const DECODE_ROWS: usize = 4;
 
 /// The additive attention bias (causal plus masked padding keys), in the form the device's
-/// attention takes: on the host for the CPU f32 kernels, a `[batch, 1, seq, keys]` tensor of
-/// the activations' dtype elsewhere.
+/// attention takes: on the host for the CPU f32 kernels, elsewhere a `[batch, 1, seq, keys]`
+/// tensor of the dtype the scores are masked in (f32 for bf16/f16 activations).
 pub enum AttentionBias {
     Host(Arc<Vec<f32>>),
     Tensor(Tensor),

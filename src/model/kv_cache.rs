@@ -209,18 +209,31 @@ impl KvCache {
     }
 
     /// Replaces every layer's row → prefix map by `f(old map)`, built once for all layers.
+    /// Errors, changing nothing, when the new map does not have one entry per batch row or
+    /// names a prefix the cache has not.
     fn map_prefix_rows(&mut self, f: impl FnOnce(&[u32]) -> Vec<u32>) -> Result<()> {
-        let Some(first) = self.layers.iter().flatten().find_map(|l| l.prefix.as_ref()) else {
+        let Some(layer) = self.layers.iter().flatten().find(|l| l.prefix.is_some()) else {
             return Ok(());
         };
-        let rows = Arc::new(PrefixRows::new(
-            f(first.of_row()),
-            first.k.dim(0)?,
-            first.k.device(),
-        )?);
-        for layer in self.layers.iter_mut().flatten() {
-            if let Some(p) = layer.prefix.take() {
-                layer.prefix = Some(SharedPrefix::new(p.k, p.v, rows.clone())?);
+        let (first, batch) = (layer.prefix.as_ref().expect("found above"), layer.k.dim(0)?);
+        let of_row = f(first.of_row());
+        if of_row.len() != batch {
+            candle_core::bail!("prefix map: {} rows for a batch of {batch}", of_row.len());
+        }
+        let rows = Arc::new(PrefixRows::new(of_row, first.k.dim(0)?, first.k.device())?);
+        let updated = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.as_ref()
+                    .and_then(|l| l.prefix.as_ref())
+                    .map(|p| SharedPrefix::new(p.k.clone(), p.v.clone(), rows.clone()))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (layer, prefix) in self.layers.iter_mut().zip(updated) {
+            if let (Some(layer), Some(prefix)) = (layer.as_mut(), prefix) {
+                layer.prefix = Some(prefix);
             }
         }
         Ok(())
@@ -295,5 +308,56 @@ impl KvContext<'_> {
                 None => 0,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device, Result, Tensor};
+
+    use super::{KvCache, LayerCache};
+
+    /// A slot cache of 2 layers, 4 rows and 3 prefixes.
+    fn slots() -> Result<KvCache> {
+        let zeros = Tensor::zeros((1, 2, 5, 4), DType::F32, &Device::Cpu)?;
+        let layer = LayerCache {
+            k: zeros.clone(),
+            v: zeros,
+            len: 5,
+            prefix: None,
+            write: None,
+        };
+        KvCache::slots(
+            &KvCache {
+                layers: vec![Some(layer.clone()), Some(layer)],
+            },
+            4,
+            6,
+            3,
+            5,
+        )
+    }
+
+    fn maps(c: &KvCache) -> Vec<Vec<u32>> {
+        c.layers
+            .iter()
+            .flatten()
+            .map(|l| l.prefix.as_ref().unwrap().of_row().to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn the_row_to_prefix_map_is_checked_and_follows_compaction() -> Result<()> {
+        let mut c = slots()?;
+        c.set_prefix_of_row(vec![2, 0, 2, 1])?;
+        assert_eq!(maps(&c), [[2, 0, 2, 1], [2, 0, 2, 1]]);
+        // A map of the wrong length or naming a missing prefix changes nothing.
+        assert!(c.set_prefix_of_row(vec![0, 1]).is_err());
+        assert!(c.set_prefix_of_row(vec![0, 1, 2, 3]).is_err());
+        assert_eq!(maps(&c), [[2, 0, 2, 1], [2, 0, 2, 1]]);
+        c.retain_rows(&[3, 0])?;
+        assert_eq!(maps(&c), [[1, 2], [1, 2]]);
+        assert_eq!(c.layers[0].as_ref().unwrap().k.dim(0)?, 2);
+        Ok(())
     }
 }

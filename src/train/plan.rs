@@ -148,14 +148,17 @@ impl MemoryPlan {
                 + attention_blocks(m, together, lp, lp),
         ));
         // Off the CPU a decode step's attention scores every row's keys at once, one layer at
-        // a time: the scaled scores and the weights in the compute dtype, the widened,
-        // masked and normalised ones in f32 (`kernels::attention`). A shared prompt's keys are
-        // read in place (`SharedPrefix::scores`).
+        // a time (`kernels::attention`): the prompt's and the row's own scores, joined, and
+        // the weights in the compute dtype, the widened, masked and normalised ones in f32.
+        // A shared prompt's keys are read in place while the prompts are at most twice the
+        // rows (`SharedPrefix::scores`); in a compacted tail (at most half the slots) each
+        // row's prompt keys and values are copied instead.
         if !inputs.cpu {
             let heads = m.num_attention_heads as u64;
             rollout.push(item(
                 "decode attention scores (one layer)",
-                slots * heads * (lp + cfg.max_completion_length as u64) * (2 * b + 3 * 4),
+                slots * heads * (lp + cfg.max_completion_length as u64) * (3 * b + 3 * 4)
+                    + slots.div_ceil(2) * 2 * lp * kv_width * b,
             ));
         }
 
