@@ -37,27 +37,27 @@ impl Default for SamplingParams {
 impl SamplingParams {
     /// Checks the settings: temperature finite and ≥ 0, top-p and min-p in [0, 1], repetition
     /// penalty finite and > 0. Errors with the first one out of range: its name (the config
-    /// key) and what it must be.
-    pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
-        let bad = |name: &'static str, want: &str, got: f32| {
-            Err((name, format!("must be {want}, got {got}")))
+    /// key, as a one-key list) and what it must be.
+    pub fn check(&self) -> std::result::Result<(), (&'static [&'static str], String)> {
+        let bad = |key: &'static [&'static str], want: &str, got: f32| {
+            Err((key, format!("must be {want}, got {got}")))
         };
         if !self.temperature.is_finite() || self.temperature < 0.0 {
             return bad(
-                "temperature",
+                &["temperature"],
                 "finite and ≥ 0 (0 = greedy)",
                 self.temperature,
             );
         }
         if !(0.0..=1.0).contains(&self.top_p) {
-            return bad("top_p", "in [0, 1]", self.top_p);
+            return bad(&["top_p"], "in [0, 1]", self.top_p);
         }
         if !(0.0..=1.0).contains(&self.min_p) {
-            return bad("min_p", "in [0, 1]", self.min_p);
+            return bad(&["min_p"], "in [0, 1]", self.min_p);
         }
         if !self.repetition_penalty.is_finite() || self.repetition_penalty <= 0.0 {
             return bad(
-                "repetition_penalty",
+                &["repetition_penalty"],
                 "finite and > 0 (1 = off)",
                 self.repetition_penalty,
             );
@@ -68,7 +68,7 @@ impl SamplingParams {
     /// [`Self::check`] for command-line flags: the error names the flag (`--top-p`).
     pub fn check_flags(&self) -> std::result::Result<(), String> {
         self.check()
-            .map_err(|(name, msg)| format!("--{} {msg}", name.replace('_', "-")))
+            .map_err(|(key, msg)| format!("--{} {msg}", key.join("").replace('_', "-")))
     }
 
     pub fn greedy() -> Self {

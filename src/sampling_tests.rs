@@ -319,7 +319,7 @@ fn settings_out_of_range_are_named() {
             "repetition_penalty",
         ),
     ] {
-        assert_eq!(bad.check().unwrap_err().0, key);
+        assert_eq!(bad.check().unwrap_err().0, [key]);
     }
     let flag = SamplingParams { min_p: 2.0, ..ok }
         .check_flags()

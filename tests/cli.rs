@@ -157,6 +157,53 @@ fn a_missing_model_path_is_named() {
 }
 
 #[test]
+fn sampling_flags_out_of_range_are_named_before_the_model_loads() {
+    // The model does not exist: the flag is checked first.
+    let model = "/nonexistent/model-dir";
+    for (args, needle) in [
+        (
+            &[
+                "generate", "--model", model, "--prompt", "x", "--min-p", "2",
+            ][..],
+            "--min-p must be in [0, 1], got 2",
+        ),
+        (
+            &[
+                "generate",
+                "--model",
+                model,
+                "--prompt",
+                "x",
+                "--repetition-penalty",
+                "0",
+            ],
+            "--repetition-penalty must be finite and > 0",
+        ),
+        (
+            &[
+                "generate",
+                "--model",
+                model,
+                "--prompt",
+                "x",
+                "--temperature",
+                "NaN",
+            ],
+            "--temperature must be finite",
+        ),
+        (
+            &["eval", "--model", model, "--top-p", "1.5"],
+            "--top-p must be in [0, 1], got 1.5",
+        ),
+    ] {
+        let out = intuitor(args);
+        assert_clean_error(&out, &[needle]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains(model), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn a_missing_default_model_says_how_to_fetch_it() {
     let out = Command::new(env!("CARGO_BIN_EXE_intuitor"))
         .args(["info", "default"])

@@ -142,6 +142,13 @@ fn system_prompt(arg: &str) -> Option<String> {
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    let sampling = SamplingParams {
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        ..SamplingParams::greedy()
+    };
+    sampling.check_flags().map_err(anyhow::Error::msg)?;
     if args.tests_field.is_some() && !Path::new(&args.dataset).is_file() {
         anyhow::bail!(
             "--tests-field is for a file of code problems; {:?} is not a file",
@@ -181,19 +188,13 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         checker: checker(args.mode, args.precision, args.no_strict),
         alignment: args.alignment,
         samples: args.samples,
-        sampling: SamplingParams {
-            temperature: args.temperature,
-            top_k: args.top_k,
-            top_p: args.top_p,
-            ..SamplingParams::greedy()
-        },
+        sampling,
         power: args.power,
         selections: args.select.clone(),
         seed: args.seed,
         batch_prompts: args.batch,
         stop_strings: args.stop_strings.clone(),
     };
-    cfg.sampling.check_flags().map_err(anyhow::Error::msg)?;
     let bar = ProgressBar::new(problems.len() as u64).with_style(
         ProgressStyle::with_template("eval {bar:30} {pos}/{len} problems, {elapsed} (eta {eta})")
             .expect("valid template"),

@@ -103,6 +103,14 @@ fn at_least_one(text: &str) -> Result<usize, String> {
 }
 
 pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
+    let sampling = SamplingParams {
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        min_p: args.min_p,
+        repetition_penalty: args.repetition_penalty,
+    };
+    sampling.check_flags().map_err(anyhow::Error::msg)?;
     let m = args.model.load()?;
     let ids = match (&args.messages, &args.prompt) {
         (Some(path), _) => m.chat_ids(&read_messages(path)?)?,
@@ -112,20 +120,13 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     let cfg = RolloutConfig {
         num_generations: args.n,
         max_new_tokens: args.max_new_tokens,
-        sampling: SamplingParams {
-            temperature: args.temperature,
-            top_k: args.top_k,
-            top_p: args.top_p,
-            min_p: args.min_p,
-            repetition_penalty: args.repetition_penalty,
-        },
+        sampling,
         stop_ids: m.tokenizer.stop_ids(),
         stop_strings: args.stop_strings.clone(),
         keep_after_last: false,
         kv_budget: args.kv_budget,
         prefill_batch: None,
     };
-    cfg.sampling.check_flags().map_err(anyhow::Error::msg)?;
     let request = PromptRequest {
         ids: ids.clone(),
         seed: args.seed,

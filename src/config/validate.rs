@@ -119,9 +119,7 @@ impl TrainConfig {
             repetition_penalty: self.repetition_penalty,
         };
         if let Err((key, msg)) = sampling.check() {
-            static KEYS: [&str; 4] = ["temperature", "top_p", "min_p", "repetition_penalty"];
-            let i = KEYS.iter().position(|k| *k == key).unwrap_or(0);
-            return Err(Invalid::new(&KEYS[i..=i], msg));
+            return Err(Invalid::new(key, msg));
         }
         if self.num_iterations == 0 {
             return Err(Invalid::new(&["num_iterations"], "must be at least 1"));

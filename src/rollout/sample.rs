@@ -12,11 +12,12 @@ use crate::sampling::{
 };
 
 /// One decode step's sampling: a token per row (0 for a finishing row) and the statistics of
-/// each row's distribution. Off the CPU only the statistics, each row's largest logits
-/// ([`candidates_needed`]) and the rows they do not decide cross to the host
-/// ([`sample_on_device`]); on the CPU the whole `[rows, vocab]` logits are read there
-/// ([`sample_on_host`]). Both draw the same
-/// tokens from the same logits (without top-k, to the rounding of the probabilities).
+/// each row's distribution. Off the CPU, when the candidates the settings need fit one sort
+/// ([`candidates_needed`] ≤ [`kernels::max_candidates`]: top-k up to 64 for Qwen2.5's 151,936
+/// tokens, or no top-k), only the statistics, each row's largest logits and the rows they do
+/// not decide cross to the host ([`sample_on_device`]); otherwise, and on the CPU, the whole
+/// `[rows, vocab]` logits are read there ([`sample_on_host`]). Both draw the same tokens from
+/// the same logits (without top-k, to the rounding of the probabilities).
 pub(super) fn sample_step(
     logits: &Tensor,
     rows: &mut [Row],
@@ -78,7 +79,8 @@ fn sample_on_host(
 /// them, a draw that falls past the head) have their logits copied, together. A repetition
 /// penalty is applied where the logits are ([`penalised`]) and changes only what is drawn
 /// from: the statistics score the model's own distribution, as on the host. `None` when some
-/// row's logits are not finite (the host path names it), or a row has no tokens yet.
+/// row's logits are not finite (the host path names it), or a row has no token in the
+/// vocabulary to pad its penalty index with.
 fn sample_on_device(
     logits: &Tensor,
     rows: &mut [Row],
@@ -93,12 +95,17 @@ fn sample_on_device(
     }
     let vocab = logits.dim(1)?;
     let penalty = p.repetition_penalty;
+    let head = !p.is_greedy() && p.top_k == 0;
     let (drawn, lse_t) = match penalty != 1.0 {
         true => {
             let Some(z) = penalised(logits, rows, penalty)? else {
                 return Ok(None);
             };
-            let lse_t = logsumexp_at(&z, p.temperature)?;
+            // Only the head path weighs candidates by the (penalised) row's logsumexp.
+            let lse_t = match head {
+                true => logsumexp_at(&z, p.temperature)?,
+                false => vec![0.0; rows.len()],
+            };
             (z, lse_t)
         }
         false => (logits.clone(), rs.lse_t().to_vec()),
@@ -109,7 +116,6 @@ fn sample_on_device(
         ..*p
     };
     let candidates = kernels::top_candidates(&drawn, m)?;
-    let head = !p.is_greedy() && p.top_k == 0;
     let picks: Vec<Option<(u32, f32)>> = rows
         .par_iter_mut()
         .zip(candidates.par_iter())
