@@ -4,8 +4,6 @@
 use candle_core::{DType, Result, Tensor, D};
 use rayon::prelude::*;
 
-use crate::self_certainty::lse_minus_mean;
-
 /// Statistics of `rows` logits rows, each paired with the token it scored.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TokenStats {
@@ -102,34 +100,85 @@ pub fn logsumexp_at(logits: &Tensor, temperature: f32) -> Result<Vec<f32>> {
     lse(&(logits.to_dtype(DType::F32)? / t as f64)?)?.to_vec1()
 }
 
-/// [`RowStats`] of logits `[rows, V]`, computed where they are (f32); one copy of `5 × rows`
-/// values to the host.
+/// [`RowStats`] of logits `[rows, V]`. The exponential sums of each row ([`row_sums`]) are
+/// computed where the logits are; from them each row's values in f64 on the host.
 pub fn row_stats(logits: &Tensor, temperature: f32) -> Result<RowStats> {
     let t = if temperature > 0.0 { temperature } else { 1.0 };
-    let z = logits.to_dtype(DType::F32)?;
-    let lse1 = lse(&z)?;
-    let zt = (&z / t as f64)?;
-    let lset = lse(&zt)?;
-    let logp_t = zt.broadcast_sub(&lset.unsqueeze(1)?)?;
-    let entropy = (logp_t.exp()? * &logp_t)?.sum(D::Minus1)?.neg()?;
-    let logp_1 = z.broadcast_sub(&lse1.unsqueeze(1)?)?;
-    let entropy_t1 = (logp_1.exp()? * &logp_1)?.sum(D::Minus1)?.neg()?;
-    let all = Tensor::stack(
-        &[&lse1, &lset, &entropy, &entropy_t1, &lse_minus_mean(&z)?],
-        0,
-    )?;
-    let [lse_t1, lse_t, entropy, entropy_t1, lse_minus_mean]: [Vec<f32>; 5] = all
-        .to_vec2()?
-        .try_into()
-        .map_err(|_| candle_core::Error::Msg("row_stats: expected 5 rows".into()))?;
-    Ok(RowStats {
+    let (_, vocab) = logits.dims2()?;
+    Ok(from_sums(row_sums(logits, 1.0 / t)?, t, vocab))
+}
+
+/// [`RowStats`] at temperature `t` from each row's [`row_sums`] over `vocab` logits.
+fn from_sums(sums: Vec<[f64; 6]>, t: f32, vocab: usize) -> RowStats {
+    let mut rs = RowStats {
         temperature: t,
-        lse_t1,
-        lse_t,
-        entropy,
-        entropy_t1,
-        lse_minus_mean,
-    })
+        ..RowStats::default()
+    };
+    let (t, n) = (t as f64, vocab as f64);
+    for [max, sum1, sum1_y, sumt, sumt_y, sum_y] in sums {
+        // As in `token_stats_host`: y = z − max, so Σe·z = Σe·y + max·Σe.
+        let lse1 = max + sum1.ln();
+        let lset = max / t + sumt.ln();
+        rs.lse_t1.push(lse1 as f32);
+        rs.lse_t.push(lset as f32);
+        rs.entropy
+            .push((lset - (sumt_y / t + max * sumt / t) / sumt) as f32);
+        rs.entropy_t1
+            .push((lse1 - (sum1_y + max * sum1) / sum1) as f32);
+        rs.lse_minus_mean
+            .push((lse1 - (sum_y + max * n) / n) as f32);
+    }
+    rs
+}
+
+/// `[max, Σe, Σe·y, Σeₜ, Σeₜ·y, Σy]` of each row of logits `[rows, V]`, with `y = z − max`,
+/// `e = exp(y)` and `eₜ = exp(y · inv_t)`: on the CPU from the rows copied to the host
+/// ([`exp_sums`], f64 block sums); elsewhere with tensor ops where the logits are (f32 sums),
+/// one copy of `6 × rows` values to the host and at most three `[rows, V]` f32 temporaries
+/// alive at once (the rollout's logits are `rows × 151,936` on a GPU).
+fn row_sums(logits: &Tensor, inv_t: f32) -> Result<Vec<[f64; 6]>> {
+    if logits.device().is_cpu() {
+        let rows: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
+        return Ok(rows
+            .par_iter()
+            .map(|z| {
+                let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let [a, b, c, d, e] = exp_sums(z, max, inv_t);
+                [max as f64, a, b, c, d, e]
+            })
+            .collect());
+    }
+    tensor_sums(logits, inv_t)
+}
+
+/// [`row_sums`] with tensor ops, on any device.
+fn tensor_sums(logits: &Tensor, inv_t: f32) -> Result<Vec<[f64; 6]>> {
+    let z = logits.to_dtype(DType::F32)?;
+    let max = z.max_keepdim(D::Minus1)?;
+    let y = z.broadcast_sub(&max)?;
+    drop(z);
+    let weighted = |e: Tensor| -> Result<(Tensor, Tensor)> {
+        Ok((e.sum(D::Minus1)?, (&e * &y)?.sum(D::Minus1)?))
+    };
+    let (sum1, sum1_y) = weighted(y.exp()?)?;
+    let (sumt, sumt_y) = weighted(y.affine(inv_t as f64, 0.0)?.exp()?)?;
+    let sum_y = y.sum(D::Minus1)?;
+    let all: Vec<Vec<f32>> = Tensor::stack(
+        &[
+            &max.squeeze(D::Minus1)?,
+            &sum1,
+            &sum1_y,
+            &sumt,
+            &sumt_y,
+            &sum_y,
+        ],
+        1,
+    )?
+    .to_vec2()?;
+    Ok(all
+        .into_iter()
+        .map(|r| std::array::from_fn(|i| r[i] as f64))
+        .collect())
 }
 
 /// [`token_stats`] on logits rows already on the host (the rollout copies them there to
@@ -209,6 +258,48 @@ fn exp_sums(z: &[f32], max: f32, inv_t: f32) -> [f64; 5] {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    /// The sums by tensor ops (every device but the CPU) equal the host's, and so do the
+    /// statistics made from them.
+    #[test]
+    fn the_row_sums_are_the_same_by_tensor_ops_or_on_the_host() -> Result<()> {
+        let logits = (Tensor::randn(0f32, 3.0, (6, 4099), &Device::Cpu)? + 5.0)?;
+        for inv_t in [1.0f32, 1.0 / 0.7] {
+            let host = row_sums(&logits, inv_t)?;
+            let ops = tensor_sums(&logits, inv_t)?;
+            for (h, o) in host.iter().zip(&ops) {
+                for (a, b) in h.iter().zip(o) {
+                    assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{h:?} vs {o:?}");
+                }
+            }
+            let (a, b) = (
+                from_sums(host, 1.0 / inv_t, 4099),
+                from_sums(ops, 1.0 / inv_t, 4099),
+            );
+            for (x, y) in [
+                (&a.lse_t1, &b.lse_t1),
+                (&a.lse_t, &b.lse_t),
+                (&a.entropy, &b.entropy),
+                (&a.entropy_t1, &b.entropy_t1),
+                (&a.lse_minus_mean, &b.lse_minus_mean),
+            ] {
+                for (u, v) in x.iter().zip(y) {
+                    assert!((u - v).abs() < 1e-4, "{u} vs {v}");
+                }
+            }
+        }
+        // A non-finite logit makes logsumexp − mean non-finite either way.
+        let mut bad = logits.to_vec2::<f32>()?;
+        bad[2][7] = f32::NAN;
+        bad[4][0] = f32::INFINITY;
+        let bad = Tensor::new(bad, &Device::Cpu)?;
+        for sums in [row_sums(&bad, 1.0)?, tensor_sums(&bad, 1.0)?] {
+            let rs = from_sums(sums, 1.0, 4099);
+            let finite: Vec<bool> = rs.lse_minus_mean.iter().map(|x| x.is_finite()).collect();
+            assert_eq!(finite, [true, true, false, true, false, true]);
+        }
+        Ok(())
+    }
 
     #[test]
     fn host_and_device_statistics_agree() {

@@ -130,9 +130,16 @@ impl MemoryPlan {
         .map_or(1, |s| s.rows as u64);
         let mut rollout = resident.clone();
         rollout.push(item(KV_ITEM, kv));
+        // Each step's last logits and what sampling makes of them: on the CPU an f32 copy on
+        // the host; elsewhere (`rollout::sample`) an f32 copy, the row sums' three f32
+        // temporaries and a penalised copy, on the device.
+        let per_logit = match inputs.cpu {
+            true => 4 + 4,
+            false => b + 5 * 4,
+        };
         rollout.push(item(
-            "rollout logits (f32, device + host)",
-            2 * slots * vocab * 4,
+            "rollout logits and sampling temporaries",
+            slots * vocab * per_logit,
         ));
         // Prompts prefilled together (one at a time on the CPU): their keys and values and
         // one layer's no-grad activations, while the slots exist.
