@@ -29,14 +29,18 @@ fn target() -> (Device, DType) {
         Err(_) | Ok("f32") => DType::F32,
         Ok("bf16") => DType::BF16,
         Ok("f16") => DType::F16,
-        Ok(other) => panic!("INTUITOR_TEST_DTYPE={other}: expected f32, bf16 or f16"),
+        Ok("f64") => DType::F64,
+        Ok(other) => panic!("INTUITOR_TEST_DTYPE={other}: expected f32, bf16, f16 or f64"),
     };
     (device, dtype)
 }
 
 /// The tolerance for `dtype`, relative to the compared values' scale.
 fn tolerance(dtype: DType) -> f32 {
-    if dtype == DType::F32 {
+    if dtype == DType::F64 {
+        // Against the CPU's f32: the f32 reference's own rounding.
+        1e-5
+    } else if dtype == DType::F32 {
         1e-4
     } else {
         3e-2
@@ -166,7 +170,7 @@ fn check_rollout(
             );
         }
     }
-    if dtype == DType::F32 {
+    if dtype == DType::F32 || dtype == DType::F64 {
         let reference = rollout(&cpu.decoder, requests, cfg, None).unwrap();
         for (a, b) in outs.iter().zip(&reference) {
             assert_eq!(
