@@ -410,9 +410,10 @@ impl<'de> Deserialize<'de> for Switch {
 }
 
 impl TrainConfig {
-    /// Whether the update recomputes activations on `device` (`gradient_checkpointing`).
-    pub fn recompute(&self, device: &candle_core::Device) -> bool {
-        self.gradient_checkpointing.resolve(device.is_cuda())
+    /// Whether the update recomputes activations (`gradient_checkpointing`) on the CPU (`cpu`)
+    /// or a GPU.
+    pub fn recompute(&self, cpu: bool) -> bool {
+        self.gradient_checkpointing.resolve(!cpu)
     }
 
     /// The answer checker of the rewards and the held-out report.

@@ -122,11 +122,11 @@ pub fn dtype(spec: &str) -> anyhow::Result<candle_core::DType> {
     }
 }
 
-/// The compute dtype of training for a `dtype` setting: `auto` is f32 on the CPU (candle's CPU
-/// bf16 is slower than f32, stack-notes) and bf16 on a GPU.
-pub fn train_dtype(spec: &str, device: &Device) -> anyhow::Result<candle_core::DType> {
+/// The compute dtype of training for a `dtype` setting, on the CPU (`cpu`) or a GPU: `auto` is
+/// f32 on the CPU (candle's CPU bf16 is slower than f32, stack-notes) and bf16 on a GPU.
+pub fn train_dtype(spec: &str, cpu: bool) -> anyhow::Result<candle_core::DType> {
     match spec {
-        "auto" if device.is_cpu() => Ok(candle_core::DType::F32),
+        "auto" if cpu => Ok(candle_core::DType::F32),
         "auto" => Ok(candle_core::DType::BF16),
         s => dtype(s).map_err(|_| {
             anyhow::anyhow!("dtype = {s:?}: expected \"auto\", \"f32\", \"bf16\" or \"f16\"")

@@ -79,16 +79,28 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<()> {
             TrainConfig::from_text("configs/demo.toml (built in)", DEMO_CONFIG, &args.overrides)?
         }
     };
-    let device = crate::runtime::device(&cfg.device)?;
-    let available = match &args.device_memory {
-        Some(s) => Some(
-            crate::train::plan::parse_size(s)
-                .map_err(|e| anyhow::anyhow!("--device-memory {e}"))?,
+    let given = args
+        .device_memory
+        .as_deref()
+        .map(crate::train::plan::parse_size)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--device-memory {e}"))?;
+    // A GPU run is planned without opening the GPU when its memory is given: on a machine
+    // without one, or a build without CUDA.
+    let cuda = cfg.device.starts_with("cuda");
+    let (cpu, available) = match crate::runtime::device(&cfg.device) {
+        Ok(device) => (
+            device.is_cpu(),
+            given.or_else(|| crate::runtime::available_memory(&device)),
         ),
-        None => crate::runtime::available_memory(&device),
+        Err(_) if cuda && given.is_some() => (false, given),
+        Err(e) if cuda => anyhow::bail!(
+            "{e}; to plan a GPU run on this machine give the GPU's memory: --device-memory 141GB"
+        ),
+        Err(e) => return Err(e),
     };
     let plan = crate::train::plan::fit_kv_budget(&mut cfg, available, |cfg| {
-        crate::train::plan::for_config(cfg, &device, None)
+        crate::train::plan::for_config(cfg, cpu, None)
     })?;
     print!("{}", plan.table());
     match available {

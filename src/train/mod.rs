@@ -60,7 +60,7 @@ impl Trainer {
     /// Sets up a run (or resumes the latest checkpoint of `resume`).
     pub fn new(mut cfg: TrainConfig, resume: Option<&Path>) -> anyhow::Result<Self> {
         let device = crate::runtime::device(&cfg.device)?;
-        let dtype = crate::runtime::train_dtype(&cfg.dtype, &device)?;
+        let dtype = crate::runtime::train_dtype(&cfg.dtype, device.is_cpu())?;
         let sandbox = cfg.sandbox()?;
         // Before anything is loaded: the plan counts the base model itself.
         let available = crate::runtime::available_memory(&device);
@@ -85,7 +85,7 @@ impl Trainer {
         }
         let longest = prompts.iter().map(Vec::len).max();
         let memory_plan = plan::fit_kv_budget(&mut cfg, available, |cfg| {
-            plan::for_model(base.config(), &base.source, cfg, &device, longest)
+            plan::for_model(base.config(), &base.source, cfg, device.is_cpu(), longest)
         })?;
         if let Some(budget) = cfg.rollout_kv_budget.as_ref().and_then(|b| b.bytes().ok()) {
             // Checked now, not when the longest prompt comes up mid-run: one completion of it.
@@ -127,7 +127,7 @@ impl Trainer {
             )?,
             None => Policy::mixed(&base.decoder, dtype)?,
         };
-        policy.gradient_checkpointing = cfg.recompute(&device);
+        policy.gradient_checkpointing = cfg.recompute(device.is_cpu());
         if dtype != DType::F32 {
             base.decoder = base.decoder.to_dtype(dtype)?;
         }

@@ -409,30 +409,31 @@ pub fn fit_kv_budget(
     Ok(plan)
 }
 
-/// The plan of `cfg` on `device`, from the model's config alone (an HF directory's
-/// `config.json` or a GGUF's header; no weights are read).
+/// The plan of `cfg` on the CPU (`cpu`) or a GPU, from the model's config alone (an HF
+/// directory's `config.json` or a GGUF's header; no weights are read, no device is opened).
 pub fn for_config(
     cfg: &TrainConfig,
-    device: &candle_core::Device,
+    cpu: bool,
     longest_prompt: Option<usize>,
 ) -> anyhow::Result<MemoryPlan> {
     let source = crate::loader::ModelSource::resolve(&cfg.model)?;
     let model = crate::loader::model_config(&source)?;
-    for_model(&model, &source, cfg, device, longest_prompt)
+    for_model(&model, &source, cfg, cpu, longest_prompt)
 }
 
-/// The plan of `cfg` on `device` for a model of shape `model` loaded from `source`.
+/// The plan of `cfg` on the CPU (`cpu`) or a GPU for a model of shape `model` loaded from
+/// `source`.
 pub fn for_model(
     model: &ModelConfig,
     source: &crate::loader::ModelSource,
     cfg: &TrainConfig,
-    device: &candle_core::Device,
+    cpu: bool,
     longest_prompt: Option<usize>,
 ) -> anyhow::Result<MemoryPlan> {
-    let dtype = crate::runtime::train_dtype(&cfg.dtype, device)?;
+    let dtype = crate::runtime::train_dtype(&cfg.dtype, cpu)?;
     // On the CPU in f32 a GGUF's frozen reference keeps the file's quantized layers.
     let packed_reference = match source {
-        crate::loader::ModelSource::Gguf(path) if device.is_cpu() && dtype == DType::F32 => {
+        crate::loader::ModelSource::Gguf(path) if cpu && dtype == DType::F32 => {
             std::fs::metadata(path).map(|md| md.len()).ok()
         }
         _ => None,
@@ -443,8 +444,8 @@ pub fn for_model(
         PlanInputs {
             dtype,
             packed_reference,
-            cpu: device.is_cpu(),
-            recompute: cfg.recompute(device),
+            cpu,
+            recompute: cfg.recompute(cpu),
             longest_prompt,
         },
     ))
