@@ -134,6 +134,21 @@ pub fn train_dtype(spec: &str, cpu: bool) -> anyhow::Result<candle_core::DType> 
     }
 }
 
+/// Whether a `--device` value asks for a CUDA GPU (`cuda`, `cuda:N`: `Some(true)`), the CPU
+/// (`Some(false)`) or whichever is there (`auto`: `None`), checked without opening a device.
+/// Errors on any other value, naming it.
+pub fn wants_cuda(spec: &str) -> anyhow::Result<Option<bool>> {
+    match spec {
+        "auto" => Ok(None),
+        "cpu" => Ok(Some(false)),
+        "cuda" => Ok(Some(true)),
+        s => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(_)) => Ok(Some(true)),
+            _ => anyhow::bail!("--device {s:?}: expected auto, cpu, cuda or cuda:N"),
+        },
+    }
+}
+
 /// Parses a `--device` value: `auto` (the first CUDA GPU when built with CUDA and one is present,
 /// else the CPU), `cpu`, `cuda` or `cuda:N`.
 pub fn device(spec: &str) -> anyhow::Result<Device> {

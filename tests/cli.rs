@@ -160,45 +160,48 @@ fn a_missing_model_path_is_named() {
 fn sampling_flags_out_of_range_are_named_before_the_model_loads() {
     // The model does not exist: the flag is checked first.
     let model = "/nonexistent/model-dir";
-    for (args, needle) in [
+    let generate: &[&str] = &["generate", "--model", model, "--prompt", "x"];
+    let eval: &[&str] = &["eval", "--model", model];
+    for (command, flag, value, needle) in [
+        (generate, "--min-p", "2", "--min-p must be in [0, 1], got 2"),
         (
-            &[
-                "generate", "--model", model, "--prompt", "x", "--min-p", "2",
-            ][..],
-            "--min-p must be in [0, 1], got 2",
-        ),
-        (
-            &[
-                "generate",
-                "--model",
-                model,
-                "--prompt",
-                "x",
-                "--repetition-penalty",
-                "0",
-            ],
+            generate,
+            "--repetition-penalty",
+            "0",
             "--repetition-penalty must be finite and > 0",
         ),
         (
-            &[
-                "generate",
-                "--model",
-                model,
-                "--prompt",
-                "x",
-                "--temperature",
-                "NaN",
-            ],
+            generate,
+            "--temperature",
+            "NaN",
             "--temperature must be finite",
         ),
+        // Negative values after a space are values, not flags.
         (
-            &["eval", "--model", model, "--top-p", "1.5"],
-            "--top-p must be in [0, 1], got 1.5",
+            generate,
+            "--top-p",
+            "-1",
+            "--top-p must be in [0, 1], got -1",
         ),
+        (
+            generate,
+            "--top-k",
+            "-3",
+            "'--top-k <TOP_K>': expected a whole number ≥ 0",
+        ),
+        (eval, "--top-p", "1.5", "--top-p must be in [0, 1], got 1.5"),
     ] {
-        let out = intuitor(args);
-        assert_clean_error(&out, &[needle]);
+        let args = [command, &[flag, value][..]].concat();
+        let out = intuitor(&args);
         let err = String::from_utf8_lossy(&out.stderr);
+        match flag {
+            // A value clap cannot parse is a usage error (exit 2, with clap's help hint).
+            "--top-k" => {
+                assert_eq!(out.status.code(), Some(2), "{err}");
+                assert!(err.starts_with("error: ") && err.contains(needle), "{err}");
+            }
+            _ => assert_clean_error(&out, &[needle]),
+        }
         assert!(!err.contains(model), "{args:?}: {err}");
     }
 }
@@ -383,6 +386,22 @@ fn the_memory_plan_of_the_paper_recipe_fits_141_gb_and_sizes_the_kv_budget() {
     assert!(
         text.contains("the memory plan sets it to"),
         "a budget is sized: {text}"
+    );
+    // Planning a GPU: a device name that is not one, or a memory without a unit, is refused.
+    let gpu = |device: &str, memory: &str| {
+        let device = format!("device=\"{device}\"");
+        let args = [
+            "plan", "--config", recipe, "--set", &model, "--set", &device,
+        ];
+        intuitor(&[&args[..], &["--device-memory", memory]].concat())
+    };
+    assert_clean_error(
+        &gpu("cuda:x", "141GB"),
+        &["\"cuda:x\": expected auto, cpu, cuda or cuda:N"],
+    );
+    assert_clean_error(
+        &gpu("cuda", "141"),
+        &["--device-memory \"141\": give a unit"],
     );
     let all_at_once = [&f32_plain[..], &["--set", "rollout_kv_budget=\"200GiB\""]].concat();
     assert_clean_error(

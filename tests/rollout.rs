@@ -97,8 +97,9 @@ fn engine_statistics_equal_a_full_forward_with_mixed_prompt_lengths() {
     mixed_prompt_lengths(&load_tiny("tiny-qwen2"));
 }
 
-/// In f64 the decode attends through the general path (the shared prompt prefix joined to
-/// each row's keys) rather than the f32 CPU kernel.
+/// In f64 the decode attends through the device-generic path (a shared prompt's keys read by
+/// one matmul for its rows, the bias built from the mask tensor) rather than the f32 CPU
+/// kernel.
 #[test]
 fn engine_statistics_equal_a_full_forward_in_f64() {
     let source = ModelSource::HfDir(fixture("tiny-qwen2"));
@@ -126,6 +127,37 @@ fn mixed_prompt_lengths(m: &LoadedModel) {
         );
     }
     check_against_forward(m, &reqs, &outs, &cfg);
+}
+
+/// A stop string ends a completion at the first token after which its text contains it
+/// (finish reason `stop`); up to there the tokens are those of the run without it.
+#[test]
+fn a_stop_string_ends_the_completion_where_its_text_appears() {
+    let m = load_default();
+    let reqs = prompts(&m, &["Name three colors.", "What is 2+3?"]);
+    let mut cfg = config(2, 24, BTreeSet::new());
+    let free = rollout(&m.decoder, &reqs, &cfg, Some(&m.tokenizer)).unwrap();
+    let text = |ids: &[u32]| m.tokenizer.decode(ids, false).unwrap();
+    let stop = text(&free[0].ids[6..9]).trim().to_string();
+    assert!(!stop.is_empty(), "a stop string from the first completion");
+    cfg.stop_strings = vec![stop.clone()];
+    let stopped = rollout(&m.decoder, &reqs, &cfg, Some(&m.tokenizer)).unwrap();
+    let mut ended = 0;
+    for (f, s) in free.iter().zip(&stopped) {
+        match (1..=f.ids.len()).find(|&k| text(&f.ids[..k]).contains(&stop)) {
+            Some(k) => {
+                ended += 1;
+                assert_eq!(s.ids, f.ids[..k], "{stop:?}");
+                assert_eq!(s.finish_reason, FinishReason::Stop);
+                assert_eq!(s.mask_len, k);
+            }
+            None => assert_eq!(s.ids, f.ids),
+        }
+    }
+    assert!(
+        ended >= 1,
+        "the first completion at least stops at {stop:?}"
+    );
 }
 
 #[test]

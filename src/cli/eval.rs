@@ -79,11 +79,14 @@ pub struct EvalArgs {
     /// N samples per problem besides the greedy one, for pass@N, maj@N and best-of-N.
     #[arg(long, alias = "best-of", default_value_t = 0)]
     pub samples: usize,
-    #[arg(long, default_value_t = 0.7)]
+    /// Temperature of the --samples, ≥ 0 (the first answer is always greedy).
+    #[arg(long, default_value_t = 0.7, allow_negative_numbers = true)]
     pub temperature: f32,
-    #[arg(long, default_value_t = 0)]
+    /// Top-k of the --samples (0 = off).
+    #[arg(long, default_value_t = 0, value_parser = super::generate::top_k, allow_negative_numbers = true)]
     pub top_k: usize,
-    #[arg(long, default_value_t = 1.0)]
+    /// Top-p of the --samples, in [0, 1] (1.0 = off).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub top_p: f32,
     /// Best-of-N rules applied to the samples (comma-separated).
     #[arg(

@@ -39,20 +39,20 @@ pub struct GenerateArgs {
     /// Maximum number of new tokens.
     #[arg(long, default_value_t = 128)]
     pub max_new_tokens: usize,
-    /// Sampling temperature; 0 means greedy.
-    #[arg(long, default_value_t = 0.0)]
+    /// Sampling temperature, ≥ 0; 0 means greedy (the other sampling flags then do nothing).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Keep only the k most likely tokens (0 = off).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = top_k, allow_negative_numbers = true)]
     pub top_k: usize,
-    /// Keep the smallest set of tokens with cumulative probability ≥ p (1.0 = off).
-    #[arg(long, default_value_t = 1.0)]
+    /// Keep the smallest set of tokens with cumulative probability ≥ p, in [0, 1] (1.0 = off).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub top_p: f32,
-    /// Drop tokens whose probability is below min_p × the top probability (0 = off).
-    #[arg(long, default_value_t = 0.0)]
+    /// Drop tokens whose probability is below min_p × the top probability, in [0, 1] (0 = off).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub min_p: f32,
-    /// HF repetition penalty (1.0 = off).
-    #[arg(long, default_value_t = 1.0)]
+    /// HF repetition penalty, > 0 (1.0 = off).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub repetition_penalty: f32,
     /// Random seed: the same seed gives the same sample.
     #[arg(long, default_value_t = 7)]
@@ -94,6 +94,12 @@ fn read_messages(path: &std::path::Path) -> anyhow::Result<Vec<Message>> {
     Ok(messages)
 }
 
+/// `--top-k`: a whole number ≥ 0 (clap rejects anything else, a usage error naming the flag).
+pub(crate) fn top_k(text: &str) -> Result<usize, String> {
+    text.parse::<usize>()
+        .map_err(|_| "expected a whole number ≥ 0 (0 = off)".into())
+}
+
 /// `-n`: a count of at least 1 (clap rejects anything else, a usage error).
 fn at_least_one(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
@@ -111,6 +117,11 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         repetition_penalty: args.repetition_penalty,
     };
     sampling.check_flags().map_err(anyhow::Error::msg)?;
+    if sampling.is_greedy() && (args.top_k > 0 || args.top_p < 1.0 || args.min_p > 0.0) {
+        eprintln!(
+            "note: --temperature 0 decodes greedily; --top-k, --top-p and --min-p do nothing"
+        );
+    }
     let m = args.model.load()?;
     let ids = match (&args.messages, &args.prompt) {
         (Some(path), _) => m.chat_ids(&read_messages(path)?)?,

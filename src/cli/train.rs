@@ -79,15 +79,20 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<()> {
             TrainConfig::from_text("configs/demo.toml (built in)", DEMO_CONFIG, &args.overrides)?
         }
     };
-    let given = args
-        .device_memory
-        .as_deref()
-        .map(crate::train::plan::parse_size)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--device-memory {e}"))?;
+    let given = match args.device_memory.as_deref() {
+        // A bare number would be bytes: surely a missing unit.
+        Some(s) if s.trim().chars().all(|c| c.is_ascii_digit() || c == '.') => {
+            anyhow::bail!("--device-memory {s:?}: give a unit, e.g. 141GB or 80GiB")
+        }
+        Some(s) => Some(
+            crate::train::plan::parse_size(s)
+                .map_err(|e| anyhow::anyhow!("--device-memory {e}"))?,
+        ),
+        None => None,
+    };
     // A GPU run is planned without opening the GPU when its memory is given: on a machine
     // without one, or a build without CUDA.
-    let cuda = cfg.device.starts_with("cuda");
+    let cuda = crate::runtime::wants_cuda(&cfg.device)? == Some(true);
     let (cpu, available) = match crate::runtime::device(&cfg.device) {
         Ok(device) => (
             device.is_cpu(),
@@ -95,10 +100,19 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<()> {
         ),
         Err(_) if cuda && given.is_some() => (false, given),
         Err(e) if cuda => anyhow::bail!(
-            "{e}; to plan a GPU run on this machine give the GPU's memory: --device-memory 141GB"
+            "device = {:?}: no CUDA GPU to open here ({e}); to plan a GPU run on this machine, give the GPU's memory: --device-memory 141GB",
+            cfg.device
         ),
         Err(e) => return Err(e),
     };
+    println!(
+        "memory plan for {} (device = {:?})",
+        match cpu {
+            true => "the CPU",
+            false => "a CUDA GPU",
+        },
+        cfg.device
+    );
     let plan = crate::train::plan::fit_kv_budget(&mut cfg, available, |cfg| {
         crate::train::plan::for_config(cfg, cpu, None)
     })?;
@@ -106,7 +120,11 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<()> {
     match available {
         Some(bytes) => {
             plan.check_fits(bytes).map_err(anyhow::Error::msg)?;
-            println!("fits: {} available", crate::train::plan::gib(bytes));
+            let from = match &args.device_memory {
+                Some(s) => format!(" (--device-memory {s})"),
+                None => String::new(),
+            };
+            println!("fits: {} available{from}", crate::train::plan::gib(bytes));
         }
         None => println!("available memory unknown; pass --device-memory to check"),
     }

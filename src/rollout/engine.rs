@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use candle_core::{Device, Result, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use super::sample::sample_step;
 use super::{empty_completion, hits_stop_string, Completion, FinishReason};
@@ -224,7 +225,18 @@ pub(super) fn run(
         let (tokens, st) = sample_step(&step_logits, &mut rows, &cfg.sampling)?;
 
         // 3. Record each token; a finished row leaves its slot (after one more feed when the
-        // distribution after its last token is wanted).
+        // distribution after its last token is wanted). Stop strings are looked for in every
+        // row at once (a tokenizer decode each).
+        let stop_strings: Vec<bool> = match tokenizer {
+            Some(tok) if !cfg.stop_strings.is_empty() => rows
+                .par_iter()
+                .zip(&tokens)
+                .map(|(row, &t)| {
+                    !row.finishing && hits_stop_string(tok, &cfg.stop_strings, &row.out.ids, t)
+                })
+                .collect(),
+            _ => vec![false; rows.len()],
+        };
         for (i, mut row) in rows.into_iter().enumerate() {
             let s = live[i];
             let retire = match row.finishing {
@@ -237,7 +249,7 @@ pub(super) fn run(
                     let max_new = prompts[pi]
                         .max_new_tokens
                         .map_or(cfg.max_new_tokens, |m| m.min(cfg.max_new_tokens));
-                    record(&mut row, tokens[i], &st, i, (cfg, max_new), tokenizer)
+                    record(&mut row, tokens[i], &st, i, (cfg, max_new), stop_strings[i])
                         && !cfg.keep_after_last
                 }
             };
@@ -321,14 +333,15 @@ pub(super) fn run(
 }
 
 /// Records token `t` (row `i` of the step's statistics) in `row`; `true` when the row is
-/// finished (a stop id, a stop string or the length limit).
+/// finished (a stop id, a stop string — `stop_string`: its text now ends one — or the length
+/// limit).
 fn record(
     row: &mut Row,
     t: u32,
     st: &super::stats::TokenStats,
     i: usize,
     (cfg, max_new): (&RolloutConfig, usize),
-    tokenizer: Option<&TextTokenizer>,
+    stop_string: bool,
 ) -> bool {
     let o = &mut row.out;
     o.ids.push(t);
@@ -340,7 +353,7 @@ fn record(
     row.history.push(t);
     let stop = if cfg.stop_ids.contains(&t) {
         Some(FinishReason::Eos)
-    } else if hits_stop_string(tokenizer, &cfg.stop_strings, &o.ids) {
+    } else if stop_string {
         Some(FinishReason::Stop)
     } else if o.ids.len() >= max_new {
         Some(FinishReason::Length)

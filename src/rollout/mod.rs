@@ -209,15 +209,13 @@ fn empty_completion(prompt_index: usize, sample_index: usize, vocab_width: usize
     }
 }
 
-fn hits_stop_string(tok: Option<&TextTokenizer>, stops: &[String], ids: &[u32]) -> bool {
-    let Some(tok) = tok else { return false };
-    if stops.is_empty() {
-        return false;
-    }
+/// Whether the text of `ids` followed by `next` contains one of `stops` in its tail.
+fn hits_stop_string(tok: &TextTokenizer, stops: &[String], ids: &[u32], next: u32) -> bool {
     // Only the tail can contain a new match; decode a window that covers the longest stop string.
     let longest = stops.iter().map(|s| s.len()).max().unwrap_or(0);
-    let window = &ids[ids.len().saturating_sub(longest + 2)..];
-    tok.decode(window, false)
+    let mut window = ids[ids.len().saturating_sub(longest + 1)..].to_vec();
+    window.push(next);
+    tok.decode(&window, false)
         .map(|text| stops.iter().any(|s| text.contains(s.as_str())))
         .unwrap_or(false)
 }

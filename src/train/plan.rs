@@ -525,7 +525,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "tib" => 1024f64.powi(4),
         _ => {
             return Err(format!(
-                "{s:?}: unknown unit {unit:?} (B, KB, MB, GB, KiB, MiB, GiB)"
+                "{s:?}: unknown unit {unit:?} (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
             ))
         }
     };
