@@ -4,14 +4,16 @@
 //!
 //! candle's `arg_sort_last_dim` sorts a row inside one CUDA block, with the row's padded width
 //! in shared memory: 8,192 columns at most, far from a vocabulary. So in two levels: the row is
-//! cut into blocks of [`BLOCK`] logits, the blocks are sorted by their maxima, and the `m`
-//! best blocks (which hold the `m` largest values: each of those lies in a block whose maximum
-//! is at least as large) are gathered and sorted.
+//! cut into blocks (the narrowest power of two, at least [`BLOCK`], that makes at most 8,192 of
+//! them: 32 logits for Qwen2.5's 151,936, 8 for SmolLM2's 49,152), the blocks are sorted by
+//! their maxima, and the `m` best blocks (which hold the `m` largest values: each of those lies
+//! in a block whose maximum is at least as large) are gathered and sorted. Narrower blocks
+//! allow more candidates (`8,192 / block`: 256 for Qwen2.5) and gather fewer logits.
 
 use candle_core::{DType, Result, Tensor, D};
 
-/// Logits per block of the first level.
-const BLOCK: usize = 64;
+/// The fewest logits per block of the first level.
+const BLOCK: usize = 8;
 /// The widest row candle's CUDA sort takes (its padded width × 4 B within 48 KiB of shared
 /// memory, as a power of two).
 const SORT_WIDTH: usize = 8192;
@@ -129,6 +131,32 @@ mod tests {
             }
         }
         assert!(top_candidates(&t, max_candidates(vocab) + 1).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn a_qwen_sized_vocabulary_takes_blocks_of_32() -> candle_core::Result<()> {
+        assert_eq!(max_candidates(151_936), 256);
+        assert_eq!(max_candidates(49_152), 1024);
+        assert_eq!(max_candidates(1 << 20), 64);
+        let vocab = 151_936;
+        let data: Vec<f32> = (0..2 * vocab)
+            .map(|i| ((i as f32) * 0.0173).sin() * 9.0)
+            .collect();
+        let t = Tensor::from_vec(data.clone(), (2, vocab), &Device::Cpu)?;
+        for (r, row) in top_candidates(&t, 114)?.iter().enumerate() {
+            let full = &data[r * vocab..(r + 1) * vocab];
+            let mut want = full.to_vec();
+            want.sort_by(|a, b| b.total_cmp(a));
+            let got: Vec<f32> = row
+                .iter()
+                .map(|&(token, v)| {
+                    assert_eq!(full[token as usize], v);
+                    v
+                })
+                .collect();
+            assert_eq!(got, want[..114]);
+        }
         Ok(())
     }
 }

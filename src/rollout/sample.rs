@@ -13,7 +13,7 @@ use crate::sampling::{
 
 /// One decode step's sampling: a token per row (0 for a finishing row) and the statistics of
 /// each row's distribution. Off the CPU, when the candidates the settings need fit one sort
-/// ([`candidates_needed`] ≤ [`kernels::max_candidates`]: top-k up to 64 for Qwen2.5's 151,936
+/// ([`candidates_needed`] ≤ [`kernels::max_candidates`]: top-k up to 192 for Qwen2.5's 151,936
 /// tokens, or no top-k), only the statistics, each row's largest logits and the rows they do
 /// not decide cross to the host ([`sample_on_device`]); otherwise, and on the CPU, the whole
 /// `[rows, vocab]` logits are read there ([`sample_on_host`]). Both draw the same tokens from
