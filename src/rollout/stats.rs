@@ -161,7 +161,9 @@ fn tensor_sums(logits: &Tensor, inv_t: f32) -> Result<Vec<[f64; 6]>> {
         Ok((e.sum(D::Minus1)?, (&e * &y)?.sum(D::Minus1)?))
     };
     let (sum1, sum1_y) = weighted(y.exp()?)?;
-    let (sumt, sumt_y) = weighted(y.affine(inv_t as f64, 0.0)?.exp()?)?;
+    // A statement of its own: a temporary inside the call would live through it.
+    let et = y.affine(inv_t as f64, 0.0)?.exp()?;
+    let (sumt, sumt_y) = weighted(et)?;
     let sum_y = y.sum(D::Minus1)?;
     let all: Vec<Vec<f32>> = Tensor::stack(
         &[

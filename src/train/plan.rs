@@ -130,11 +130,11 @@ impl MemoryPlan {
         .map_or(1, |s| s.rows as u64);
         let mut rollout = resident.clone();
         rollout.push(item(KV_ITEM, kv));
-        // Each step's last logits and what sampling makes of them: on the CPU an f32 copy on
-        // the host; elsewhere (`rollout::sample`) an f32 copy, the row sums' three f32
-        // temporaries and a penalised copy, on the device.
+        // Each step's last logits and what sampling makes of them: on the CPU an f32 copy
+        // (for bf16/f16) and one on the host; elsewhere (`rollout::sample`) an f32 copy, the
+        // row sums' three f32 temporaries and a penalised copy, on the device.
         let per_logit = match inputs.cpu {
-            true => 4 + 4,
+            true => b + 4 + if b < 4 { 4 } else { 0 },
             false => b + 5 * 4,
         };
         rollout.push(item(
