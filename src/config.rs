@@ -410,6 +410,18 @@ impl<'de> Deserialize<'de> for Switch {
 }
 
 impl TrainConfig {
+    /// The rollout's sampler settings (`temperature`, `top_k`, `top_p`, `min_p`,
+    /// `repetition_penalty`).
+    pub fn sampling(&self) -> crate::sampling::SamplingParams {
+        crate::sampling::SamplingParams {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repetition_penalty: self.repetition_penalty,
+        }
+    }
+
     /// Whether the update recomputes activations (`gradient_checkpointing`) on the CPU (`cpu`)
     /// or a GPU.
     pub fn recompute(&self, cpu: bool) -> bool {

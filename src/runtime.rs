@@ -134,31 +134,36 @@ pub fn train_dtype(spec: &str, cpu: bool) -> anyhow::Result<candle_core::DType> 
     }
 }
 
-/// Whether a `--device` value asks for a CUDA GPU (`cuda`, `cuda:N`: `Some(true)`), the CPU
-/// (`Some(false)`) or whichever is there (`auto`: `None`), checked without opening a device.
-/// Errors on any other value, naming it.
-pub fn wants_cuda(spec: &str) -> anyhow::Result<Option<bool>> {
-    match spec {
-        "auto" => Ok(None),
-        "cpu" => Ok(Some(false)),
-        "cuda" => Ok(Some(true)),
-        s => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(_)) => Ok(Some(true)),
-            _ => anyhow::bail!("--device {s:?}: expected auto, cpu, cuda or cuda:N"),
-        },
+/// A `--device` value, read without opening a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// The first CUDA GPU when built with CUDA and one is present, else the CPU.
+    Auto,
+    Cpu,
+    /// CUDA GPU `N` (`cuda` is `cuda:0`).
+    Cuda(usize),
+}
+
+impl DeviceSpec {
+    /// Parses `auto`, `cpu`, `cuda` or `cuda:N`; errors on anything else, naming it.
+    pub fn parse(spec: &str) -> anyhow::Result<Self> {
+        match spec {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            s => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => Ok(Self::Cuda(n)),
+                _ => anyhow::bail!("--device {s:?}: expected auto, cpu, cuda or cuda:N"),
+            },
+        }
     }
 }
 
-/// Parses a `--device` value: `auto` (the first CUDA GPU when built with CUDA and one is present,
-/// else the CPU), `cpu`, `cuda` or `cuda:N`.
+/// Opens the device a `--device` value names ([`DeviceSpec`]).
 pub fn device(spec: &str) -> anyhow::Result<Device> {
-    match spec {
-        "auto" => Ok(Device::cuda_if_available(0)?),
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Ok(Device::new_cuda(0)?),
-        s => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(n)) => Ok(Device::new_cuda(n)?),
-            _ => anyhow::bail!("--device {s:?}: expected auto, cpu, cuda or cuda:N"),
-        },
-    }
+    Ok(match DeviceSpec::parse(spec)? {
+        DeviceSpec::Auto => Device::cuda_if_available(0)?,
+        DeviceSpec::Cpu => Device::Cpu,
+        DeviceSpec::Cuda(n) => Device::new_cuda(n)?,
+    })
 }

@@ -360,40 +360,31 @@ pub fn sample_from_head<R: Rng + Clone>(
         Some(n) => {
             let sum: f64 = q[..n].iter().sum();
             let u: f64 = rng.random();
-            let mut cum = 0.0;
-            let i = (0..n)
-                .find(|&i| {
-                    cum += q[i] / sum;
-                    u < cum
-                })
-                .unwrap_or(n - 1);
-            Some(c[i])
+            Some(c[landing(u, q[..n].iter().map(|x| x / sum)).unwrap_or(n - 1)])
         }
         // The whole vocabulary is kept: the candidates decide when the uniform falls on them.
         None => {
-            let u: f64 = rng.clone().random();
-            let mut cum = 0.0;
-            let i = q.iter().position(|&x| {
-                cum += x;
-                u < cum
-            })?;
+            let i = landing(rng.clone().random(), q.iter().copied())?;
             let _: f64 = rng.random();
             Some(c[i])
         }
     }
 }
 
+/// Where the uniform `u` lands among probabilities laid end to end: the first index at which
+/// their running sum (f64) passes `u`; `None` when it never does (rounding short of 1).
+fn landing(u: f64, probabilities: impl IntoIterator<Item = f64>) -> Option<usize> {
+    let mut cum = 0.0;
+    probabilities.into_iter().position(|q| {
+        cum += q;
+        u < cum
+    })
+}
+
 /// Draws from a kept distribution (descending probabilities summing to 1) with one uniform.
 fn draw<R: Rng>(kept: &[(u32, f32)], rng: &mut R) -> u32 {
-    let u: f64 = rng.random();
-    let mut cum = 0.0f64;
-    for &(token, q) in kept {
-        cum += q as f64;
-        if u < cum {
-            return token;
-        }
-    }
-    kept[kept.len() - 1].0
+    let i = landing(rng.random(), kept.iter().map(|&(_, q)| q as f64));
+    kept[i.unwrap_or(kept.len() - 1)].0
 }
 
 #[cfg(test)]

@@ -92,7 +92,10 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<()> {
     };
     // A GPU run is planned without opening the GPU when its memory is given: on a machine
     // without one, or a build without CUDA.
-    let cuda = crate::runtime::wants_cuda(&cfg.device)? == Some(true);
+    let cuda = matches!(
+        crate::runtime::DeviceSpec::parse(&cfg.device)?,
+        crate::runtime::DeviceSpec::Cuda(_)
+    );
     let (cpu, available) = match crate::runtime::device(&cfg.device) {
         Ok(device) => (
             device.is_cpu(),

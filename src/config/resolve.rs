@@ -10,7 +10,6 @@ use crate::loss::LossConfig;
 use crate::optim::schedule::{warmup_steps, LrSchedule};
 use crate::optim::AdamWConfig;
 use crate::rollout::RolloutConfig;
-use crate::sampling::SamplingParams;
 use crate::self_certainty::Alignment;
 
 /// See the module doc.
@@ -31,13 +30,7 @@ impl TrainConfig {
             rollout: RolloutConfig {
                 num_generations: self.num_generations,
                 max_new_tokens: self.max_completion_length,
-                sampling: SamplingParams {
-                    temperature: self.temperature,
-                    top_k: self.top_k,
-                    top_p: self.top_p,
-                    min_p: self.min_p,
-                    repetition_penalty: self.repetition_penalty,
-                },
+                sampling: self.sampling(),
                 stop_ids,
                 stop_strings: self.stop_strings.clone(),
                 keep_after_last: self.sc_alignment == Alignment::Openr1,

@@ -3,7 +3,6 @@
 
 use super::{ByteSize, Invalid, TrainConfig};
 use crate::reward::RewardKind;
-use crate::sampling::SamplingParams;
 
 impl TrainConfig {
     /// Cross-field checks with TRL-style messages; each names the keys involved.
@@ -111,14 +110,7 @@ impl TrainConfig {
         if self.max_prompt_length == 0 {
             return Err(Invalid::new(&["max_prompt_length"], "must be positive"));
         }
-        let sampling = SamplingParams {
-            temperature: self.temperature,
-            top_k: self.top_k,
-            top_p: self.top_p,
-            min_p: self.min_p,
-            repetition_penalty: self.repetition_penalty,
-        };
-        if let Err((key, msg)) = sampling.check() {
+        if let Err((key, msg)) = self.sampling().check() {
             return Err(Invalid::new(key, msg));
         }
         if self.num_iterations == 0 {

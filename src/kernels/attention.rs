@@ -53,7 +53,7 @@ impl AttentionBias {
         if key_mask.is_none() && t == 1 {
             return Ok(None);
         }
-        if cpu_f32_on(device, dtype) && !blocked(t) {
+        if on_host(device, dtype, t) {
             return Ok(host_bias(key_mask, (b, t, past))?.map(|h| AttentionBias::Host(Arc::new(h))));
         }
         // 1 where masked: a padding key, or a key after the query (`j > past + i`).
@@ -79,7 +79,7 @@ impl AttentionBias {
         device: &Device,
         dtype: DType,
     ) -> Result<Self> {
-        if cpu_f32_on(device, dtype) && !blocked(t) {
+        if on_host(device, dtype, t) {
             return Ok(AttentionBias::Host(host));
         }
         // bf16/f16 scores are widened to f32 before the mask and softmax (-1e30 is -inf in f16).
@@ -88,6 +88,12 @@ impl AttentionBias {
             bias.to_dtype(super::accumulation_dtype(dtype))?,
         ))
     }
+}
+
+/// Whether attention over `t` query positions on `device` in `dtype` takes its bias on the
+/// host: the CPU f32 kernels do, below the blocked attention's threshold.
+fn on_host(device: &Device, dtype: DType, t: usize) -> bool {
+    cpu_f32_on(device, dtype) && !blocked(t)
 }
 
 /// [`AttentionBias::for_keys`] on the host, `[b, t, past + t]` row-major; `None` when nothing

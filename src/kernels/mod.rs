@@ -41,7 +41,7 @@ pub use mlp::swiglu;
 pub use norm::rms_norm;
 pub use reduce::{sum_all, sum_of_squares};
 pub use rope::{split_heads, Rotary};
-pub use shared_prefix::{PrefixRows, PrefixValues, SharedPrefix};
+pub use shared_prefix::{PrefixRows, SharedPrefix};
 pub use top_k::{max_candidates, top_candidates};
 
 use candle_core::{CpuStorage, DType, Device, Layout, Result, Shape, Tensor};

@@ -20,6 +20,8 @@ pub struct SharedPrefix {
 #[derive(Debug)]
 pub struct PrefixRows {
     of_row: Vec<u32>,
+    /// The prefixes the rows are mapped onto.
+    prefixes: usize,
     /// `of_row` on the device `[batch]`.
     index: Tensor,
     /// The most rows one prefix has (at least 1).
@@ -57,6 +59,7 @@ impl PrefixRows {
             gather: Tensor::new(gather, device)?,
             scatter: Tensor::new(scatter, device)?,
             of_row,
+            prefixes,
             width,
         })
     }
@@ -64,10 +67,14 @@ impl PrefixRows {
 
 impl SharedPrefix {
     /// `k`, `v`: `[prefixes, kv_heads, p, head_dim]`; `rows` maps each batch row to one.
+    /// Errors when `rows` is for another number of prefixes.
     pub fn new(k: Tensor, v: Tensor, rows: Arc<PrefixRows>) -> Result<Self> {
-        let prefixes = k.dim(0)?;
-        if let Some(p) = rows.of_row.iter().find(|&&p| p as usize >= prefixes) {
-            candle_core::bail!("shared prefix: a row reads prefix {p} of {prefixes}");
+        if rows.prefixes != k.dim(0)? {
+            candle_core::bail!(
+                "shared prefix: a row map for {} prefixes, keys for {}",
+                rows.prefixes,
+                k.dim(0)?
+            );
         }
         Ok(Self { k, v, rows })
     }
@@ -86,7 +93,7 @@ impl SharedPrefix {
     }
 
     /// Each row's prefix keys and values, `[batch, kv_heads, p, head_dim]` each (copies).
-    pub fn per_row(&self) -> Result<(Tensor, Tensor)> {
+    fn per_row(&self) -> Result<(Tensor, Tensor)> {
         Ok((
             self.k.index_select(&self.rows.index, 0)?,
             self.v.index_select(&self.rows.index, 0)?,
@@ -103,7 +110,7 @@ impl SharedPrefix {
     /// never copied; only queries and scores (a few hundred bytes a row and head) move. Else
     /// each row's prefix keys are copied ([`Self::per_row`]), which then costs less than
     /// reading every prefix.
-    pub fn scores(&self, q: &Tensor, scale: f64) -> Result<(Tensor, PrefixValues<'_>)> {
+    pub(crate) fn scores(&self, q: &Tensor, scale: f64) -> Result<(Tensor, PrefixValues<'_>)> {
         let b = q.dim(0)?;
         if self.k.dim(0)? > 2 * b {
             let (pk, pv) = self.per_row()?;
@@ -141,7 +148,7 @@ impl SharedPrefix {
 }
 
 /// The prefix's values as [`SharedPrefix::scores`] left them.
-pub enum PrefixValues<'a> {
+pub(crate) enum PrefixValues<'a> {
     Grouped(&'a SharedPrefix),
     /// Each row's copy, `[batch, kv_heads, p, head_dim]`.
     PerRow(Tensor),

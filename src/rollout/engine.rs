@@ -131,6 +131,9 @@ pub(super) fn run(
     // slot: its next key goes to column `out.ids.len() - 1`.
     let mut slots: Vec<Option<Row>> = (0..plan.rows).map(|_| None).collect();
     let mut of_row = vec![0u32; plan.rows];
+    // Whether admissions changed `of_row` since the cache last took it (compaction remaps the
+    // cache's copy itself).
+    let mut remapped = false;
     let mut cache: Option<KvCache> = None;
     let mut logits = Tensor::zeros((plan.rows, vocab), decoder.dtype(), device)?;
     let mut done: Vec<Completion> = Vec::with_capacity(queue.len());
@@ -195,6 +198,7 @@ pub(super) fn run(
                 group.first_logits = None;
             }
             of_row[s] = group.prefix.expect("set above") as u32;
+            remapped = true;
             let mut rng = ChaCha8Rng::seed_from_u64(prompts[pi].seed);
             rng.set_stream(si as u64);
             slots[s] = Some(Row {
@@ -318,7 +322,10 @@ pub(super) fn run(
             .collect();
         let n = slots.len();
         let c = cache.as_mut().expect("a row was admitted");
-        c.set_prefix_of_row(of_row.clone())?;
+        if remapped {
+            c.set_prefix_of_row(of_row.clone())?;
+            remapped = false;
+        }
         c.set_write_columns(&cols)?;
         let ids = Tensor::new(ids, device)?.reshape((n, 1))?;
         let pos = Tensor::new(pos, device)?.reshape((n, 1))?;

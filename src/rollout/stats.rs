@@ -82,22 +82,19 @@ impl RowStats {
     }
 }
 
-/// logsumexp over the last axis of `x` `[rows, V]` (f32), where it is: `[rows]`.
-fn lse(x: &Tensor) -> Result<Tensor> {
+/// logsumexp(z / T) of each row of logits `[rows, V]` (f32), computed where they are; T = 1
+/// when `temperature` is 0 (greedy).
+pub fn logsumexp_at(logits: &Tensor, temperature: f32) -> Result<Vec<f32>> {
+    let t = if temperature > 0.0 { temperature } else { 1.0 };
+    let x = (logits.to_dtype(DType::F32)? / t as f64)?;
     let max = x.max_keepdim(D::Minus1)?;
     x.broadcast_sub(&max)?
         .exp()?
         .sum_keepdim(D::Minus1)?
         .log()?
         .add(&max)?
-        .squeeze(D::Minus1)
-}
-
-/// logsumexp(z / T) of each row of logits `[rows, V]` (f32), computed where they are; T = 1
-/// when `temperature` is 0 (greedy).
-pub fn logsumexp_at(logits: &Tensor, temperature: f32) -> Result<Vec<f32>> {
-    let t = if temperature > 0.0 { temperature } else { 1.0 };
-    lse(&(logits.to_dtype(DType::F32)? / t as f64)?)?.to_vec1()
+        .squeeze(D::Minus1)?
+        .to_vec1()
 }
 
 /// [`RowStats`] of logits `[rows, V]`. The exponential sums of each row ([`row_sums`]) are
@@ -114,21 +111,40 @@ fn from_sums(sums: Vec<[f64; 6]>, t: f32, vocab: usize) -> RowStats {
         temperature: t,
         ..RowStats::default()
     };
-    let (t, n) = (t as f64, vocab as f64);
-    for [max, sum1, sum1_y, sumt, sumt_y, sum_y] in sums {
-        // As in `token_stats_host`: y = z − max, so Σe·z = Σe·y + max·Σe.
-        let lse1 = max + sum1.ln();
-        let lset = max / t + sumt.ln();
-        rs.lse_t1.push(lse1 as f32);
-        rs.lse_t.push(lset as f32);
-        rs.entropy
-            .push((lset - (sumt_y / t + max * sumt / t) / sumt) as f32);
-        rs.entropy_t1
-            .push((lse1 - (sum1_y + max * sum1) / sum1) as f32);
-        rs.lse_minus_mean
-            .push((lse1 - (sum_y + max * n) / n) as f32);
+    for s in sums {
+        let v = RowValues::of(s, t as f64, vocab);
+        rs.lse_t1.push(v.lse1 as f32);
+        rs.lse_t.push(v.lset as f32);
+        rs.entropy.push(v.entropy as f32);
+        rs.entropy_t1.push(v.entropy_t1 as f32);
+        rs.lse_minus_mean.push(v.lse_minus_mean as f32);
     }
     rs
+}
+
+/// One row's values in f64 from its [`row_sums`] at temperature `t` over `vocab` logits.
+struct RowValues {
+    lse1: f64,
+    lset: f64,
+    entropy: f64,
+    entropy_t1: f64,
+    lse_minus_mean: f64,
+}
+
+impl RowValues {
+    fn of([max, sum1, sum1_y, sumt, sumt_y, sum_y]: [f64; 6], t: f64, vocab: usize) -> Self {
+        // y = z − max, so Σe·z = Σe·y + max·Σe.
+        let n = vocab as f64;
+        let lse1 = max + sum1.ln();
+        let lset = max / t + sumt.ln();
+        Self {
+            lse1,
+            lset,
+            entropy: lset - (sumt_y / t + max * sumt / t) / sumt,
+            entropy_t1: lse1 - (sum1_y + max * sum1) / sum1,
+            lse_minus_mean: lse1 - (sum_y + max * n) / n,
+        }
+    }
 }
 
 /// `[max, Σe, Σe·y, Σeₜ, Σeₜ·y, Σy]` of each row of logits `[rows, V]`, with `y = z − max`,
@@ -139,16 +155,20 @@ fn from_sums(sums: Vec<[f64; 6]>, t: f32, vocab: usize) -> RowStats {
 fn row_sums(logits: &Tensor, inv_t: f32) -> Result<Vec<[f64; 6]>> {
     if logits.device().is_cpu() {
         let rows: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
-        return Ok(rows
-            .par_iter()
-            .map(|z| {
-                let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let [a, b, c, d, e] = exp_sums(z, max, inv_t);
-                [max as f64, a, b, c, d, e]
-            })
-            .collect());
+        return Ok(host_sums(&rows, inv_t));
     }
     tensor_sums(logits, inv_t)
+}
+
+/// [`row_sums`] of rows on the host, rows in parallel ([`exp_sums`]).
+fn host_sums(rows: &[Vec<f32>], inv_t: f32) -> Vec<[f64; 6]> {
+    rows.par_iter()
+        .map(|z| {
+            let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let [a, b, c, d, e] = exp_sums(z, max, inv_t);
+            [max as f64, a, b, c, d, e]
+        })
+        .collect()
 }
 
 /// [`row_sums`] with tensor ops, on any device.
@@ -191,35 +211,19 @@ pub fn token_stats_host(rows: &[Vec<f32>], tokens: &[u32], temperature: f32) -> 
     } else {
         1.0
     };
-    let per_row: Vec<[f32; 5]> = rows
-        .par_iter()
-        .zip(tokens.par_iter())
-        .map(|(z, &tok)| {
-            let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sums = exp_sums(z, max, (1.0 / t) as f32);
-            let max = max as f64;
-            let [sum1, sum1_z, sumt, sumt_z, total] = sums;
-            let (sumt_z, sum1_z) = (sumt_z / t + max * sumt / t, sum1_z + max * sum1);
-            let total = total + max * z.len() as f64;
-            let lse1 = max + sum1.ln();
-            let lset = max / t + sumt.ln();
-            let picked = z.get(tok as usize).copied().unwrap_or(0.0) as f64;
-            [
-                (picked / t - lset) as f32,
-                (picked - lse1) as f32,
-                (lset - sumt_z / sumt) as f32,
-                (lse1 - total / z.len() as f64) as f32,
-                (lse1 - sum1_z / sum1) as f32,
-            ]
-        })
-        .collect();
-    TokenStats {
-        logprob: per_row.iter().map(|r| r[0]).collect(),
-        logprob_t1: per_row.iter().map(|r| r[1]).collect(),
-        entropy: per_row.iter().map(|r| r[2]).collect(),
-        entropy_t1: per_row.iter().map(|r| r[4]).collect(),
-        lse_minus_mean: per_row.iter().map(|r| r[3]).collect(),
+    let sums = host_sums(rows, (1.0 / t) as f32);
+    let mut st = TokenStats::default();
+    for ((s, z), &tok) in sums.into_iter().zip(rows).zip(tokens) {
+        let v = RowValues::of(s, t, z.len());
+        // The token's log-probabilities in f64, from the f64 logsumexps.
+        let picked = z.get(tok as usize).copied().unwrap_or(0.0) as f64;
+        st.logprob.push((picked / t - v.lset) as f32);
+        st.logprob_t1.push((picked - v.lse1) as f32);
+        st.entropy.push(v.entropy as f32);
+        st.entropy_t1.push(v.entropy_t1 as f32);
+        st.lse_minus_mean.push(v.lse_minus_mean as f32);
     }
+    st
 }
 
 /// `[Σe, Σe·y, Σeₜ, Σeₜ·y, Σy]` over a logits row with `y = x − max`, `e = exp(y)` and

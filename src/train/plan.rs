@@ -135,7 +135,7 @@ impl MemoryPlan {
         // row sums' three f32 temporaries and a penalised copy, on the device.
         let per_logit = match inputs.cpu {
             true => b + 4 + if b < 4 { 4 } else { 0 },
-            false => b + 5 * 4,
+            false => b + 4 + 3 * 4 + 4,
         };
         rollout.push(item(
             "rollout logits and sampling temporaries",
